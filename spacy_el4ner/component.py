@@ -1,0 +1,371 @@
+"""The ``el4ner`` pipeline component: configuration, initialize, pipe, serialization."""
+import logging
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import srsly
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc, Span, SpanGroup
+from spacy.training import Example, validate_get_examples
+from spacy.util import minibatch
+from spacy.vocab import Vocab
+from spacy import util
+
+from . import registry as _registry  # noqa: F401  (registers the functions)
+from .align import select_entities
+from .ensemble import VOTING_RULES
+from .models.protocol import Embedder, Model
+from .sentences import split_units
+from .stages import Settings, classify, extract, validate
+from .store import DemoStore
+from .types import Unit
+
+logger = logging.getLogger("spacy_el4ner")
+
+DEFAULT_CONFIG: Dict[str, Any] = {
+    "labels": [],
+    "label_descriptions": {},
+    "members": {
+        "@el4ner_models": "el4ner.Ensemble.v1",
+        "models": list(_registry.DEFAULT_MEMBERS),
+        "dtype": "bfloat16",
+        "device": None,
+        "device_map": None,
+        "batch_size": 8,
+        "max_context": 4096,
+        "trust_remote_code": False,
+        "cache": None,
+    },
+    "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": "all-minilm-l6-v2"},
+    "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": 4, "pre_extraction": "llm"},
+    "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
+    "retrieval": True,
+    "voting": "majority",
+    "validation": True,
+    "verifier": "first",
+    "validation_threshold": 0.5,
+    "max_new_tokens": 64,
+    "max_unit_tokens": 200,
+    "batch_size": 16,
+    "templates": {"extract": "extract.v1.jinja", "classify": "classify.v1.jinja", "validate": "validate.v1.jinja"},
+    "prompt_dir": None,
+    "spans_key": "el4ner",
+    "keep_existing_ents": True,
+    "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+}
+
+
+@Language.factory(
+    "el4ner",
+    assigns=["doc.ents", "doc.spans"],
+    default_config=DEFAULT_CONFIG,
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_el4ner(
+    nlp: Language,
+    name: str,
+    labels: List[str],
+    label_descriptions: Dict[str, str],
+    members: Dict[str, Model],
+    encoder: Embedder,
+    retriever: Callable[[Embedder], Any],
+    store: Callable[[Vocab, Sequence[str], Embedder], DemoStore],
+    retrieval: bool,
+    voting: str,
+    validation: bool,
+    verifier: str,
+    validation_threshold: float,
+    max_new_tokens: int,
+    max_unit_tokens: int,
+    batch_size: int,
+    templates: Dict[str, str],
+    prompt_dir: Optional[str],
+    spans_key: str,
+    keep_existing_ents: bool,
+    scorer: Optional[Callable],
+) -> "EL4NER":
+    """Construct the el4ner component. Cheap: models load on first use."""
+    return EL4NER(
+        nlp.vocab,
+        name,
+        labels=labels,
+        label_descriptions=label_descriptions,
+        members=members,
+        encoder=encoder,
+        retriever=retriever(encoder),
+        store=store(nlp.vocab, labels, encoder),
+        retrieval=retrieval,
+        voting=voting,
+        validation=validation,
+        verifier=verifier,
+        validation_threshold=validation_threshold,
+        max_new_tokens=max_new_tokens,
+        max_unit_tokens=max_unit_tokens,
+        batch_size=batch_size,
+        templates=templates,
+        prompt_dir=prompt_dir,
+        spans_key=spans_key,
+        keep_existing_ents=keep_existing_ents,
+        scorer=scorer,
+    )
+
+
+class EL4NER(Pipe):
+    """Named entity recognition by an ensemble of local LLMs with in-context learning (EL4NER).
+
+    For each Doc: retrieve demonstrations (SpanSim), extract spans with every member (union),
+    classify them with every member (vote), self-validate, then write ``doc.ents`` and every
+    candidate to ``doc.spans[spans_key]`` (attrs: "scores", "details").
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        name: str = "el4ner",
+        *,
+        labels: Sequence[str],
+        label_descriptions: Mapping[str, str],
+        members: Mapping[str, Model],
+        encoder: Embedder,
+        retriever: Any,
+        store: DemoStore,
+        retrieval: bool = True,
+        voting: str = "majority",
+        validation: bool = True,
+        verifier: str = "first",
+        validation_threshold: float = 0.5,
+        max_new_tokens: int = 64,
+        max_unit_tokens: int = 200,
+        batch_size: int = 16,
+        templates: Optional[Mapping[str, str]] = None,
+        prompt_dir: Optional[str] = None,
+        spans_key: str = "el4ner",
+        keep_existing_ents: bool = True,
+        scorer: Optional[Callable] = None,
+    ) -> None:
+        if voting not in VOTING_RULES:
+            raise ValueError(f"el4ner: voting must be one of {VOTING_RULES}, not '{voting}'")
+        if not members:
+            raise ValueError("el4ner: at least one member model is needed")
+        if verifier not in ("first", "all") and verifier not in members:
+            raise ValueError(f"el4ner: verifier must be 'first', 'all' or a member name ({list(members)}), not '{verifier}'")
+        if not 0.0 <= validation_threshold <= 1.0:
+            raise ValueError("el4ner: validation_threshold must be between 0 and 1")
+        if max_unit_tokens < 8:
+            raise ValueError("el4ner: max_unit_tokens must be at least 8")
+        unknown = set(label_descriptions) - set(labels)
+        if labels and unknown:
+            raise ValueError(f"el4ner: label_descriptions name labels not in `labels`: {sorted(unknown)}")
+        self.vocab = vocab
+        self.name = name
+        self.members = dict(members)
+        self.encoder = encoder
+        self.retriever = retriever
+        self.store = store
+        self.retrieval = retrieval
+        self.voting = voting
+        self.validation = validation
+        self.verifier = verifier
+        self.validation_threshold = validation_threshold
+        self.max_unit_tokens = max_unit_tokens
+        self.batch_size = batch_size
+        self.spans_key = spans_key
+        self.keep_existing_ents = keep_existing_ents
+        self.scorer = scorer
+        self.settings = Settings(
+            labels=list(labels),
+            descriptions=dict(label_descriptions),
+            templates=dict(templates or Settings(labels=[]).templates),
+            prompt_dir=prompt_dir or "",
+            max_new_tokens=max_new_tokens,
+        )
+        self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0}
+
+    # -- labels ----------------------------------------------------------------------------
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(self.settings.labels)
+
+    def add_label(self, label: str) -> int:
+        if label in self.settings.labels:
+            return 0
+        self.settings.labels.append(label)
+        self.store.labels = list(self.settings.labels)
+        return 1
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def initialize(
+        self,
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+        store_path: Optional[Union[str, Path]] = None,
+    ) -> None:
+        """Fill the demonstration store from the examples' reference annotations (and/or a saved
+        store folder). Labels not given in the config are taken from the examples."""
+        if labels:
+            for label in labels:
+                self.add_label(label)
+        if store_path:
+            loaded = DemoStore(self.vocab, self.settings.labels, self.encoder).from_disk(store_path)
+            for label in loaded.labels:
+                self.add_label(label)
+            self.store.labels = list(self.settings.labels)
+            self.store.add(loaded.docs)
+        if get_examples is not None:
+            validate_get_examples(get_examples, "EL4NER.initialize")
+            refs = [eg.reference for eg in get_examples()]
+            if not self.settings.labels:
+                for ref in refs:
+                    for ent in ref.ents:
+                        self.add_label(ent.label_)
+            self.store.labels = list(self.settings.labels)
+            self.store.add(refs)
+        if not self.settings.labels:
+            raise ValueError(
+                "el4ner: no labels. Set `labels` in the component config, or pass examples with "
+                "entities to nlp.initialize()."
+            )
+        logger.info("el4ner initialized: labels %s, %d demonstrations", self.settings.labels, len(self.store))
+
+    def add_demonstrations(self, docs: Iterable[Doc]) -> int:
+        """Add corrected Docs (e.g. from annotation) to the store. RETURNS (int): how many."""
+        return self.store.add(docs)
+
+    # -- processing --------------------------------------------------------------------------
+    def __call__(self, doc: Doc) -> Doc:
+        return next(self.pipe([doc], batch_size=1))
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: Optional[int] = None) -> Iterator[Doc]:
+        """Process Docs in batches: every stage sends the prompts of the whole batch to each
+        member together."""
+        error_handler = self.get_error_handler()
+        for docs in minibatch(stream, size=batch_size or self.batch_size):
+            try:
+                self.predict_and_set(docs)
+                yield from docs
+            except Exception as err:  # noqa: BLE001 - spaCy's error-handler contract
+                error_handler(self.name, self, docs, err)
+
+    def _verifiers(self) -> Dict[str, Model]:
+        if self.verifier == "all":
+            return dict(self.members)
+        name = next(iter(self.members)) if self.verifier == "first" else self.verifier
+        return {name: self.members[name]}
+
+    def predict(self, docs: List[Doc]) -> List[Unit]:
+        """Run the four stages. RETURNS (List[Unit]): the units with their candidates."""
+        if not self.settings.labels:
+            raise ValueError("el4ner: no labels; call nlp.initialize() or set `labels` in the config")
+        units: List[Unit] = []
+        for i, doc in enumerate(docs):
+            units.extend(split_units(doc, i, self.max_unit_tokens))
+        if not units:
+            return units
+        if self.retrieval and self.retriever is not None:
+            self.retriever(docs, units, self.members, self.store, self.settings)
+        extract(docs, units, self.members, self.settings)
+        classify(units, self.members, self.settings, self.voting)
+        if self.validation:
+            validate(units, self._verifiers(), self.settings)
+        return units
+
+    def predict_and_set(self, docs: List[Doc]) -> None:
+        self.set_annotations(docs, self.predict(docs))
+
+    def set_annotations(self, docs: List[Doc], units: List[Unit]) -> None:
+        """Write ``doc.ents`` (non-overlapping, see ``align.select_entities``) and all candidates
+        to ``doc.spans[spans_key]``."""
+        per_doc: Dict[int, List[Unit]] = {}
+        for unit in units:
+            per_doc.setdefault(unit.doc_index, []).append(unit)
+        for i, doc in enumerate(docs):
+            self.stats["docs"] += 1
+            scored: List[Tuple[int, int, str, float]] = []
+            group_spans: List[Span] = []
+            details: List[Dict[str, Any]] = []
+            scores: List[float] = []
+            unaligned: List[List[str]] = []
+            for unit in per_doc.get(i, []):
+                self.stats["units"] += 1
+                unaligned.extend([m, s] for m, s in unit.unaligned)
+                self.stats["unaligned"] += len(unit.unaligned)
+                for cand in sorted(unit.candidates.values(), key=lambda c: c.key):
+                    span = doc.char_span(unit.offset + cand.start, unit.offset + cand.end)
+                    if span is None:
+                        continue
+                    self.stats["candidates"] += 1
+                    accepted = cand.label is not None and (
+                        cand.validation is None or cand.validation >= self.validation_threshold
+                    )
+                    cand.confidence = cand.label_score * (cand.validation if cand.validation is not None else 1.0)
+                    if cand.label is not None and not accepted:
+                        self.stats["rejected"] += 1
+                    if accepted:
+                        scored.append((span.start, span.end, cand.label, cand.confidence))
+                    group_spans.append(Span(doc, span.start, span.end, label=cand.label or "none"))
+                    scores.append(round(cand.confidence, 4))
+                    details.append(
+                        {
+                            "text": span.text,
+                            "label": cand.label,
+                            "accepted": accepted,
+                            "extracted_by": sorted(cand.extracted_by),
+                            "votes": dict(cand.votes),
+                            "label_probs": {m: {k: round(v, 4) for k, v in p.items()} for m, p in cand.label_probs.items()},
+                            "label_score": round(cand.label_score, 4),
+                            "validation": None if cand.validation is None else round(cand.validation, 4),
+                            "confidence": round(cand.confidence, 4),
+                        }
+                    )
+            doc.ents = select_entities(doc, scored, keep_existing=self.keep_existing_ents)
+            group = SpanGroup(doc, name=self.spans_key, spans=group_spans)
+            group.attrs["scores"] = scores
+            group.attrs["details"] = details
+            group.attrs["unaligned"] = unaligned
+            doc.spans[self.spans_key] = group
+
+    # -- serialization -----------------------------------------------------------------------
+    def _cfg(self) -> Dict[str, Any]:
+        return {"labels": self.settings.labels, "label_descriptions": self.settings.descriptions}
+
+    def _set_cfg(self, cfg: Dict[str, Any]) -> None:
+        for label in cfg.get("labels", []):
+            self.add_label(label)
+        self.settings.descriptions.update(cfg.get("label_descriptions", {}))
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        serialize = {"cfg": lambda: srsly.json_dumps(self._cfg()), "store": self.store.to_bytes}
+        return util.to_bytes(serialize, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "EL4NER":
+        deserialize = {
+            "cfg": lambda b: self._set_cfg(srsly.json_loads(b)),
+            "store": lambda b: self.store.from_bytes(b),
+        }
+        util.from_bytes(bytes_data, deserialize, exclude)
+        self.store.labels = list(self.settings.labels)
+        return self
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        serialize = {
+            "cfg": lambda p: srsly.write_json(p, self._cfg()),
+            "store": lambda p: self.store.to_disk(p),
+        }
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "EL4NER":
+        deserialize = {
+            "cfg": lambda p: self._set_cfg(srsly.read_json(p)),
+            "store": lambda p: self.store.from_disk(p),
+        }
+        util.from_disk(path, deserialize, exclude)
+        self.store.labels = list(self.settings.labels)
+        return self
+
+    def model_stats(self) -> Dict[str, Dict[str, int]]:
+        """RETURNS: Each member's counters (calls, forward passes, tokens, cache hits)."""
+        return {name: dict(getattr(m, "stats", {})) for name, m in self.members.items()}

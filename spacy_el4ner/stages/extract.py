@@ -1,0 +1,74 @@
+"""Stage 2: span extraction by every member, few-shot; the union of what they found."""
+import logging
+from typing import Dict, List, Mapping, Set, Tuple
+
+from spacy.tokens import Doc
+
+from ..align import find_occurrences, snap
+from ..models.protocol import Model
+from ..parsing import parse_list
+from ..prompts import Messages, render
+from ..types import Unit
+from .common import Settings
+
+logger = logging.getLogger("spacy_el4ner")
+
+# No forced "[": in Qwen's vocabulary '["' is one token, and forcing "[" alone derails it.
+ANSWER_PREFIX = ""
+STOP = ("]",)
+
+
+def extract_prompt(unit: Unit, settings: Settings, with_demos: bool) -> Messages:
+    ctx = settings.context(unit.demos if with_demos else [])
+    return render(settings.templates["extract"], settings.prompt_dir, text=unit.text, **ctx)
+
+
+def extract_spans(
+    docs: List[Doc],
+    units: List[Unit],
+    members: Mapping[str, Model],
+    settings: Settings,
+    with_demos: bool = True,
+) -> List[Dict[Tuple[int, int], Set[str]]]:
+    """Ask every member for the entity strings of every unit and align them to tokens.
+
+    Every occurrence of an answer string is a span. Answers that match no token span are kept in
+    ``unit.unaligned`` and logged at DEBUG, never dropped silently.
+    RETURNS: Per unit, (start char, end char) in the unit -> the members that found it.
+    """
+    found: List[Dict[Tuple[int, int], Set[str]]] = [dict() for _ in units]
+    if not units:
+        return found
+    prompts = [extract_prompt(u, settings, with_demos) for u in units]
+    for name, model in members.items():
+        answers = model.generate(
+            prompts, max_new_tokens=settings.max_new_tokens, stop=STOP, answer_prefix=ANSWER_PREFIX
+        )
+        for unit, prompt, answer, spans in zip(units, prompts, answers, found):
+            logger.debug("extract prompt (%s):\n%s\n--> %r", name, prompt, answer)
+            items, _ = parse_list(answer.strip() + ("]" if answer.strip().startswith("[") else ""), ANSWER_PREFIX)
+            doc = docs[unit.doc_index]
+            for item in items:
+                aligned = False
+                for start, end in find_occurrences(unit.text, item):
+                    tokens = snap(doc, unit.offset + start, unit.offset + end)
+                    if tokens is None:
+                        continue
+                    span = doc[tokens[0] : tokens[1]]
+                    key = (span.start_char - unit.offset, span.end_char - unit.offset)
+                    if key[0] < 0 or key[1] > len(unit.text):
+                        continue
+                    spans.setdefault(key, set()).add(name)
+                    aligned = True
+                if not aligned:
+                    unit.unaligned.append((name, item))
+                    logger.debug("%s: answer %r is not a token span of %r", name, item, unit.text[:80])
+    return found
+
+
+def extract(docs: List[Doc], units: List[Unit], members: Mapping[str, Model], settings: Settings) -> None:
+    """Few-shot extraction by every member; adds the union to ``unit.candidates``."""
+    for unit, spans in zip(units, extract_spans(docs, units, members, settings, with_demos=True)):
+        for (start, end), names in sorted(spans.items()):
+            for name in sorted(names):
+                unit.add_candidate(start, end, name)

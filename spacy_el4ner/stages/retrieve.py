@@ -1,0 +1,150 @@
+"""Stage 1: choose in-context demonstrations by span-level sentence similarity (SpanSim)."""
+import hashlib
+import logging
+import random
+from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+
+import numpy
+from spacy.tokens import Doc
+
+from ..models.protocol import Embedder, Model
+from ..similarity import DEFAULT_OTHER_WEIGHT, DEFAULT_POS_WEIGHTS, span_sim_many, span_weight
+from ..store import DemoStore
+from ..types import Demo, Unit
+from .common import Settings
+from .extract import extract_spans
+
+logger = logging.getLogger("spacy_el4ner")
+
+PRE_EXTRACTION = ("llm", "heuristic")
+
+
+class Retriever(Protocol):
+    """Sets ``unit.demos`` for every unit."""
+
+    def __call__(
+        self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], store: DemoStore, settings: Settings
+    ) -> None: ...
+
+
+def to_demo(doc: Doc, n_negatives: int = 1) -> Demo:
+    """A demonstration from a labelled Doc; its negatives are the longest words outside any
+    entity (deterministic), so the prompts can show what is *not* an entity."""
+    inside = {i for e in doc.ents for i in range(e.start, e.end)}
+    words = [t.text for t in doc if t.i not in inside and t.is_alpha and not t.is_stop and len(t.text) > 2]
+    negatives = sorted(dict.fromkeys(words), key=lambda w: (-len(w), w))[:n_negatives]
+    return Demo(text=doc.text, entities=[(e.text, e.label_) for e in doc.ents], non_entities=negatives)
+
+
+def _has_pos(doc: Doc) -> bool:
+    return doc.has_annotation("POS") or doc.has_annotation("TAG")
+
+
+def heuristic_spans(doc: Doc, unit: Unit) -> List[Tuple[int, int]]:
+    """Cheap pre-extraction: runs of proper nouns when a tagger ran, else runs of capitalised,
+    all-caps, @-mention or #-hashtag tokens (character offsets in the unit)."""
+    span = doc.char_span(unit.offset, unit.offset + len(unit.text), alignment_mode="expand")
+    if span is None:
+        return []
+    tagged = _has_pos(doc)
+    out: List[Tuple[int, int]] = []
+    run: List[int] = []
+
+    def hit(i: int) -> bool:
+        tok = doc[i]
+        if tagged and tok.pos_:
+            return tok.pos_ == "PROPN"
+        t = tok.text
+        return (t[:1].isupper() and any(c.isalpha() for c in t)) or (t[:1] in "@#" and len(t) > 1)
+
+    for i in range(span.start, span.end + 1):
+        if i < span.end and hit(i):
+            run.append(i)
+            continue
+        if run:
+            out.append((doc[run[0]].idx - unit.offset, doc[run[-1]].idx + len(doc[run[-1]]) - unit.offset))
+            run = []
+    return out
+
+
+class SpanSimRetriever:
+    """Top-k store docs by SpanSim against the unit's pre-extracted spans.
+
+    k (int): Demonstrations per unit.
+    embedder (Embedder): Span encoder (shared with the store).
+    pre_extraction (str): "llm" (zero-shot extraction by every member, union; the method of the
+        paper) or "heuristic" (proper-noun / capitalised runs; no model call).
+    pos_weights (Dict[str, float]): w(s) per coarse POS tag (span weight = its largest); used
+        when a tagger ran, uniform weights otherwise.
+    """
+
+    def __init__(
+        self,
+        k: int,
+        embedder: Embedder,
+        pre_extraction: str = "llm",
+        pos_weights: Optional[Dict[str, float]] = None,
+        other_weight: float = DEFAULT_OTHER_WEIGHT,
+    ) -> None:
+        if pre_extraction not in PRE_EXTRACTION:
+            raise ValueError(f"pre_extraction must be one of {PRE_EXTRACTION}, not '{pre_extraction}'")
+        if k < 0:
+            raise ValueError("k must be >= 0")
+        self.k = k
+        self.embedder = embedder
+        self.pre_extraction = pre_extraction
+        self.pos_weights = dict(pos_weights or DEFAULT_POS_WEIGHTS)
+        self.other_weight = other_weight
+
+    def pre_extract(self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], settings: Settings) -> None:
+        if self.pre_extraction == "llm":
+            found = extract_spans(docs, units, members, settings, with_demos=False)
+            for unit, spans in zip(units, found):
+                unit.query_spans = sorted(spans)
+        else:
+            for unit in units:
+                unit.query_spans = heuristic_spans(docs[unit.doc_index], unit)
+        for unit in units:
+            doc = docs[unit.doc_index]
+            weights = []
+            for start, end in unit.query_spans:
+                span = doc.char_span(unit.offset + start, unit.offset + end, alignment_mode="expand")
+                tags = [t.pos_ for t in span] if span is not None and _has_pos(doc) else []
+                weights.append(span_weight(tags, self.pos_weights, self.other_weight))
+            unit.query_weights = weights
+
+    def __call__(
+        self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], store: DemoStore, settings: Settings
+    ) -> None:
+        if not units or self.k == 0 or len(store) == 0:
+            return
+        self.pre_extract(docs, units, members, settings)
+        cands, owners = store.span_index()
+        doc_emb = store.doc_embeddings()
+        for unit in units:
+            texts = [unit.text[s:e] for s, e in unit.query_spans]
+            sims = span_sim_many(self.embedder.embed(texts), unit.query_weights, cands, owners, len(store))
+            # Ties (and units without spans) fall back to whole-text similarity.
+            text_sim = doc_emb @ self.embedder.embed([unit.text])[0]
+            order = sorted(range(len(store)), key=lambda i: (-sims[i], -float(text_sim[i]), i))
+            chosen = [i for i in order if store.docs[i].text != unit.text][: self.k]
+            # Most similar last: closest to the question.
+            unit.demos = [to_demo(store.docs[i]) for i in reversed(chosen)]
+            logger.debug("retrieved for %r: %s", unit.text[:60], [round(float(sims[i]), 3) for i in chosen])
+
+
+class RandomRetriever:
+    """k demonstrations drawn at random (seeded by the unit's text): the ablation without retrieval."""
+
+    def __init__(self, k: int, seed: int = 0) -> None:
+        self.k = k
+        self.seed = seed
+
+    def __call__(
+        self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], store: DemoStore, settings: Settings
+    ) -> None:
+        for unit in units:
+            h = int(hashlib.sha256(f"{self.seed}:{unit.text}".encode("utf8")).hexdigest()[:12], 16)
+            rng = random.Random(h)
+            pool = [i for i in range(len(store)) if store.docs[i].text != unit.text]
+            unit.demos = [to_demo(store.docs[i]) for i in rng.sample(pool, min(self.k, len(pool)))]

@@ -1,0 +1,37 @@
+"""Stage 4: self-validation. A verifier answers "is X a LABEL here?"; spans it rejects are dropped."""
+import logging
+from typing import List, Mapping
+
+from ..ensemble import softmax
+from ..models.protocol import Model
+from ..prompts import render
+from ..types import Candidate, Unit
+from .common import Settings
+
+logger = logging.getLogger("spacy_el4ner")
+
+YES_NO = ("Yes", "No")
+
+
+def validate(units: List[Unit], verifiers: Mapping[str, Model], settings: Settings) -> None:
+    """Set ``candidate.validation`` = mean P(Yes) over the verifiers, for every typed candidate."""
+    jobs: List[Candidate] = []
+    prompts: List[str] = []
+    for unit in units:
+        ctx = settings.context(unit.demos)
+        for cand in unit.candidates.values():
+            if cand.label is None:
+                continue
+            jobs.append(cand)
+            prompts.append(
+                render(settings.templates["validate"], settings.prompt_dir, text=unit.text, span=cand.text, label=cand.label, **ctx)
+            )
+    if not jobs or not verifiers:
+        return
+    totals = [0.0] * len(jobs)
+    for name, model in verifiers.items():
+        for i, logps in enumerate(model.score(prompts, [list(YES_NO)] * len(prompts))):
+            totals[i] += softmax(logps)[0]
+    for cand, total in zip(jobs, totals):
+        cand.validation = total / len(verifiers)
+        logger.debug("validate %r as %s: P(yes)=%.3f", cand.text, cand.label, cand.validation)

@@ -1,0 +1,203 @@
+"""The demonstration store: labelled Docs in a DocBin, with their span embeddings."""
+import io
+import logging
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy
+import srsly
+from spacy.tokens import Doc, DocBin
+from spacy.vocab import Vocab
+
+from .models.protocol import Embedder
+
+logger = logging.getLogger("spacy_el4ner")
+
+STORE_FORMAT = 1
+_ATTRS = ["ORTH", "SPACY", "TAG", "POS", "ENT_IOB", "ENT_TYPE", "SENT_START"]
+
+
+class StoreError(ValueError):
+    """The store's files are missing, corrupt or inconsistent."""
+
+
+class DemoStore:
+    """Labelled example Docs for in-context demonstrations.
+
+    vocab (Vocab): The vocab to read Docs into.
+    labels (Sequence[str]): The labels the component knows; Docs with others are rejected.
+        Empty: any label is accepted.
+    embedder (Optional[Embedder]): Encoder for span embeddings (computed lazily, on first search).
+    """
+
+    def __init__(self, vocab: Optional[Vocab] = None, labels: Sequence[str] = (), embedder: Optional[Embedder] = None) -> None:
+        self.vocab = vocab if vocab is not None else Vocab()
+        self.labels: List[str] = list(labels)
+        self.embedder = embedder
+        self.docs: List[Doc] = []
+        self._span_emb: Optional[numpy.ndarray] = None
+        self._owners: Optional[numpy.ndarray] = None
+        self._doc_emb: Optional[numpy.ndarray] = None
+        self._emb_name: Optional[str] = None
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    @property
+    def n_spans(self) -> int:
+        return sum(len(d.ents) for d in self.docs)
+
+    def add(self, docs: Iterable[Doc]) -> int:
+        """Add labelled Docs (their ``doc.ents``).
+
+        RETURNS (int): How many Docs were added.
+        RAISES (ValueError): If a Doc has a label the component does not know.
+        """
+        new = list(docs)
+        if self.labels:
+            known = set(self.labels)
+            for doc in new:
+                bad = sorted({e.label_ for e in doc.ents if e.label_ not in known})
+                if bad:
+                    raise ValueError(
+                        f"Demonstration {doc.text[:60]!r} has label(s) {bad} that the el4ner component "
+                        f"does not know (labels: {self.labels}). Add them to `labels` in the component's "
+                        "config, or map/remove them in the data."
+                    )
+        for doc in new:
+            if not doc.text.strip():
+                continue
+            self.docs.append(doc)
+        self._invalidate()
+        return len(new)
+
+    def _invalidate(self) -> None:
+        self._span_emb = self._owners = self._doc_emb = None
+
+    def _index(self) -> None:
+        if self._span_emb is not None and self._emb_name == getattr(self.embedder, "name", None):
+            return
+        if self.embedder is None:
+            raise StoreError("The demonstration store has no encoder for span embeddings")
+        texts: List[str] = []
+        owners: List[int] = []
+        for i, doc in enumerate(self.docs):
+            for ent in doc.ents:
+                texts.append(ent.text)
+                owners.append(i)
+        self._span_emb = numpy.asarray(self.embedder.embed(texts), dtype="float32")
+        self._owners = numpy.asarray(owners, dtype="int64")
+        self._doc_emb = numpy.asarray(self.embedder.embed([d.text for d in self.docs]), dtype="float32")
+        self._emb_name = getattr(self.embedder, "name", None)
+
+    def span_index(self) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """RETURNS: (span embeddings (M, d), owner doc index per span (M,))."""
+        self._index()
+        assert self._span_emb is not None and self._owners is not None
+        return self._span_emb, self._owners
+
+    def doc_embeddings(self) -> numpy.ndarray:
+        self._index()
+        assert self._doc_emb is not None
+        return self._doc_emb
+
+    # -- serialization ---------------------------------------------------------------------
+    def _docbin_bytes(self) -> bytes:
+        db = DocBin(attrs=_ATTRS, store_user_data=False)
+        for doc in self.docs:
+            db.add(doc)
+        return db.to_bytes()
+
+    def _meta(self) -> Dict[str, Any]:
+        return {
+            "format": STORE_FORMAT,
+            "labels": self.labels,
+            "encoder": self._emb_name,
+            "n_docs": len(self.docs),
+            "n_spans": self.n_spans,
+            "label_counts": self.label_counts(),
+        }
+
+    def label_counts(self) -> Dict[str, int]:
+        counts: Dict[str, int] = {}
+        for doc in self.docs:
+            for ent in doc.ents:
+                counts[ent.label_] = counts.get(ent.label_, 0) + 1
+        return counts
+
+    def _arrays_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        if self._span_emb is not None:
+            numpy.savez(buf, span_emb=self._span_emb, owners=self._owners, doc_emb=self._doc_emb)
+        return buf.getvalue()
+
+    def to_bytes(self) -> bytes:
+        return srsly.msgpack_dumps(
+            {"meta": self._meta(), "docs": self._docbin_bytes(), "arrays": self._arrays_bytes()}
+        )
+
+    def from_bytes(self, data: bytes) -> "DemoStore":
+        try:
+            msg = srsly.msgpack_loads(data)
+            self._load(msg["meta"], msg["docs"], msg.get("arrays") or b"")
+        except StoreError:
+            raise
+        except Exception as err:
+            raise StoreError(f"Corrupt demonstration store bytes: {err}") from err
+        return self
+
+    def to_disk(self, path: Union[str, Path]) -> None:
+        """Save as a folder: docs.spacy, embeddings.npz (when computed) and meta.json."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "docs.spacy").write_bytes(self._docbin_bytes())
+        arrays = self._arrays_bytes()
+        emb = path / "embeddings.npz"
+        if arrays:
+            emb.write_bytes(arrays)
+        elif emb.exists():
+            emb.unlink()
+        srsly.write_json(path / "meta.json", self._meta())
+
+    def from_disk(self, path: Union[str, Path]) -> "DemoStore":
+        path = Path(path)
+        for name in ("docs.spacy", "meta.json"):
+            if not (path / name).exists():
+                raise StoreError(
+                    f"Demonstration store '{path}' has no {name}. Build one with "
+                    "`python -m spacy_el4ner store build` or nlp.initialize()."
+                )
+        try:
+            meta = srsly.read_json(path / "meta.json")
+        except ValueError as err:
+            raise StoreError(f"Corrupt {path / 'meta.json'}: {err}") from err
+        emb = path / "embeddings.npz"
+        self._load(meta, (path / "docs.spacy").read_bytes(), emb.read_bytes() if emb.exists() else b"")
+        return self
+
+    def _load(self, meta: Dict[str, Any], docs_bytes: bytes, arrays: bytes) -> None:
+        if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
+            raise StoreError(f"Unknown demonstration store format: {meta!r:.200}")
+        try:
+            docs = list(DocBin().from_bytes(docs_bytes).get_docs(self.vocab))
+        except Exception as err:
+            raise StoreError(f"Corrupt docs in demonstration store: {err}") from err
+        if len(docs) != meta.get("n_docs"):
+            raise StoreError(f"Demonstration store has {len(docs)} docs, its meta.json says {meta.get('n_docs')}")
+        stored_labels = list(meta.get("labels") or [])
+        if self.labels and stored_labels and set(stored_labels) - set(self.labels):
+            logger.warning("Store labels %s differ from the component's %s", stored_labels, self.labels)
+        if not self.labels:
+            self.labels = stored_labels
+        self.docs = docs
+        self._invalidate()
+        if arrays:
+            try:
+                with numpy.load(io.BytesIO(arrays), allow_pickle=False) as z:
+                    span_emb, owners, doc_emb = z["span_emb"], z["owners"], z["doc_emb"]
+            except Exception as err:
+                raise StoreError(f"Corrupt embeddings in demonstration store: {err}") from err
+            if span_emb.shape[0] != self.n_spans or doc_emb.shape[0] != len(docs):
+                raise StoreError("Demonstration store embeddings do not match its docs; delete embeddings.npz")
+            self._span_emb, self._owners, self._doc_emb = span_emb, owners, doc_emb
+            self._emb_name = meta.get("encoder")

@@ -1,0 +1,61 @@
+"""The small typed records that pass between stages."""
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Set, Tuple
+
+
+@dataclass
+class Demo:
+    """One in-context demonstration: a text and its typed entities (in order of appearance)."""
+
+    text: str
+    entities: List[Tuple[str, str]]  # (surface text, label)
+    non_entities: List[str] = field(default_factory=list)  # words outside entities (negatives)
+
+
+@dataclass
+class Candidate:
+    """A candidate span of one unit, with what every stage said about it.
+
+    start/end are character offsets into the unit's text.
+    """
+
+    start: int
+    end: int
+    text: str
+    extracted_by: Set[str] = field(default_factory=set)
+    votes: Dict[str, Optional[str]] = field(default_factory=dict)  # member -> label (None: abstains)
+    label_probs: Dict[str, Dict[str, float]] = field(default_factory=dict)  # member -> label -> p
+    label: Optional[str] = None
+    label_score: float = 0.0  # mean probability of the chosen label over the members
+    validation: Optional[float] = None  # verifier's P(yes); None when not validated
+    confidence: float = 0.0
+
+    @property
+    def key(self) -> Tuple[int, int]:
+        return (self.start, self.end)
+
+
+@dataclass
+class Unit:
+    """A piece of a Doc (the whole Doc, or a run of sentences of a long Doc) sent to the models.
+
+    doc_index: Index of the Doc in the batch.
+    offset: Character offset of ``text`` in the Doc.
+    """
+
+    doc_index: int
+    offset: int
+    text: str
+    query_spans: List[Tuple[int, int]] = field(default_factory=list)
+    query_weights: List[float] = field(default_factory=list)
+    demos: List[Demo] = field(default_factory=list)
+    candidates: Dict[Tuple[int, int], Candidate] = field(default_factory=dict)
+    unaligned: List[Tuple[str, str]] = field(default_factory=list)  # (member, answer string)
+
+    def add_candidate(self, start: int, end: int, member: str) -> Candidate:
+        cand = self.candidates.get((start, end))
+        if cand is None:
+            cand = Candidate(start=start, end=end, text=self.text[start:end])
+            self.candidates[(start, end)] = cand
+        cand.extracted_by.add(member)
+        return cand
