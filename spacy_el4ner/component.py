@@ -43,6 +43,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
     "retrieval": True,
     "voting": "majority",
+    "none_option": True,
     "validation": True,
     "verifier": "first",
     "validation_threshold": 0.5,
@@ -74,6 +75,7 @@ def make_el4ner(
     store: Callable[[Vocab, Sequence[str], Embedder], DemoStore],
     retrieval: bool,
     voting: str,
+    none_option: bool,
     validation: bool,
     verifier: str,
     validation_threshold: float,
@@ -98,6 +100,7 @@ def make_el4ner(
         store=store(nlp.vocab, labels, encoder),
         retrieval=retrieval,
         voting=voting,
+        none_option=none_option,
         validation=validation,
         verifier=verifier,
         validation_threshold=validation_threshold,
@@ -133,6 +136,7 @@ class EL4NER(Pipe):
         store: DemoStore,
         retrieval: bool = True,
         voting: str = "majority",
+        none_option: bool = True,
         validation: bool = True,
         verifier: str = "first",
         validation_threshold: float = 0.5,
@@ -180,6 +184,7 @@ class EL4NER(Pipe):
             templates=dict(templates or Settings(labels=[]).templates),
             prompt_dir=prompt_dir or "",
             max_new_tokens=max_new_tokens,
+            none_option=none_option,
         )
         self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0}
 
@@ -211,7 +216,9 @@ class EL4NER(Pipe):
                 self.add_label(label)
         if store_path:
             loaded = DemoStore(self.vocab, self.settings.labels, self.encoder).from_disk(store_path)
-            for label in loaded.labels:
+            # a store saved without labels: take them from its docs, as from examples
+            in_docs = [e.label_ for doc in loaded.docs for e in doc.ents]
+            for label in loaded.labels or list(dict.fromkeys(in_docs)):
                 self.add_label(label)
             self.store.labels = list(self.settings.labels)
             self.store.add(loaded.docs)

@@ -4,7 +4,7 @@ Registries: ``el4ner_models`` (ensembles / model backends), ``el4ner_encoders``,
 ``el4ner_retrievers``, ``el4ner_stores``, ``el4ner_caches``. A released ``vN`` never changes;
 new behaviour gets ``vN+1``.
 """
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from spacy.util import registry
 from spacy.vocab import Vocab
@@ -73,8 +73,10 @@ def make_ensemble(
 
 
 @registry.el4ner_models("el4ner.EnsembleOf.v1")  # type: ignore[attr-defined]
-def make_ensemble_of(members: Dict[str, Model]) -> Dict[str, Model]:
+def make_ensemble_of(members: Dict[str, Any]) -> Dict[str, Model]:
     """The members given one by one (e.g. HFModel.v1 blocks with their own adapter or dtype)."""
+    # (Dict[str, Any]: confection validates a dict of not yet resolved blocks against the value
+    # type, so Dict[str, Model] rejects every nested @el4ner_models block.)
     if not members:
         raise ValueError("The el4ner ensemble needs at least one member model")
     return dict(members)

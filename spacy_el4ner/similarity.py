@@ -46,7 +46,7 @@ class HFEncoder:
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self._model = AutoModel.from_pretrained(path, local_files_only=True)
-        except OSError as err:
+        except (OSError, ValueError) as err:  # ValueError: HFValidationError for a missing absolute path
             raise ModelLoadError(
                 f"Could not load encoder '{self.name}': {err}. Run `python -m spacy_el4ner models "
                 "pull all-minilm-l6-v2` or give a local encoder folder."

@@ -50,7 +50,7 @@ class DemoStore:
     def add(self, docs: Iterable[Doc]) -> int:
         """Add labelled Docs (their ``doc.ents``).
 
-        RETURNS (int): How many Docs were added.
+        RETURNS (int): How many Docs were added (whitespace-only Docs are skipped).
         RAISES (ValueError): If a Doc has a label the component does not know.
         """
         new = list(docs)
@@ -64,12 +64,14 @@ class DemoStore:
                         f"does not know (labels: {self.labels}). Add them to `labels` in the component's "
                         "config, or map/remove them in the data."
                     )
+        added = 0
         for doc in new:
             if not doc.text.strip():
                 continue
             self.docs.append(doc)
+            added += 1
         self._invalidate()
-        return len(new)
+        return added
 
     def _invalidate(self) -> None:
         self._span_emb = self._owners = self._doc_emb = None

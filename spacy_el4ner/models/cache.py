@@ -15,7 +15,8 @@ class ResponseCache:
     """A key-value store in one SQLite file (safe for several processes), bounded in rows.
 
     path (Union[str, Path]): The folder for the cache file.
-    max_entries (int): Least recently used entries beyond this number are deleted.
+    max_entries (int): The oldest written entries beyond this number are deleted (checked every
+        1000 writes; reads do not refresh an entry).
     """
 
     def __init__(self, path: Union[str, Path], max_entries: int = 1_000_000) -> None:

@@ -307,7 +307,9 @@ class HFModel:
         if reuse == 0:
             cache = DynamicCache()
         with torch.no_grad():
-            out = model(input_ids=torch.tensor([ids[reuse:]], device=dev), past_key_values=cache, use_cache=True)
+            out = model(
+                input_ids=torch.tensor([ids[reuse:]], device=dev), past_key_values=cache, use_cache=True, logits_to_keep=1
+            )
             self._stats["forward_passes"] += 1
             self._stats["prompt_tokens"] += len(ids) - reuse
             first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)

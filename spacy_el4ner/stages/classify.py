@@ -17,7 +17,7 @@ def classify(units: List[Unit], members: Mapping[str, Model], settings: Settings
     Sets ``candidate.label_probs``, ``votes``, ``label`` (None: no label won) and ``label_score``.
     With voting="first" only the first member is asked.
     """
-    options = list(settings.labels) + [NONE_LABEL]
+    options = list(settings.labels) + ([NONE_LABEL] if settings.none_option else [])
     jobs: List[Candidate] = []
     prompts: List[str] = []
     for unit in units:

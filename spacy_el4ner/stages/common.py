@@ -14,6 +14,7 @@ class Settings:
     templates: Stage name -> template file (extract, classify, validate).
     prompt_dir: Folder searched for templates before the built-in ones ("" for none).
     max_new_tokens: Longest extraction answer, in tokens.
+    none_option: Whether classification offers "none" (not an entity) besides the labels.
     """
 
     labels: List[str]
@@ -27,6 +28,7 @@ class Settings:
     )
     prompt_dir: str = ""
     max_new_tokens: int = 64
+    none_option: bool = True
 
     def context(self, demos: Optional[List[Demo]] = None) -> Dict[str, object]:
         return {

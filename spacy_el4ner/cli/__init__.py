@@ -1,0 +1,23 @@
+"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate}``."""
+import logging
+import os
+
+import typer
+
+from .data import convert, store_app
+from .evaluate import evaluate
+from .models import models_app
+from .quickstart import quickstart
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="spacy-el4ner: NER with an ensemble of small local LLMs")
+app.add_typer(models_app, name="models")
+app.add_typer(store_app, name="store")
+app.command("convert")(convert)
+app.command("evaluate")(evaluate)
+app.command("quickstart")(quickstart)
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("SPACY_EL4NER_LOGLEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()

