@@ -1,6 +1,7 @@
 """The ``el4ner`` pipeline component: configuration, initialize, pipe, serialization."""
 import logging
-from itertools import islice
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -186,6 +187,7 @@ class EL4NER(Pipe):
             max_new_tokens=max_new_tokens,
             none_option=none_option,
         )
+        self.timings: Dict[str, float] = {}
         self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0}
 
     # -- labels ----------------------------------------------------------------------------
@@ -272,13 +274,25 @@ class EL4NER(Pipe):
             units.extend(split_units(doc, i, self.max_unit_tokens))
         if not units:
             return units
-        if self.retrieval and self.retriever is not None:
-            self.retriever(docs, units, self.members, self.store, self.settings)
-        extract(docs, units, self.members, self.settings)
-        classify(units, self.members, self.settings, self.voting)
+        with self._timed("retrieve"):
+            if self.retrieval and self.retriever is not None:
+                self.retriever(docs, units, self.members, self.store, self.settings)
+        with self._timed("extract"):
+            extract(docs, units, self.members, self.settings)
+        with self._timed("classify"):
+            classify(units, self.members, self.settings, self.voting)
         if self.validation:
-            validate(units, self._verifiers(), self.settings)
+            with self._timed("validate"):
+                validate(units, self._verifiers(), self.settings)
         return units
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
 
     def predict_and_set(self, docs: List[Doc]) -> None:
         self.set_annotations(docs, self.predict(docs))

@@ -47,7 +47,7 @@ def fix_iob(tags: List[str]) -> List[str]:
         if tag in ("O", "", "_"):
             out.append("O")
         elif "-" not in tag:
-            out.append("B-" + tag if tag != prev else "I-" + tag)
+            out.append("I-" + tag if prev in ("B-" + tag, "I-" + tag) else "B-" + tag)
         else:
             prefix, label = tag.split("-", 1)
             if prefix in ("B", "S", "U"):

@@ -1,0 +1,69 @@
+from spacy_el4ner.models.cache import ResponseCache
+
+
+def test_set_get(tmp_path):
+    cache = ResponseCache(tmp_path / "c")
+    assert cache.get("k") is None
+    cache.set("k", "answer")
+    cache.set("scores", [-0.5, -1.25])
+    cache.set("unicode", "Zürich \u2603")
+    assert cache.get("k") == "answer"
+    assert cache.get("scores") == [-0.5, -1.25]
+    assert cache.get("unicode") == "Zürich \u2603"
+    cache.set("k", "replaced")
+    assert cache.get("k") == "replaced"
+    assert len(cache) == 3
+
+
+def test_key_stability():
+    k = ResponseCache.key("model", None, "gen", "prompt", 64, ["]"])
+    # a fixed sha256 of the JSON form: the same in every process and version
+    assert k == ResponseCache.key("model", None, "gen", "prompt", 64, ["]"])
+    assert len(k) == 64 and all(c in "0123456789abcdef" for c in k)
+    assert k != ResponseCache.key("model", None, "gen", "prompt", 65, ["]"])
+    assert k != ResponseCache.key("model", None, "gen", "prompt ", 64, ["]"])
+    assert ResponseCache.key({"b": 1, "a": 2}) == ResponseCache.key({"a": 2, "b": 1})
+    import hashlib
+    import json
+
+    expected = hashlib.sha256(json.dumps(["x"], ensure_ascii=False, sort_keys=True).encode("utf8")).hexdigest()
+    assert ResponseCache.key("x") == expected
+
+
+def test_survives_reopen(tmp_path):
+    cache = ResponseCache(tmp_path / "c")
+    cache.set("a", {"x": 1})
+    del cache
+    again = ResponseCache(tmp_path / "c")
+    assert again.get("a") == {"x": 1}
+    assert len(again) == 1
+    assert (tmp_path / "c" / "responses.sqlite").exists()
+
+
+def test_two_handles_share_the_file(tmp_path):
+    a = ResponseCache(tmp_path / "c")
+    b = ResponseCache(tmp_path / "c")
+    a.set("k", 1)
+    assert b.get("k") == 1
+
+
+def test_trimmed_to_max_entries(tmp_path):
+    cache = ResponseCache(tmp_path / "c", max_entries=10)
+    for i in range(999):
+        cache.set(f"k{i}", i)
+    assert len(cache) == 999  # trimming happens every 1000 writes
+    cache.set("k999", 999)
+    assert len(cache) == 10
+    # the oldest entries went; the newest stayed
+    assert cache.get("k0") is None
+    assert cache.get("k989") is None
+    assert [cache.get(f"k{i}") for i in range(990, 1000)] == list(range(990, 1000))
+
+
+def test_unreadable_file_is_ignored(tmp_path):
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "responses.sqlite").write_bytes(b"this is not a database" * 100)
+    cache = ResponseCache(folder)
+    assert cache.get("k") is None  # warns, does not raise
+    cache.set("k", 1)  # warns, does not raise

@@ -1,0 +1,238 @@
+"""The transformers backend, on a tiny random-weight Llama built in conftest (no real model)."""
+import json
+import logging
+import shutil
+
+import pytest
+import torch
+
+from spacy_el4ner.models import zoo
+from spacy_el4ner.models.cache import ResponseCache
+from spacy_el4ner.models.hf import HFModel, cut_at_stop
+from spacy_el4ner.models.protocol import Model, ModelLoadError
+
+PROMPTS = [
+    "Text: Apple hired Tim Cook.",
+    "Text: Paris",
+    [{"role": "system", "content": "You are a named entity recognizer."}, {"role": "user", "content": "Text: Barack Obama visited London last year."}],
+    "Text: The Nile flows north through Egypt and then some more words here.",
+    "Hi",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_llm_path):
+    return HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=2)
+
+
+def test_is_a_model(tiny):
+    assert isinstance(tiny, Model)
+    assert "loaded=" in repr(tiny)
+
+
+def test_format_uses_chat_template(tiny):
+    text = tiny.format([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}], answer_prefix="[")
+    assert text == "<s>system\nS</s>\n<s>user\nU</s>\n<s>assistant\n["
+    assert tiny.format("U") == "<s>user\nU</s>\n<s>assistant\n"
+
+
+def test_format_without_chat_template(tiny_llm_path, tmp_path):
+    folder = tmp_path / "no-template"
+    shutil.copytree(tiny_llm_path, folder)
+    cfg = folder / "tokenizer_config.json"
+    data = json.loads(cfg.read_text())
+    data.pop("chat_template", None)
+    cfg.write_text(json.dumps(data))
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    m = HFModel(str(folder), dtype="float32", device="cpu")
+    assert not getattr(m.tokenizer, "chat_template", None)
+    text = m.format([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}, {"role": "user", "content": "V"}])
+    assert text == "S\n\nUser: U\n\nAssistant: A\n\nUser: V\nAssistant: "
+    assert m.format("U", answer_prefix=" [") == "User: U\nAssistant: ["
+    assert len(m.generate(["Text: Paris"], max_new_tokens=3)) == 1
+
+
+def test_generate_batched_in_order(tiny):
+    before = tiny.stats
+    batched = tiny.generate(PROMPTS, max_new_tokens=6)
+    assert len(batched) == len(PROMPTS)
+    assert all(isinstance(a, str) for a in batched)
+    one_by_one = [tiny.generate([p], max_new_tokens=6)[0] for p in PROMPTS]
+    assert batched == one_by_one
+    assert len(set(batched)) > 1  # the prompts really differ (so the order is checked)
+    after = tiny.stats
+    assert after["calls"] == before["calls"] + 1 + len(PROMPTS)
+    assert after["generated_tokens"] > before["generated_tokens"]
+    assert tiny.generate([], max_new_tokens=4) == []
+
+
+def test_generate_continues_after_answer_prefix(tiny):
+    answer = tiny.generate(["Text: Paris"], max_new_tokens=8, answer_prefix='["')[0]
+    tok = tiny.tokenizer
+    ids = tok(tiny.format("Text: Paris", '["'), add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids).endswith('assistant\n["')
+    with torch.no_grad():
+        out = tiny.model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert answer == tok.decode(out[0, len(ids) :], skip_special_tokens=True)
+
+
+def test_stop_strings_cut_the_output(tiny):
+    prompt = "Text: Apple hired Tim Cook."
+    full = tiny.generate([prompt], max_new_tokens=16)[0]
+    # a stop string taken from inside the free answer
+    candidates = [full[i : i + 2] for i in range(2, len(full) - 2) if full[i : i + 2].isascii() and full[i : i + 2].strip()]
+    assert candidates, f"no usable stop string in {full!r}"
+    stop = candidates[0]
+    before = tiny.stats["generated_tokens"]
+    cut = tiny.generate([prompt], max_new_tokens=16, stop=[stop, "\x00never"])[0]
+    assert stop not in cut
+    assert cut == full[: full.index(stop)]
+    assert tiny.stats["generated_tokens"] - before < 16  # generation itself stopped early
+
+
+def test_cut_at_stop():
+    assert cut_at_stop('["A", "B"] and more', ["]"]) == '["A", "B"'
+    assert cut_at_stop("abc", []) == "abc"
+    assert cut_at_stop("abc", ["", "z"]) == "abc"
+    assert cut_at_stop("a;b]c", ["]", ";"]) == "a"
+
+
+def naive_score(model: HFModel, prompt, cont: str) -> float:
+    """Full forward pass of prompt + continuation; sum of the continuation tokens' log-softmax."""
+    tok = model.tokenizer
+    ids = tok(model.format(prompt), add_special_tokens=False)["input_ids"]
+    c = tok(cont, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = model.model(input_ids=torch.tensor([ids + c])).logits[0].float()
+    logp = torch.log_softmax(logits, dim=-1)
+    return sum(float(logp[len(ids) - 1 + j, c[j]]) for j in range(len(c)))
+
+
+def classify_prompt(span: str):
+    return [
+        {"role": "system", "content": "You give the type of an entity mention in a text. Types: PER, ORG, LOC."},
+        {"role": "user", "content": f'Text: Apple hired Tim Cook in Cupertino.\nWhat is the type of "{span}" in this text?'},
+    ]
+
+
+CONTS = ["PER", "ORG", "none", "Tim Cook in Cupertino", "Zürich \u2603 []"]
+
+
+def test_score_equals_naive(tiny):
+    n_tokens = [len(ids) for ids in tiny.continuation_ids(CONTS)]
+    assert max(n_tokens) > 3  # multi-token continuations are covered
+    prompt = classify_prompt("Apple")
+    (scores,) = tiny.score([prompt], [CONTS])
+    expected = [naive_score(tiny, prompt, c) for c in CONTS]
+    assert scores == pytest.approx(expected, abs=1e-3)
+    assert all(s < 0 for s in scores)
+
+
+def test_score_shared_prefix_equals_naive(tiny):
+    p1, p2, p3 = classify_prompt("Apple"), classify_prompt("Tim Cook"), "Unrelated short prompt"
+    ids = [tiny.tokenizer(tiny.format(p), add_special_tokens=False)["input_ids"] for p in (p1, p2)]
+    common = next(i for i, (a, b) in enumerate(zip(*ids)) if a != b)
+    assert common > 10  # the two prompts really share a prefix
+    before = tiny.stats
+    scores = tiny.score([p1, p2, p2, p3], [CONTS, CONTS, ["Yes", "No"], ["Yes", "No", "PER"]])
+    after = tiny.stats
+    expected = [
+        [naive_score(tiny, p1, c) for c in CONTS],
+        [naive_score(tiny, p2, c) for c in CONTS],
+        [naive_score(tiny, p2, c) for c in ["Yes", "No"]],
+        [naive_score(tiny, p3, c) for c in ["Yes", "No", "PER"]],
+    ]
+    for got, want in zip(scores, expected):
+        assert got == pytest.approx(want, abs=1e-3)
+    # the shared prefix was computed once: p2 only adds its own tail, the repeated p2 one token
+    ids3 = tiny.tokenizer(tiny.format(p3), add_special_tokens=False)["input_ids"]
+    common3 = next(i for i, (a, b) in enumerate(zip(ids[1], ids3)) if a != b)
+    fed = after["prompt_tokens"] - before["prompt_tokens"]
+    assert fed == len(ids[0]) + (len(ids[1]) - common) + 1 + (len(ids3) - common3)
+    assert fed < len(ids[0]) + 2 * len(ids[1]) + len(ids3)
+
+
+def test_score_edge_cases(tiny):
+    assert tiny.score([], []) == []
+    assert tiny.score(["Hi"], [[]]) == [[]]
+    with pytest.raises(ValueError, match="one list of continuations per prompt"):
+        tiny.score(["a", "b"], [["x"]])
+    with pytest.raises(ValueError, match="empty after tokenization"):
+        tiny.score(["a"], [["x", ""]])
+
+
+def test_long_prompt_is_cut_from_the_left(tiny_llm_path, caplog):
+    m = HFModel(tiny_llm_path, dtype="float32", device="cpu", max_context=40)
+    long_prompt = "Text: " + " ".join(["Paris London Egypt"] * 60)
+    with caplog.at_level(logging.WARNING, logger="spacy_el4ner"):
+        (answer,) = m.generate([long_prompt], max_new_tokens=4)
+    assert isinstance(answer, str)
+    assert "cut to the last 36" in caplog.text
+    assert m.stats["prompt_tokens"] == 36
+    (scores,) = m.score([long_prompt], [["PER", "ORG"]])
+    assert len(scores) == 2
+
+
+def test_response_cache(tiny_llm_path, tmp_path):
+    cache = ResponseCache(tmp_path / "cache")
+    m = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=2, cache=cache)
+    first = m.generate(PROMPTS[:3], max_new_tokens=5)
+    assert m.stats["cache_hits"] == 0
+    passes = m.stats["forward_passes"]
+    second = m.generate(PROMPTS[:3], max_new_tokens=5)
+    assert second == first
+    assert m.stats["cache_hits"] == 3
+    assert m.stats["forward_passes"] == passes  # nothing recomputed
+    # other settings are other keys
+    m.generate(PROMPTS[:1], max_new_tokens=4)
+    assert m.stats["cache_hits"] == 3
+    s1 = m.score([PROMPTS[0]], [["PER", "ORG"]])
+    s2 = m.score([PROMPTS[0]], [["PER", "ORG"]])
+    assert s1 == s2
+    assert m.stats["cache_hits"] == 4
+    # a new model object over the same cache folder starts with hits (the cache survives)
+    again = HFModel(tiny_llm_path, dtype="float32", device="cpu", cache=ResponseCache(tmp_path / "cache"))
+    assert again.generate(PROMPTS[:3], max_new_tokens=5) == first
+    assert again.stats["cache_hits"] == 3
+
+
+# -- loading errors --------------------------------------------------------------------------
+def test_missing_model_folder(tmp_path):
+    missing = tmp_path / "no-such-model"
+    m = HFModel(str(missing))
+    with pytest.raises(ModelLoadError) as info:
+        m.load()
+    msg = str(info.value)
+    assert "no-such-model" in msg
+    assert "save_pretrained" in msg
+    assert "qwen2.5-coder-0.5b-instruct" in msg  # lists the embedded names
+
+
+def test_folder_without_config(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="has no config.json"):
+        HFModel(str(tmp_path / "empty")).load()
+
+
+def test_unknown_embedded_name():
+    with pytest.raises(ModelLoadError, match="not supported"):
+        HFModel("gemma-3-270m").load()
+    with pytest.raises(ModelLoadError, match="Unknown embedded model 'no-such-model-xyz'.*Known names"):
+        zoo.get_spec("no-such-model-xyz")
+    with pytest.raises(ModelLoadError, match="Could not load model 'no-such-model-xyz'"):
+        HFModel("no-such-model-xyz").load()  # not embedded, not a folder: a hub id, offline
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="dtype"):
+        HFModel("x", dtype="int3")
+    with pytest.raises(ValueError, match="batch_size"):
+        HFModel("x", batch_size=0)
+
+
+def test_lazy_and_shared(tiny_llm_path):
+    a = HFModel(tiny_llm_path, dtype="float32", device="cpu")
+    b = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=3)
+    assert a._model is None  # nothing loaded at construction
+    assert a.model is b.model  # one copy per process
+    assert a.tokenizer.padding_side == "left"

@@ -1,0 +1,405 @@
+"""The el4ner component with scripted fake members (and once with a tiny random HF model)."""
+import spacy
+import pytest
+from spacy.language import Language
+from spacy.tokens import Span
+from spacy.training import Example
+
+from spacy_el4ner import EL4NER, DemoStore
+from spacy_el4ner.stages.retrieve import SpanSimRetriever
+
+from conftest import FakeModel, HashEmbedder, extracts, make_doc
+
+LABELS = ["PER", "ORG", "LOC"]
+GOLD = {"Tim Cook": "PER", "Apple": "ORG", "Paris": "LOC", "Angela Merkel": "PER", "Berlin": "LOC", "Google": "ORG"}
+TEXT = "Tim Cook of Apple met Angela Merkel in Berlin and Paris."
+
+
+def two_members():
+    """a: finds the gold names; b: also finds "Tim" and "Google"; Google fails validation."""
+    return {
+        "a": FakeModel("a", extracts(list(GOLD)), labels=dict(GOLD, Tim="PER"), yes={"Google": 0.1}),
+        "b": FakeModel("b", extracts(["Tim", "Berlin", "Google", "Apple"]), labels=dict(GOLD, Tim="PER"), yes={"Google": 0.1}),
+    }
+
+
+@pytest.fixture
+def script(scripts):
+    return scripts("two", two_members)
+
+
+def config(script_name, **kw):
+    cfg = {
+        "members": {"@el4ner_models": "test.Fake.v1", "script": script_name},
+        "encoder": {"@el4ner_encoders": "test.HashEmbedder.v1"},
+    }
+    cfg.update(kw)
+    return cfg
+
+
+def examples(nlp, labelled_docs):
+    return [Example(nlp.make_doc(d.text), d) for d in labelled_docs]
+
+
+def ents(doc):
+    return [(e.text, e.label_) for e in doc.ents]
+
+
+def check_ents(doc, labels):
+    toks = [i for e in doc.ents for i in range(e.start, e.end)]
+    assert len(toks) == len(set(toks)), "ents overlap"
+    assert all(e.label_ in labels for e in doc.ents)
+    assert list(doc.ents) == sorted(doc.ents, key=lambda e: e.start)
+
+
+def test_add_pipe_with_labels(nlp, script):
+    pipe = nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
+    assert isinstance(pipe, EL4NER)
+    assert pipe.labels == tuple(LABELS)
+    doc = nlp(TEXT)
+    assert ents(doc) == [("Tim Cook", "PER"), ("Apple", "ORG"), ("Angela Merkel", "PER"), ("Berlin", "LOC"), ("Paris", "LOC")]
+    check_ents(doc, LABELS)
+
+
+def test_spans_group_has_every_candidate(nlp, script):
+    nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
+    doc = nlp(TEXT + " Google too.")
+    group = doc.spans["el4ner"]
+    assert sorted(s.text for s in group) == sorted(
+        ["Tim Cook", "Tim", "Apple", "Angela Merkel", "Berlin", "Paris", "Google"]
+    )
+    scores, details = group.attrs["scores"], group.attrs["details"]
+    assert len(scores) == len(details) == len(group)
+    assert group.attrs["unaligned"] == []
+    for span, score, det in zip(group, scores, details):
+        assert det["text"] == span.text
+        assert span.label_ == (det["label"] or "none")
+        assert score == det["confidence"]
+        assert set(det) >= {"accepted", "extracted_by", "votes", "label_probs", "label_score", "validation"}
+    by_text = {d["text"]: d for d in details}
+    assert by_text["Berlin"]["extracted_by"] == ["a", "b"]
+    assert by_text["Tim"]["extracted_by"] == ["b"]
+    assert by_text["Tim"]["votes"] == {"a": "PER", "b": "PER"}
+    assert by_text["Tim"]["accepted"] is True
+    assert by_text["Tim"]["confidence"] == by_text["Tim Cook"]["confidence"]
+    assert by_text["Google"]["accepted"] is False
+    assert by_text["Google"]["validation"] == pytest.approx(0.1)
+    assert by_text["Tim Cook"]["accepted"] is True
+    # "Tim" was accepted but overlaps the equally confident, longer "Tim Cook"
+    assert ("Tim Cook", "PER") in ents(doc) and ("Tim", "PER") not in ents(doc)
+    check_ents(doc, LABELS)
+
+
+def test_validation_threshold(nlp, script):
+    nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
+    assert ("Google", "ORG") not in ents(nlp("Google is big."))
+    nlp2 = spacy.blank("en")
+    nlp2.add_pipe("el4ner", config=config(script, labels=LABELS, validation_threshold=0.05))
+    assert ents(nlp2("Google is big.")) == [("Google", "ORG")]
+    nlp3 = spacy.blank("en")
+    nlp3.add_pipe("el4ner", config=config(script, labels=LABELS, validation=False))
+    doc = nlp3("Google is big.")
+    assert ents(doc) == [("Google", "ORG")]
+    assert doc.spans["el4ner"].attrs["details"][0]["validation"] is None
+
+
+def test_verifier_choice(nlp, scripts):
+    members = two_members()
+    scripts("fixed", lambda: members)
+    nlp.add_pipe("el4ner", config=config("fixed", labels=LABELS))
+    nlp("Paris.")
+    assert sum(1 for k, ps in members["b"].calls if k == "score" and "Yes or No" in str(ps)) == 0
+    assert sum(1 for k, ps in members["a"].calls if k == "score" and "Yes or No" in str(ps)) == 1
+    members2 = two_members()
+    scripts("fixed2", lambda: members2)
+    nlp2 = spacy.blank("en")
+    nlp2.add_pipe("el4ner", config=config("fixed2", labels=LABELS, verifier="all"))
+    nlp2("Paris.")
+    assert sum(1 for k, ps in members2["b"].calls if k == "score" and "Yes or No" in str(ps)) == 1
+    members3 = two_members()
+    scripts("fixed3", lambda: members3)
+    nlp3 = spacy.blank("en")
+    nlp3.add_pipe("el4ner", config=config("fixed3", labels=LABELS, verifier="b"))
+    nlp3("Paris.")
+    assert sum(1 for k, ps in members3["a"].calls if k == "score" and "Yes or No" in str(ps)) == 0
+    assert sum(1 for k, ps in members3["b"].calls if k == "score" and "Yes or No" in str(ps)) == 1
+
+
+def test_voting_first(nlp, scripts):
+    scripts(
+        "disagree",
+        lambda: {
+            "a": FakeModel("a", extracts(["Paris"]), labels={"Paris": "ORG"}),
+            "b": FakeModel("b", extracts(["Paris"]), labels={"Paris": "LOC"}),
+            "c": FakeModel("c", extracts(["Paris"]), labels={"Paris": "LOC"}),
+        },
+    )
+    nlp.add_pipe("el4ner", config=config("disagree", labels=LABELS, voting="first"))
+    assert ents(nlp("Paris.")) == [("Paris", "ORG")]
+    nlp2 = spacy.blank("en")
+    nlp2.add_pipe("el4ner", config=config("disagree", labels=LABELS, voting="majority"))
+    assert ents(nlp2("Paris.")) == [("Paris", "LOC")]
+
+
+def test_none_option_off(nlp, scripts):
+    scripts("flew", lambda: {"a": FakeModel("a", extracts(["flew", "Paris"]), labels={"Paris": "LOC"})})
+    nlp.add_pipe("el4ner", config=config("flew", labels=LABELS))
+    assert ents(nlp("Bob flew to Paris.")) == [("Paris", "LOC")]  # "flew": none
+    nlp2 = spacy.blank("en")
+    nlp2.add_pipe("el4ner", config=config("flew", labels=LABELS, none_option=False))
+    assert ents(nlp2("Bob flew to Paris.")) == [("flew", "PER"), ("Paris", "LOC")]
+
+
+def test_initialize_fills_store_and_infers_labels(nlp, scripts, labelled_docs):
+    members = two_members()
+    scripts("init", lambda: members)
+    pipe = nlp.add_pipe("el4ner", config=config("init", retriever={"k": 2}))
+    assert pipe.labels == ()
+    nlp.initialize(lambda: examples(nlp, labelled_docs))
+    assert pipe.labels == ("ORG", "PER", "LOC")  # in order of appearance
+    assert len(pipe.store) == 4
+    assert pipe.store.labels == ["ORG", "PER", "LOC"]
+    doc = nlp("Tim Cook visited Paris.")
+    check_ents(doc, pipe.labels)
+    assert ents(doc) == [("Tim Cook", "PER"), ("Paris", "LOC")]
+    # the final extraction prompt had two retrieved demonstrations
+    last_gen = [ps for k, ps in members["a"].calls if k == "generate"][-1]
+    roles = [m["role"] for m in last_gen[0]]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert "Apple hired Tim Cook in Cupertino." in str(last_gen[0])
+
+
+@pytest.mark.parametrize("store_labels", [["LOC", "PER", "ORG"], []])
+def test_initialize_from_store_path(nlp, script, labelled_docs, tmp_path, store_labels):
+    store = DemoStore(nlp.vocab, store_labels, HashEmbedder())
+    store.add(labelled_docs[:2])
+    store.to_disk(tmp_path / "store")
+    pipe = nlp.add_pipe("el4ner", config=config(script))
+    pipe.initialize(store_path=tmp_path / "store")
+    # the store's labels, or (saved without labels) those of its docs in order of appearance
+    assert pipe.labels == tuple(store_labels or ["ORG", "PER", "LOC"])
+    assert len(pipe.store) == 2
+    assert pipe.add_demonstrations(labelled_docs[2:]) == 2
+    assert len(pipe.store) == 4
+
+
+def test_initialize_with_labels_rejects_store_with_others(nlp, script, labelled_docs, tmp_path):
+    store = DemoStore(nlp.vocab, ["LOC", "PER", "ORG"], HashEmbedder())
+    store.add(labelled_docs[:2])
+    store.to_disk(tmp_path / "store")
+    pipe = nlp.add_pipe("el4ner", config=config(script))
+    with pytest.raises(ValueError, match="does not know"):
+        pipe.initialize(labels=["MISC"], store_path=tmp_path / "store")
+    pipe2 = spacy.blank("en").add_pipe("el4ner", config=config(script))
+    pipe2.initialize(labels=["PER", "ORG", "LOC", "MISC"], store_path=tmp_path / "store")
+    assert pipe2.labels == ("PER", "ORG", "LOC", "MISC")
+    assert len(pipe2.store) == 2
+
+
+def test_initialize_rejects_unknown_labels(nlp, script, labelled_docs):
+    nlp.add_pipe("el4ner", config=config(script, labels=["PER", "LOC"]))
+    with pytest.raises(ValueError, match="'ORG'.*Add them to `labels`"):
+        nlp.initialize(lambda: examples(nlp, labelled_docs))
+
+
+def test_missing_labels(nlp, script):
+    nlp.add_pipe("el4ner", config=config(script))
+    with pytest.raises(ValueError, match="el4ner: no labels"):
+        nlp("Tim Cook.")
+    with pytest.raises(ValueError, match="no labels.*Set `labels`"):
+        nlp.initialize()
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\n\t", "\U0001F642\U0001F389 \U0001F44D\U0001F3FD", "Tim Cook \U0001F34E Apple"])
+def test_empty_whitespace_emoji_docs(nlp, scripts, text):
+    scripts("emoji", lambda: {"a": FakeModel("a", extracts(["\U0001F34E", "Tim Cook", "Apple", "\U0001F389", "  "]), labels={"\U0001F34E": "ORG", "Tim Cook": "PER", "Apple": "ORG"})})
+    nlp.add_pipe("el4ner", config=config("emoji", labels=LABELS))
+    doc = nlp(text)
+    check_ents(doc, LABELS)
+    assert "el4ner" in doc.spans
+    assert len(doc.spans["el4ner"].attrs["details"]) == len(doc.spans["el4ner"])
+    if not text.strip():
+        assert len(doc.ents) == 0 and len(doc.spans["el4ner"]) == 0
+    if "Tim" in text:
+        assert ents(doc) == [("Tim Cook", "PER"), ("\U0001F34E", "ORG"), ("Apple", "ORG")]
+
+
+def test_keep_existing_ents(scripts):
+    scripts("paris", lambda: {"a": FakeModel("a", extracts(["Paris"]), labels={"Paris": "LOC"})})
+
+    @Language.component("test_preset_ents")
+    def preset(doc):
+        doc.ents = [Span(doc, 0, 1, label="OLD"), Span(doc, 2, 3, label="OLD")]
+        return doc
+
+    for keep, expected in [(True, [("Bob", "OLD"), ("Paris", "LOC")]), (False, [("Paris", "LOC")])]:
+        nlp = spacy.blank("en")
+        nlp.add_pipe("test_preset_ents")
+        nlp.add_pipe("el4ner", config=config("paris", labels=LABELS, keep_existing_ents=keep))
+        assert ents(nlp("Bob in Paris")) == expected
+
+
+def test_long_doc_units(nlp, scripts):
+    scripts("long", lambda: {"a": FakeModel("a", extracts(["Paris", "Berlin"]), labels={"Paris": "LOC", "Berlin": "LOC"})})
+    pipe = nlp.add_pipe("el4ner", config=config("long", labels=LABELS, max_unit_tokens=20))
+    text = "Paris is nice. " + "Some filler words are here. " * 20 + "Berlin too."
+    doc = nlp(text)
+    assert ents(doc) == [("Paris", "LOC"), ("Berlin", "LOC")]
+    assert pipe.stats["units"] > 2
+    assert pipe.stats["docs"] == 1
+
+
+def test_to_disk_and_spacy_load(nlp, script, labelled_docs, tmp_path):
+    pipe = nlp.add_pipe("el4ner", config=config(script, label_descriptions={}))
+    nlp.initialize(lambda: examples(nlp, labelled_docs))
+    texts = [TEXT, "Google and Apple in Paris.", "nothing here"]
+    before = [ents(d) for d in nlp.pipe(texts)]
+    nlp.to_disk(tmp_path / "pipeline")
+    assert (tmp_path / "pipeline" / "el4ner" / "store" / "docs.spacy").exists()
+    loaded = spacy.load(tmp_path / "pipeline")
+    pipe2 = loaded.get_pipe("el4ner")
+    assert pipe2.labels == pipe.labels == ("ORG", "PER", "LOC")
+    assert len(pipe2.store) == 4
+    assert [d.text for d in pipe2.store.docs] == [d.text for d in labelled_docs]
+    assert [ents(d) for d in loaded.pipe(texts)] == before
+    assert before[0] != []
+
+
+def test_to_bytes_from_bytes(nlp, script, labelled_docs):
+    pipe = nlp.add_pipe("el4ner", config=config(script, label_descriptions={}))
+    nlp.initialize(lambda: examples(nlp, labelled_docs))
+    before = ents(nlp(TEXT))
+    data = nlp.to_bytes()
+    nlp2 = spacy.blank("en")
+    pipe2 = nlp2.add_pipe("el4ner", config=config(script))
+    assert pipe2.labels == ()
+    nlp2.from_bytes(data)
+    assert pipe2.labels == pipe.labels
+    assert len(pipe2.store) == len(pipe.store) == 4
+    assert pipe2.store.labels == list(pipe.labels)
+    assert ents(nlp2(TEXT)) == before
+    # the component alone, excluding the store
+    pipe3 = spacy.blank("en").add_pipe("el4ner", config=config(script))
+    pipe3.from_bytes(pipe.to_bytes(exclude=["store"]), exclude=["store"])
+    assert pipe3.labels == pipe.labels and len(pipe3.store) == 0
+
+
+def test_pipe_batches_and_error_handler(nlp, scripts):
+    members = {"a": FakeModel("a", extracts(list(GOLD)), labels=GOLD, fail_on="BOOM")}
+    scripts("boom", lambda: members)
+    nlp.add_pipe("el4ner", config=config("boom", labels=LABELS))
+    texts = ["Tim Cook one.", "Paris two.", "BOOM three.", "Berlin four.", "Apple five."]
+    errors = []
+
+    def handler(name, proc, docs, err):
+        errors.append((name, [d.text for d in docs], err))
+
+    nlp.set_error_handler(handler)
+    docs = list(nlp.pipe(texts, batch_size=2))
+    # the batch with the failing doc goes to the handler; the others come out annotated
+    assert [d.text for d in docs] == ["Tim Cook one.", "Paris two.", "Apple five."]
+    assert [ents(d) for d in docs] == [[("Tim Cook", "PER")], [("Paris", "LOC")], [("Apple", "ORG")]]
+    assert len(errors) == 1
+    name, batch, err = errors[0]
+    assert name == "el4ner"
+    assert batch == ["BOOM three.", "Berlin four."]
+    assert isinstance(err, RuntimeError) and "BOOM" in str(err)
+    # the members saw the docs in batches of at most 2 units
+    assert all(len(ps) <= 2 for k, ps in members["a"].calls)
+
+
+def test_model_error_raises_without_handler(nlp, scripts):
+    scripts("boom2", lambda: {"a": FakeModel("a", fail_on="BOOM")})
+    nlp.add_pipe("el4ner", config=config("boom2", labels=LABELS))
+    with pytest.raises(RuntimeError, match="BOOM"):
+        nlp("BOOM")
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"voting": "plurality"}, "voting must be one of"),
+        ({"verifier": "nobody"}, "verifier must be"),
+        ({"validation_threshold": 1.5}, "validation_threshold"),
+        ({"max_unit_tokens": 2}, "max_unit_tokens"),
+        ({"label_descriptions": {"ALIEN": "?"}}, "label_descriptions name labels not in"),
+    ],
+)
+def test_bad_config_values(nlp, script, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        nlp.add_pipe("el4ner", config=config(script, labels=LABELS, **overrides))
+
+
+def test_direct_construction(nlp):
+    emb = HashEmbedder()
+    members = {"m": FakeModel("m", extracts(["Paris"]), labels={"Paris": "LOC"})}
+    pipe = EL4NER(
+        nlp.vocab,
+        labels=["LOC"],
+        label_descriptions={"LOC": "a place"},
+        members=members,
+        encoder=emb,
+        retriever=SpanSimRetriever(2, emb, "heuristic"),
+        store=DemoStore(nlp.vocab, ["LOC"], emb),
+    )
+    doc = pipe(nlp.make_doc("I love Paris."))
+    assert ents(doc) == [("Paris", "LOC")]
+    assert "- LOC: a place" in str(members["m"].calls[0][1][0])
+    assert pipe.add_label("PER") == 1 and pipe.add_label("PER") == 0
+    assert pipe.labels == ("LOC", "PER") and pipe.store.labels == ["LOC", "PER"]
+    assert pipe.model_stats()["m"]["calls"] == len(members["m"].calls)
+    with pytest.raises(ValueError, match="at least one member"):
+        EL4NER(nlp.vocab, labels=["LOC"], label_descriptions={}, members={}, encoder=emb, retriever=None, store=DemoStore())
+
+
+def test_scorer(nlp, script, labelled_docs):
+    nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
+    egs = [Example(nlp.make_doc(d.text), d) for d in labelled_docs]
+    scores = nlp.evaluate(egs)
+    assert 0.0 <= scores["ents_f"] <= 1.0
+    assert scores["ents_f"] > 0.3  # the scripted members know most of the names
+
+
+# -- the real transformers backend, with a tiny random-weight model -------------------------
+def test_tiny_hf_model_end_to_end(tiny_llm_path, tiny_bert_path, labelled_docs):
+    nlp = spacy.blank("en")
+    hf = {
+        "@el4ner_models": "el4ner.HFModel.v1",
+        "name": tiny_llm_path,
+        "dtype": "float32",
+        "device": "cpu",
+        "batch_size": 4,
+        "max_context": 1024,
+    }
+    cfg = {
+        "labels": LABELS,
+        "members": {
+            "@el4ner_models": "el4ner.EnsembleOf.v1",
+            "members": {
+                "tiny": hf,
+                # a scripted member makes sure there are candidates for the tiny model to type
+                "fake": {"@el4ner_models": "test.FakeMember.v1", "name": "fake", "surfaces": ["Tim Cook", "Paris"]},
+            },
+        },
+        "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": tiny_bert_path},
+        "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": 2, "pre_extraction": "llm"},
+        "verifier": "tiny",
+        "validation_threshold": 0.0,
+        "max_new_tokens": 8,
+    }
+    pipe = nlp.add_pipe("el4ner", config=cfg)
+    assert type(pipe.members["tiny"]).__name__ == "HFModel"
+    nlp.initialize(lambda: examples(nlp, labelled_docs))
+    texts = ["Tim Cook flew to Paris.", "", "Angela Merkel met Emmanuel Macron in Berlin. " * 3]
+    docs = list(nlp.pipe(texts, batch_size=2))
+    assert len(docs) == 3
+    for doc in docs:
+        check_ents(doc, LABELS)
+        group = doc.spans["el4ner"]
+        assert len(group.attrs["details"]) == len(group)
+    details = {d["text"]: d for d in docs[0].spans["el4ner"].attrs["details"]}
+    assert {"Tim Cook", "Paris"} <= set(details)
+    assert set(details["Paris"]["label_probs"]) == {"tiny", "fake"}
+    assert sum(details["Paris"]["label_probs"]["tiny"].values()) == pytest.approx(1.0, abs=1e-3)
+    stats = pipe.model_stats()["tiny"]
+    assert stats["calls"] >= 3 and stats["forward_passes"] > 0 and stats["prompt_tokens"] > 0

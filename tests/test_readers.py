@@ -1,0 +1,102 @@
+import logging
+
+import pytest
+import srsly
+from spacy.tokens import DocBin
+
+from spacy_el4ner.readers import fix_iob, map_labels, read_bio_sentences, read_docs, read_jsonl
+
+from conftest import make_doc
+
+
+def ents(doc):
+    return [(e.text, e.label_) for e in doc.ents]
+
+
+def test_fix_iob():
+    assert fix_iob(["O", "I-PER", "I-PER", "O"]) == ["O", "B-PER", "I-PER", "O"]
+    assert fix_iob(["B-PER", "I-LOC"]) == ["B-PER", "B-LOC"]
+    assert fix_iob(["S-PER", "U-LOC", "E-LOC", "L-LOC"]) == ["B-PER", "B-LOC", "I-LOC", "I-LOC"]
+    assert fix_iob(["", "_", "O"]) == ["O", "O", "O"]
+    # IO tags without a prefix: a run of one type is one entity
+    assert fix_iob(["PER", "PER", "LOC", "O", "LOC"]) == ["B-PER", "I-PER", "B-LOC", "O", "B-LOC"]
+    assert fix_iob(["B-corporation", "I-corporation"]) == ["B-corporation", "I-corporation"]
+
+
+def test_bio_file(tmp_path, nlp):
+    path = tmp_path / "train.txt"
+    path.write_text(
+        "-DOCSTART-\tO\n\n"
+        "Tim\tB-PER\nCook\tI-PER\nvisited\tO\nParis\tB-LOC\n\t\n"  # WNUT-17: a tab-only line ends it
+        "Apple B-ORG\nrocks O\n\n\n"
+        "New\tI-LOC\nYork\tI-LOC\n",
+        encoding="utf8",
+    )
+    sents = list(read_bio_sentences(path))
+    assert [w for w, _ in sents] == [["Tim", "Cook", "visited", "Paris"], ["Apple", "rocks"], ["New", "York"]]
+    docs = read_docs(path, nlp)
+    assert [ents(d) for d in docs] == [
+        [("Tim Cook", "PER"), ("Paris", "LOC")],
+        [("Apple", "ORG")],
+        [("New York", "LOC")],
+    ]
+
+
+def test_bio_bad_line(tmp_path, nlp):
+    path = tmp_path / "bad.bio"
+    path.write_text("Tim\tB-PER\nlonely\n", encoding="utf8")
+    with pytest.raises(ValueError, match=r"bad.bio:2: expected 'TOKEN<TAB>TAG'"):
+        read_docs(path, nlp)
+
+
+def test_jsonl(tmp_path, nlp, caplog):
+    path = tmp_path / "data.jsonl"
+    srsly.write_jsonl(
+        path,
+        [
+            {"text": "Tim Cook visited Paris.", "spans": [{"start": 0, "end": 8, "label": "PER"}, {"start": 17, "end": 22, "label": "LOC"}]},
+            {"text": "Rejected one.", "spans": [], "answer": "reject"},
+            {"text": "Apple pie", "spans": [{"start": 1, "end": 3, "label": "ORG"}], "answer": "accept"},
+            {"text": "No spans here."},
+        ],
+    )
+    with caplog.at_level(logging.WARNING, logger="spacy_el4ner"):
+        docs = read_docs(path, nlp)
+    assert [d.text for d in docs] == ["Tim Cook visited Paris.", "Apple pie", "No spans here."]
+    assert ents(docs[0]) == [("Tim Cook", "PER"), ("Paris", "LOC")]
+    assert ents(docs[1]) == []
+    assert "does not align" in caplog.text
+
+
+def test_jsonl_errors(tmp_path, nlp):
+    bad = tmp_path / "bad.jsonl"
+    srsly.write_jsonl(bad, [{"spans": []}])
+    with pytest.raises(ValueError, match="line 1 has no 'text'"):
+        list(read_jsonl(bad, nlp))
+    overlap = tmp_path / "overlap.jsonl"
+    srsly.write_jsonl(overlap, [{"text": "Tim Cook", "spans": [{"start": 0, "end": 8, "label": "PER"}, {"start": 4, "end": 8, "label": "X"}]}])
+    with pytest.raises(ValueError, match="line 1: overlapping spans"):
+        list(read_jsonl(overlap, nlp))
+
+
+def test_spacy_files_and_folders(tmp_path, nlp, labelled_docs):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    DocBin(docs=labelled_docs[:2]).to_disk(folder / "a.spacy")
+    (folder / "b.bio").write_text("Egypt\tB-LOC\n", encoding="utf8")
+    docs = read_docs(folder, nlp)
+    assert [d.text.strip() for d in docs] == [labelled_docs[0].text, labelled_docs[1].text, "Egypt"]
+    assert ents(docs[0]) == ents(labelled_docs[0])
+    assert len(read_docs(folder / "a.spacy", nlp, fmt="spacy")) == 2
+    with pytest.raises(ValueError, match="format must be one of"):
+        read_docs(folder, nlp, fmt="csv")
+    with pytest.raises(FileNotFoundError):
+        read_docs(tmp_path / "missing", nlp)
+
+
+def test_map_labels(nlp):
+    doc = make_doc(nlp, "Tim Cook visited Paris.", [("Tim Cook", "person"), ("Paris", "location")])
+    map_labels([doc], {"person": "PER"}.get)
+    assert ents(doc) == [("Tim Cook", "PER")]
+    map_labels([doc], str.lower)
+    assert ents(doc) == [("Tim Cook", "per")]
