@@ -38,12 +38,14 @@ DEFAULT_CONFIG: Dict[str, Any] = {
         "max_context": 4096,
         "trust_remote_code": False,
         "cache": None,
+        "share_prefix": True,
     },
     "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": "all-minilm-l6-v2"},
     "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": 4, "pre_extraction": "llm"},
     "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
     "retrieval": True,
     "voting": "majority",
+    "lazy_voting": True,
     "none_option": True,
     "validation": True,
     "verifier": "first",
@@ -76,6 +78,7 @@ def make_el4ner(
     store: Callable[[Vocab, Sequence[str], Embedder], DemoStore],
     retrieval: bool,
     voting: str,
+    lazy_voting: bool,
     none_option: bool,
     validation: bool,
     verifier: str,
@@ -101,6 +104,7 @@ def make_el4ner(
         store=store(nlp.vocab, labels, encoder),
         retrieval=retrieval,
         voting=voting,
+        lazy_voting=lazy_voting,
         none_option=none_option,
         validation=validation,
         verifier=verifier,
@@ -137,6 +141,7 @@ class EL4NER(Pipe):
         store: DemoStore,
         retrieval: bool = True,
         voting: str = "majority",
+        lazy_voting: bool = True,
         none_option: bool = True,
         validation: bool = True,
         verifier: str = "first",
@@ -171,6 +176,7 @@ class EL4NER(Pipe):
         self.store = store
         self.retrieval = retrieval
         self.voting = voting
+        self.lazy_voting = lazy_voting
         self.validation = validation
         self.verifier = verifier
         self.validation_threshold = validation_threshold
@@ -280,7 +286,7 @@ class EL4NER(Pipe):
         with self._timed("extract"):
             extract(docs, units, self.members, self.settings)
         with self._timed("classify"):
-            classify(units, self.members, self.settings, self.voting)
+            classify(units, self.members, self.settings, self.voting, lazy=self.lazy_voting)
         if self.validation:
             with self._timed("validate"):
                 validate(units, self._verifiers(), self.settings)

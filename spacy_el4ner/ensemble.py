@@ -72,6 +72,30 @@ def vote(
     return winner, mean_p, votes
 
 
+def _top(dist: Mapping[str, float]) -> str:
+    return max(dist.items(), key=lambda kv: kv[1])[0]
+
+
+def decided(probs: Mapping[str, Mapping[str, float]], asked: Sequence[str], remaining: int) -> bool:
+    """Whether a "majority" vote is settled whatever the ``remaining`` members would say.
+
+    The leader (most votes; ties to the earliest member) is settled when no other option can
+    overtake it: its votes >= any other option's votes + ``remaining`` (a tie it keeps, since
+    its first voter comes before every remaining member).
+    """
+    counts: Dict[str, int] = {}
+    for m in asked:
+        if m in probs and probs[m]:
+            top = _top(probs[m])
+            counts[top] = counts.get(top, 0) + 1
+    if not counts:
+        return remaining == 0
+    order = [_top(probs[m]) for m in asked if m in probs and probs[m]]
+    leader = max(counts, key=lambda o: (counts[o], -order.index(o)))
+    runner_up = max([c for o, c in counts.items() if o != leader] or [0])
+    return counts[leader] >= runner_up + remaining
+
+
 def _rank(option: str, labels: Sequence[str]) -> int:
     try:
         return list(labels).index(option)

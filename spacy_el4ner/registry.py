@@ -34,6 +34,7 @@ def make_hf_model(
     trust_remote_code: bool = False,
     adapter: Optional[str] = None,
     cache: Optional[ResponseCache] = None,
+    share_prefix: bool = True,
 ) -> HFModel:
     """One transformers causal LM (embedded name, local folder or hub id)."""
     return HFModel(
@@ -46,6 +47,7 @@ def make_hf_model(
         trust_remote_code=trust_remote_code,
         adapter=adapter,
         cache=cache,
+        share_prefix=share_prefix,
     )
 
 
@@ -59,6 +61,7 @@ def make_ensemble(
     max_context: int = 4096,
     trust_remote_code: bool = False,
     cache: Optional[ResponseCache] = None,
+    share_prefix: bool = True,
 ) -> Dict[str, Model]:
     """The members, by name (embedded short names, local folders or hub ids), with shared settings.
     Member order matters: it breaks voting ties and "first" verifiers use the first member."""
@@ -67,7 +70,7 @@ def make_ensemble(
     if len(set(models)) != len(models):
         raise ValueError(f"Duplicate member in {models}")
     return {
-        m: make_hf_model(m, dtype, device, device_map, batch_size, max_context, trust_remote_code, None, cache)
+        m: make_hf_model(m, dtype, device, device_map, batch_size, max_context, trust_remote_code, None, cache, share_prefix)
         for m in models
     }
 

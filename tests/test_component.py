@@ -79,7 +79,8 @@ def test_spans_group_has_every_candidate(nlp, script):
     by_text = {d["text"]: d for d in details}
     assert by_text["Berlin"]["extracted_by"] == ["a", "b"]
     assert by_text["Tim"]["extracted_by"] == ["b"]
-    assert by_text["Tim"]["votes"] == {"a": "PER", "b": "PER"}
+    # majority with two members: ties go to the first, so the second is never asked to classify
+    assert by_text["Tim"]["votes"] == {"a": "PER"}
     assert by_text["Tim"]["accepted"] is True
     assert by_text["Tim"]["confidence"] == by_text["Tim Cook"]["confidence"]
     assert by_text["Google"]["accepted"] is False
@@ -399,7 +400,8 @@ def test_tiny_hf_model_end_to_end(tiny_llm_path, tiny_bert_path, labelled_docs):
         assert len(group.attrs["details"]) == len(group)
     details = {d["text"]: d for d in docs[0].spans["el4ner"].attrs["details"]}
     assert {"Tim Cook", "Paris"} <= set(details)
-    assert set(details["Paris"]["label_probs"]) == {"tiny", "fake"}
+    # lazy majority voting: the second of two members cannot change the outcome, so is not asked
+    assert set(details["Paris"]["label_probs"]) == {"tiny"}
     assert sum(details["Paris"]["label_probs"]["tiny"].values()) == pytest.approx(1.0, abs=1e-3)
     stats = pipe.model_stats()["tiny"]
     assert stats["calls"] >= 3 and stats["forward_passes"] > 0 and stats["prompt_tokens"] > 0

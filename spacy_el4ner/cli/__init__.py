@@ -4,6 +4,7 @@ import os
 
 import typer
 
+from .benchmark import bench_worker, benchmark
 from .data import convert, store_app
 from .evaluate import evaluate
 from .models import models_app
@@ -15,6 +16,8 @@ app.add_typer(store_app, name="store")
 app.command("convert")(convert)
 app.command("evaluate")(evaluate)
 app.command("quickstart")(quickstart)
+app.command("benchmark")(benchmark)
+app.command("bench-worker", hidden=True)(bench_worker)
 
 
 def main() -> None:

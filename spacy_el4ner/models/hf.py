@@ -27,6 +27,8 @@ class HFModel:
     trust_remote_code (bool): Allow model code from the model folder. Off unless you turn it on.
     adapter (Optional[str]): Folder of a peft (LoRA) adapter to apply on top of the model.
     cache (Optional[ResponseCache]): On-disk cache of responses.
+    share_prefix (bool): Reuse the key/value cache of the common prompt prefix when scoring
+        (False: one full forward pass per prompt and continuation, the naive baseline).
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class HFModel:
         trust_remote_code: bool = False,
         adapter: Optional[str] = None,
         cache: Optional[ResponseCache] = None,
+        share_prefix: bool = True,
     ) -> None:
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, not '{dtype}'")
@@ -55,6 +58,7 @@ class HFModel:
         self.trust_remote_code = trust_remote_code
         self.adapter = adapter
         self.cache = cache
+        self.share_prefix = share_prefix
         self._model: Any = None
         self._tokenizer: Any = None
         self._stats: Dict[str, int] = {
@@ -274,7 +278,10 @@ class HFModel:
                 continue
             cont_ids = self.continuation_ids(conts)
             ids = self._encode(text, max(len(c) for c in cont_ids))
-            scores, state = self._score_shared(ids, cont_ids, state)
+            if self.share_prefix:
+                scores, state = self._score_shared(ids, cont_ids, state)
+            else:
+                scores = self._score_naive(ids, cont_ids)
             if self.cache is not None and key is not None:
                 self.cache.set(key, scores)
             results.append(scores)
@@ -287,6 +294,20 @@ class HFModel:
             if not i:
                 raise ValueError(f"Continuation {c!r} is empty after tokenization")
         return ids
+
+    def _score_naive(self, ids: List[int], cont_ids: List[List[int]]) -> List[float]:
+        import torch
+
+        dev = self._device()
+        scores = []
+        with torch.no_grad():
+            for c in cont_ids:
+                out = self.model(input_ids=torch.tensor([ids + c], device=dev))
+                self._stats["forward_passes"] += 1
+                self._stats["prompt_tokens"] += len(ids) + len(c)
+                logp = torch.log_softmax(out.logits[0, len(ids) - 1 : -1].float(), dim=-1)
+                scores.append(sum(float(logp[j, t]) for j, t in enumerate(c)))
+        return scores
 
     def _score_shared(
         self, ids: List[int], cont_ids: List[List[int]], state: Optional[Tuple[List[int], Any]]

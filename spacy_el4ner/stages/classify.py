@@ -1,25 +1,31 @@
 """Stage 3: every member scores each label for each span; the members vote."""
 import logging
-from typing import List, Mapping
+from typing import Dict, List, Mapping
 
-from ..ensemble import NONE_LABEL, softmax, vote
+from ..ensemble import NONE_LABEL, decided, softmax, vote
 from ..models.protocol import Model
-from ..prompts import render
+from ..prompts import Messages, render
 from ..types import Candidate, Unit
 from .common import Settings
 
 logger = logging.getLogger("spacy_el4ner")
 
 
-def classify(units: List[Unit], members: Mapping[str, Model], settings: Settings, voting: str = "majority") -> None:
-    """Type every candidate by scoring each option (labels + "none") as the answer.
+def classify(
+    units: List[Unit], members: Mapping[str, Model], settings: Settings, voting: str = "majority", lazy: bool = True
+) -> None:
+    """Type every candidate by scoring each option (the labels, and "none" when
+    ``settings.none_option``) as the answer; then vote.
 
-    Sets ``candidate.label_probs``, ``votes``, ``label`` (None: no label won) and ``label_score``.
-    With voting="first" only the first member is asked.
+    Members are asked in order. With "majority" voting and ``lazy``, a member is not asked about a span whose
+    outcome the remaining members can no longer change (e.g. the second of two members, since
+    ties go to the first): the result is the same as asking everyone, at a fraction of the cost.
+    With "first" only the first member is asked. Sets ``candidate.label_probs``, ``votes``,
+    ``label`` (None: no label won) and ``label_score``.
     """
     options = list(settings.labels) + ([NONE_LABEL] if settings.none_option else [])
     jobs: List[Candidate] = []
-    prompts: List[str] = []
+    prompts: List[Messages] = []
     for unit in units:
         ctx = settings.context(unit.demos)
         for cand in unit.candidates.values():
@@ -32,10 +38,18 @@ def classify(units: List[Unit], members: Mapping[str, Model], settings: Settings
     names = list(members)
     if voting == "first":
         names = names[:1]
-    for name in names:
-        scores = members[name].score(prompts, [options] * len(prompts))
-        for cand, logps in zip(jobs, scores):
-            cand.label_probs[name] = dict(zip(options, softmax(logps)))
+    for pos, name in enumerate(names):
+        todo = [
+            i
+            for i, cand in enumerate(jobs)
+            if not (lazy and voting == "majority" and decided(cand.label_probs, names[:pos], len(names) - pos))
+        ]
+        if not todo:
+            break
+        scores = members[name].score([prompts[i] for i in todo], [options] * len(todo))
+        for i, logps in zip(todo, scores):
+            jobs[i].label_probs[name] = dict(zip(options, softmax(logps)))
     for cand in jobs:
-        cand.label, cand.label_score, cand.votes = vote(cand.label_probs, settings.labels, voting, names)
+        asked = [n for n in names if n in cand.label_probs]
+        cand.label, cand.label_score, cand.votes = vote(cand.label_probs, settings.labels, voting, asked)
         logger.debug("classify %r: %s -> %s", cand.text, cand.votes, cand.label)

@@ -236,3 +236,17 @@ def test_lazy_and_shared(tiny_llm_path):
     assert a._model is None  # nothing loaded at construction
     assert a.model is b.model  # one copy per process
     assert a.tokenizer.padding_side == "left"
+
+
+def test_naive_mode_scores_like_shared_mode(tiny_llm_path):
+    shared = HFModel(str(tiny_llm_path), dtype="float32", share_prefix=True)
+    naive = HFModel(str(tiny_llm_path), dtype="float32", share_prefix=False)
+    prompts = [classify_prompt("Tim Cook"), classify_prompt("Apple"), classify_prompt("Cupertino")]
+    conts = [["PER", "ORG", "none of them"]] * 3
+    a = shared.score(prompts, conts)
+    b = naive.score(prompts, conts)
+    for row_a, row_b in zip(a, b):
+        assert row_a == pytest.approx(row_b, abs=1e-3)
+    # naive pays a full forward pass per continuation; shared reuses the prefix
+    assert naive.stats["forward_passes"] == 9
+    assert shared.stats["prompt_tokens"] < naive.stats["prompt_tokens"] / 2

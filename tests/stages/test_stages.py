@@ -138,14 +138,35 @@ def test_classify_by_majority_vote(nlp, settings):
     # London: ORG / none / LOC -> a three-way tie, the first member wins
     assert labels == {"Barack Obama": "PER", "Paris": "LOC", "London": "ORG"}
     obama = next(c for c in units[0].candidates.values() if c.text == "Barack Obama")
-    assert obama.votes == {"a": "PER", "b": "PER", "c": "ORG"}
-    assert set(obama.label_probs) == {"a", "b", "c"}
+    # a and b agree: c can no longer change the outcome, so c is not asked about Obama
+    assert obama.votes == {"a": "PER", "b": "PER"}
+    assert set(obama.label_probs) == {"a", "b"}
     assert obama.label_probs["a"]["PER"] == pytest.approx(0.9)
     assert sum(obama.label_probs["a"].values()) == pytest.approx(1.0)
-    assert obama.label_score == pytest.approx((0.9 + 0.9 + 0.1 / 3) / 3)
-    # every member scored every candidate in one batched call
-    assert all([k for k, _ in m.calls] == ["score"] for m in members.values())
-    assert len(members["a"].calls[0][1]) == len(units[0].candidates) == 4
+    assert obama.label_score == pytest.approx((0.9 + 0.9) / 2)
+    # the first two members scored every candidate; c only the undecided ones (Paris? no: a and
+    # b agree on LOC; London: a ORG, b none -> undecided)
+    assert len(members["a"].calls[0][1]) == len(members["b"].calls[0][1]) == len(units[0].candidates) == 4
+    asked_c = [c for c in units[0].candidates.values() if "c" in c.label_probs]
+    assert {c.text for c in asked_c} == {"London"} | {c.text for c in units[0].candidates.values() if c.text not in ("Barack Obama", "Paris", "London")}
+
+
+def test_lazy_majority_equals_asking_everyone(nlp, settings):
+    from spacy_el4ner.ensemble import vote
+
+    docs, units = extracted(nlp, settings)
+    members = {
+        "a": FakeModel("a", labels={"Barack Obama": "PER", "Paris": "LOC", "London": "ORG"}),
+        "b": FakeModel("b", labels={"Barack Obama": "PER", "Paris": "LOC"}),
+        "c": FakeModel("c", labels={"Barack Obama": "ORG", "Paris": "PER", "London": "LOC"}),
+    }
+    lazy = {c.text: c for c in units[0].candidates.values()}
+    classify(units, members, settings, "majority")
+    docs2, units2 = extracted(nlp, settings)
+    classify(units2, members, settings, "soft")  # soft asks everyone: full distributions
+    for cand in units2[0].candidates.values():
+        full_label, _, _ = vote(cand.label_probs, settings.labels, "majority", ["a", "b", "c"])
+        assert lazy[cand.text].label == full_label
 
 
 def test_classify_none_wins(nlp, settings):

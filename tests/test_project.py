@@ -1,0 +1,48 @@
+"""The `spacy project` (weasel) workflow runs end to end on a tiny sample with a real model,
+and a second run skips the steps whose inputs did not change."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spacy_el4ner.models import zoo
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "wnut17"
+
+pytestmark = pytest.mark.slow
+
+
+def test_workflow_all_on_tiny_sample(tmp_path):
+    if not (DATA / "train.conll").exists():
+        pytest.skip(f"real data not found at {DATA}")
+    try:
+        zoo.source_files(zoo.get_spec("qwen2.5-coder-0.5b-instruct"))
+    except Exception:
+        pytest.skip("embedded models not installed: run `python -m spacy_el4ner models pull`")
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    shutil.copy(ROOT / "project.yml", proj / "project.yml")
+    shutil.copytree(ROOT / "scripts", proj / "scripts")
+    cmd = [
+        sys.executable, "-m", "weasel", "run", "all", str(proj),
+        "--vars.train_file", str(DATA / "train.conll"),
+        "--vars.test_file", str(DATA / "test.conll"),
+        "--vars.n_train", "30", "--vars.n_test", "2", "--vars.k", "2",
+        "--vars.members", "qwen2.5-coder-0.5b-instruct",
+        "--vars.eval_flags", "--no-tagger",
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    results = json.loads((proj / "metrics" / "wnut17" / "results.json").read_text())
+    run = results["results"]["ensemble"]
+    assert run["n_sentences"] == 2
+    assert 0.0 <= run["f"] <= 100.0
+    assert (proj / "metrics" / "REPORT.md").read_text().count("| ensemble |") == 1
+    assert (proj / "stores" / "wnut17" / "meta.json").exists()
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0
+    assert "Skipping 'evaluate'" in second.stdout, second.stdout[-2000:]
