@@ -144,10 +144,10 @@ def test_voting_first(nlp, scripts):
 
 def test_none_option_off(nlp, scripts):
     scripts("flew", lambda: {"a": FakeModel("a", extracts(["flew", "Paris"]), labels={"Paris": "LOC"})})
-    nlp.add_pipe("el4ner", config=config("flew", labels=LABELS))
+    nlp.add_pipe("el4ner", config=config("flew", labels=LABELS, none_option=True))
     assert ents(nlp("Bob flew to Paris.")) == [("Paris", "LOC")]  # "flew": none
     nlp2 = spacy.blank("en")
-    nlp2.add_pipe("el4ner", config=config("flew", labels=LABELS, none_option=False))
+    nlp2.add_pipe("el4ner", config=config("flew", labels=LABELS))  # default: no "none" option
     assert ents(nlp2("Bob flew to Paris.")) == [("flew", "PER"), ("Paris", "LOC")]
 
 

@@ -7,6 +7,7 @@ import typer
 from .benchmark import bench_worker, benchmark
 from .data import convert, store_app
 from .evaluate import evaluate
+from .finetune import finetune
 from .models import models_app
 from .quickstart import quickstart
 
@@ -18,6 +19,7 @@ app.command("evaluate")(evaluate)
 app.command("quickstart")(quickstart)
 app.command("benchmark")(benchmark)
 app.command("bench-worker", hidden=True)(bench_worker)
+app.command("finetune")(finetune)
 
 
 def main() -> None:

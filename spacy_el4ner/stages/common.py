@@ -28,7 +28,7 @@ class Settings:
     )
     prompt_dir: str = ""
     max_new_tokens: int = 64
-    none_option: bool = True
+    none_option: bool = False
 
     def context(self, demos: Optional[List[Demo]] = None) -> Dict[str, object]:
         return {

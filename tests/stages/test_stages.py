@@ -18,7 +18,7 @@ TEXT = "Barack Obama flew from Paris to London, then back to Paris."
 
 @pytest.fixture
 def settings():
-    return Settings(labels=list(LABELS))
+    return Settings(labels=list(LABELS), none_option=True)
 
 
 def units_for(docs, max_tokens=200):
@@ -364,3 +364,14 @@ def test_random_retriever_is_deterministic(nlp, store, settings):
         RandomRetriever(2, seed=seed)(docs, u, {}, store, settings)
         seeds.add(tuple(d.text for d in u[0].demos))
     assert len(seeds) > 1  # the seed matters
+
+
+def test_classify_without_none_option_always_types(nlp):
+    settings = Settings(labels=list(LABELS))  # the default: no "none" option
+    assert settings.none_option is False
+    docs, units = extracted(nlp, settings, '["flew"]')
+    member = FakeModel("a")
+    classify(units, {"a": member}, settings)
+    (cand,) = units[0].candidates.values()
+    assert cand.label in LABELS  # rejecting is validation's job
+    assert "none" not in cand.label_probs["a"]

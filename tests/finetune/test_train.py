@@ -1,0 +1,278 @@
+"""CLLMFS training on the tiny random-weight Llama: loss goes down, lambda=0 is plain LoRA, the
+adapter round-trips through HFModel and a pipeline naming it serializes."""
+import json
+
+import pytest
+import spacy
+import torch
+from spacy.tokens import DocBin
+
+import spacy_el4ner.finetune.train as train_module
+from spacy_el4ner.finetune import generate as generate_module
+from spacy_el4ner.finetune.data import build_records
+from spacy_el4ner.finetune.format import format_answer
+from spacy_el4ner.finetune.train import META_FILE, FinetuneConfig, default_layer, evaluate_losses, train
+from spacy_el4ner.models.hf import HFModel
+from spacy_el4ner.store import DemoStore
+
+LABELS = ["PER", "ORG", "LOC"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny matrices: thread hand-offs cost far more than the maths on a busy machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def config(path, out, **kw):
+    settings = dict(
+        base=path,
+        output_dir=str(out),
+        epochs=3,
+        lr=1e-2,
+        lora_r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        lam=0.5,
+        temperature=0.5,
+        grad_accum=1,
+        batch_size=4,
+        progress=False,
+        eval_limit=2,
+        eval_max_new_tokens=12,
+    )
+    settings.update(kw)
+    return FinetuneConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def docs():
+    from conftest import make_doc
+
+    nlp = spacy.blank("en")
+    return [
+        make_doc(nlp, "Apple hired Tim Cook in Cupertino.", [("Apple", "ORG"), ("Tim Cook", "PER"), ("Cupertino", "LOC")]),
+        make_doc(nlp, "Barack Obama visited Paris and London last year.", [("Barack Obama", "PER"), ("Paris", "LOC"), ("London", "LOC")]),
+        make_doc(nlp, "Microsoft and Google compete in Seattle.", [("Microsoft", "ORG"), ("Google", "ORG"), ("Seattle", "LOC")]),
+        make_doc(nlp, "The Nile flows north through Egypt.", [("Nile", "LOC"), ("Egypt", "LOC")]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def cllmfs(tiny_llm_path, docs, tmp_path_factory):
+    """A CLLMFS adapter (lambda = 0.5) with a dev evaluation per epoch."""
+    out = tmp_path_factory.mktemp("cllmfs")
+    cfg = config(tiny_llm_path, out)
+    calls = []
+    real = train_module.info_nce
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    train_module.info_nce = spy
+    try:
+        assert train(cfg, docs, dev_docs=docs[:2], labels=LABELS) == out
+    finally:
+        train_module.info_nce = real
+    return out, cfg, len(calls)
+
+
+def _base_and_tuned(path, adapter):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
+    tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32), str(adapter)).eval()
+    return base, tuned
+
+
+def test_cllmfs_reduces_the_loss(cllmfs, tiny_llm_path, docs):
+    out, cfg, n_calls = cllmfs
+    assert n_calls == 3 * 3  # info_nce once per batch: 12 records / 4 per batch, 3 epochs
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llm_path)
+    records = build_records(docs, tok, LABELS, negatives=cfg.negatives, seed=cfg.seed)
+    base, tuned = _base_and_tuned(tiny_llm_path, out)
+    layer = default_layer(2)
+    before = evaluate_losses(base, records, tok.pad_token_id, layer=layer, temperature=cfg.temperature, batch_size=4)
+    after = evaluate_losses(tuned, records, tok.pad_token_id, layer=layer, temperature=cfg.temperature, batch_size=4)
+    assert after["lm"] < before["lm"] - 0.3
+    assert after["contrastive"] < before["contrastive"]
+    meta = json.loads((out / META_FILE).read_text())
+    losses = meta["losses"]
+    assert [e["epoch"] for e in losses] == [1, 2, 3]
+    assert losses[-1]["total"] < losses[0]["total"]
+    assert all(e["contrastive"] is not None for e in losses)
+    assert losses[0]["total"] == pytest.approx(losses[0]["lm"] + 0.5 * losses[0]["contrastive"], rel=1e-6)
+
+
+def test_metadata_and_checkpoints(cllmfs, tiny_llm_path):
+    out, cfg, _ = cllmfs
+    meta = json.loads((out / META_FILE).read_text())
+    assert meta["labels"] == LABELS
+    assert meta["config"]["lam"] == 0.5 and meta["config"]["base"] == tiny_llm_path
+    assert meta["layer"] == 1 and meta["num_layers"] == 2 and meta["n_records"] == 12
+    assert [d["epoch"] for d in meta["dev"]] == [1, 2, 3]
+    assert all(0.0 <= d["f1"] <= 1.0 and d["n_gold"] == 6 for d in meta["dev"])
+    assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
+    for epoch in (1, 2, 3):
+        assert (out / f"checkpoint-epoch{epoch}" / "adapter_model.safetensors").exists()
+
+
+def test_lambda_zero_is_plain_lora(tiny_llm_path, docs, tmp_path, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the contrastive term must not be computed when lambda = 0")
+
+    monkeypatch.setattr(train_module, "info_nce", forbidden)
+    monkeypatch.setattr(train_module, "span_representations", forbidden)
+    monkeypatch.setattr(train_module, "contrastive_loss", forbidden)
+    seen_hidden = []
+    from transformers import LlamaForCausalLM
+
+    real_forward = LlamaForCausalLM.forward
+
+    def forward(self, *args, **kwargs):
+        seen_hidden.append(bool(kwargs.get("output_hidden_states")))
+        return real_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(LlamaForCausalLM, "forward", forward)
+    out = train(config(tiny_llm_path, tmp_path / "lora", lam=0.0, checkpoints=False), docs, labels=LABELS)
+    assert seen_hidden and not any(seen_hidden)
+    meta = json.loads((out / META_FILE).read_text())
+    assert meta["method"] == "LoRA" and meta["dev"] == []
+    assert all(e["contrastive"] is None and e["total"] == e["lm"] for e in meta["losses"])
+    assert not (out / "checkpoint-epoch1").exists()
+    monkeypatch.undo()
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_llm_path)
+    records = build_records(docs, tok, LABELS)
+    base, tuned = _base_and_tuned(tiny_llm_path, out)
+    assert evaluate_losses(tuned, records, tok.pad_token_id)["lm"] < evaluate_losses(base, records, tok.pad_token_id)["lm"] - 0.3
+
+
+def test_adapter_round_trips_through_hfmodel(cllmfs, tiny_llm_path):
+    from peft import PeftModel
+
+    out, _, _ = cllmfs
+    base = HFModel(tiny_llm_path, dtype="float32", device="cpu")
+    tuned = HFModel(tiny_llm_path, adapter=str(out), dtype="float32", device="cpu")
+    assert isinstance(tuned.model, PeftModel) and not isinstance(base.model, PeftModel)
+    from spacy_el4ner.finetune.format import build_messages
+
+    prompt = build_messages("Barack Obama visited Paris and London last year.", "LOC")
+    conts = [[format_answer(["Paris", "London"]), format_answer([])]]
+    s_base, s_tuned = base.score([prompt], conts)[0], tuned.score([prompt], conts)[0]
+    assert all(abs(a - b) > 1e-3 for a, b in zip(s_base, s_tuned))
+    # training taught the answer format: the tuned model prefers the gold answer far more
+    assert s_tuned[0] > s_base[0]
+    g_base = base.generate([prompt], max_new_tokens=8)
+    g_tuned = tuned.generate([prompt], max_new_tokens=8)
+    assert g_base != g_tuned
+    # the inference helper through HFModel: character spans of the Doc, labels of the set
+    doc = spacy.blank("en")("Barack Obama visited Paris and London last year.")
+    found = generate_module.extract_with_model(tuned, [doc], LABELS, max_new_tokens=12)
+    assert len(found) == 1
+    for start, end, label in found[0]:
+        assert 0 <= start < end <= len(doc.text) and label in LABELS
+    assert all(s.label_ in LABELS for s in generate_module.to_doc_spans(doc, found[0]))
+
+
+def test_pipeline_with_adapter_member_serializes(cllmfs, tiny_llm_path, tmp_path):
+    from peft import PeftModel
+
+    out, _, _ = cllmfs
+    nlp = spacy.blank("en")
+    member = {"@el4ner_models": "el4ner.HFModel.v1", "name": tiny_llm_path, "adapter": str(out), "dtype": "float32", "device": "cpu"}
+    nlp.add_pipe(
+        "el4ner",
+        config={
+            "labels": LABELS,
+            "members": {"@el4ner_models": "el4ner.EnsembleOf.v1", "members": {"tuned": member}},
+            "encoder": {"@el4ner_encoders": "test.HashEmbedder.v1"},
+            "max_new_tokens": 8,
+        },
+    )
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    saved = loaded.config["components"]["el4ner"]["members"]["members"]["tuned"]
+    assert saved["adapter"] == str(out) and saved["name"] == tiny_llm_path
+    model = loaded.get_pipe("el4ner").members["tuned"]
+    assert isinstance(model, HFModel) and model.adapter == str(out)
+    assert isinstance(model.model, PeftModel)
+    doc = loaded("Tim Cook flew to Paris.")
+    assert all(e.label_ in LABELS for e in doc.ents)
+
+
+def test_evaluate_scores_parsed_answers(docs, monkeypatch):
+    # a perfect "model": answers each (text, type) prompt with its gold mentions
+    gold = {(d.text, label): format_answer([e.text for e in d.ents if e.label_ == label]) for d in docs for label in LABELS}
+    prompts_seen = []
+
+    def fake_generate(model, tokenizer, prompts, **kwargs):
+        prompts_seen.extend(prompts)
+        return [gold[next(k for k in gold if f"Entity type: {k[1]}\nText: {k[0]}" in p)] for p in prompts]
+
+    monkeypatch.setattr(generate_module, "generate_answers", fake_generate)
+
+    class Tok:
+        chat_template = None
+
+    scores = generate_module.evaluate(None, Tok(), docs, LABELS, limit=3)
+    assert scores["f1"] == 1.0 and scores["n_gold"] == 9
+    assert len(prompts_seen) == 3 * len(LABELS)
+    wrong = dict(gold)
+    wrong[(docs[0].text, "ORG")] = format_answer(["Cupertino"])  # a false positive, a miss
+    gold.update(wrong)
+    scores = generate_module.evaluate(None, Tok(), docs, LABELS)
+    assert scores["precision"] == pytest.approx(10 / 11) and scores["recall"] == pytest.approx(10 / 11)
+
+
+def test_cli_finetune(tiny_llm_path, docs, tmp_path):
+    from typer.testing import CliRunner
+
+    from spacy_el4ner.cli import app
+
+    DocBin(docs=docs).to_disk(tmp_path / "train.spacy")
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune", "--train", str(tmp_path / "train.spacy"), "--base", tiny_llm_path,
+            "--output", str(tmp_path / "cli"), "--epochs", "1", "--lambda", "0.2", "--lr", "0.01",
+            "--grad-accum", "2", "--max-train", "2", "--labels", "PER,LOC", "--layer", "2", "--lora-r", "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "cli" / META_FILE).read_text())
+    assert meta["labels"] == ["PER", "LOC"] and meta["n_train_docs"] == 2 and meta["layer"] == 2
+    assert meta["config"]["lam"] == 0.2 and meta["config"]["lora_r"] == 2
+    bad = CliRunner().invoke(app, ["finetune", "--output", str(tmp_path / "x"), "--base", tiny_llm_path])
+    assert bad.exit_code != 0
+    # from a store folder (its labels), with a dev set
+    store = DemoStore(spacy.blank("en").vocab, ["LOC", "ORG", "PER"])
+    store.add(docs)
+    store.to_disk(tmp_path / "store")
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune", "--store", str(tmp_path / "store"), "--dev", str(tmp_path / "train.spacy"), "--dev-limit", "1",
+            "--base", tiny_llm_path, "--output", str(tmp_path / "cli2"), "--epochs", "1", "--lambda", "0",
+            "--no-checkpoints", "--lr", "0.01",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "cli2" / META_FILE).read_text())
+    assert meta["labels"] == ["LOC", "ORG", "PER"] and meta["method"] == "LoRA" and len(meta["dev"]) == 1
+    assert "dev P" in result.output
+
+
+def test_to_doc_spans_resolves_overlaps():
+    doc = spacy.blank("en")("Barack Obama visited New York City.")
+    spans = generate_module.to_doc_spans(doc, [(0, 6, "PER"), (0, 12, "PER"), (21, 29, "LOC"), (22, 34, "ORG")])
+    # the longest of overlapping spans wins; "ew York City" snaps out to whole tokens
+    assert [(s.text, s.label_) for s in spans] == [("Barack Obama", "PER"), ("New York City", "ORG")]
