@@ -51,6 +51,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "verifier": "first",
     "validation_threshold": 0.5,
     "max_new_tokens": 64,
+    "constrained_extraction": False,
     "max_unit_tokens": 200,
     "batch_size": 16,
     "templates": {"extract": "extract.v1.jinja", "classify": "classify.v1.jinja", "validate": "validate.v1.jinja"},
@@ -84,6 +85,7 @@ def make_el4ner(
     verifier: str,
     validation_threshold: float,
     max_new_tokens: int,
+    constrained_extraction: bool,
     max_unit_tokens: int,
     batch_size: int,
     templates: Dict[str, str],
@@ -110,6 +112,7 @@ def make_el4ner(
         verifier=verifier,
         validation_threshold=validation_threshold,
         max_new_tokens=max_new_tokens,
+        constrained_extraction=constrained_extraction,
         max_unit_tokens=max_unit_tokens,
         batch_size=batch_size,
         templates=templates,
@@ -147,6 +150,7 @@ class EL4NER(Pipe):
         verifier: str = "first",
         validation_threshold: float = 0.5,
         max_new_tokens: int = 64,
+        constrained_extraction: bool = False,
         max_unit_tokens: int = 200,
         batch_size: int = 16,
         templates: Optional[Mapping[str, str]] = None,
@@ -192,6 +196,7 @@ class EL4NER(Pipe):
             prompt_dir=prompt_dir or "",
             max_new_tokens=max_new_tokens,
             none_option=none_option,
+            constrained=constrained_extraction,
         )
         self.timings: Dict[str, float] = {}
         self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0}

@@ -190,7 +190,7 @@ class FakeModel:
                 return value
         return self.default_answer
 
-    def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix=""):
+    def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix="", constrain_to=None, separators=()):
         self._stats["calls"] += 1
         self.calls.append(("generate", list(prompts)))
         out = []

@@ -186,8 +186,14 @@ class HFModel:
         max_new_tokens: int,
         stop: Sequence[str] = (),
         answer_prefix: str = "",
+        constrain_to: Optional[Sequence[str]] = None,
+        separators: Sequence[str] = (),
     ) -> List[str]:
-        """See ``Model.generate``."""
+        """See ``Model.generate``. With ``constrain_to`` (one input text per prompt), decoding is
+        constrained so that the answer is made only of ``separators`` and copies of text from
+        that input (see ``models.constrained``)."""
+        if constrain_to is not None and len(constrain_to) != len(prompts):
+            raise ValueError("constrain_to needs one text per prompt")
         if not prompts:
             return []
         self._stats["calls"] += 1
@@ -197,7 +203,10 @@ class HFModel:
         todo: List[int] = []
         for i, text in enumerate(texts):
             if self.cache is not None:
-                keys[i] = ResponseCache.key(self.name, self.adapter, "gen", text, max_new_tokens, list(stop))
+                keys[i] = ResponseCache.key(
+                    self.name, self.adapter, "gen", text, max_new_tokens, list(stop),
+                    None if constrain_to is None else [constrain_to[i], list(separators)],
+                )
                 hit = self.cache.get(keys[i])
                 if hit is not None:
                     results[i] = hit
@@ -208,14 +217,22 @@ class HFModel:
         order = sorted(todo, key=lambda i: -len(encoded[i]))  # length buckets: less padding
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            outs = self._generate_batch([encoded[i] for i in batch], max_new_tokens, stop)
+            rows = None if constrain_to is None else [constrain_to[i] for i in batch]
+            outs = self._generate_batch([encoded[i] for i in batch], max_new_tokens, stop, rows, separators)
             for i, out in zip(batch, outs):
                 results[i] = out
                 if self.cache is not None and keys[i] is not None:
                     self.cache.set(keys[i], out)
         return [r if r is not None else "" for r in results]
 
-    def _generate_batch(self, batch: List[List[int]], max_new_tokens: int, stop: Sequence[str]) -> List[str]:
+    def _generate_batch(
+        self,
+        batch: List[List[int]],
+        max_new_tokens: int,
+        stop: Sequence[str],
+        constrain_to: Optional[List[str]] = None,
+        separators: Sequence[str] = (),
+    ) -> List[str]:
         import torch
 
         tok = self.tokenizer
@@ -235,6 +252,18 @@ class HFModel:
         )
         if stop:
             kwargs.update(stop_strings=list(stop), tokenizer=tok)
+        if constrain_to is not None:
+            from transformers import LogitsProcessorList
+
+            from .constrained import substring_processor
+
+            eos = self.model.generation_config.eos_token_id
+            eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+            if tok.eos_token_id is not None:
+                eos_ids.add(tok.eos_token_id)
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [substring_processor(tok, constrain_to, separators, prompt_length=width, eos_token_id=sorted(eos_ids))]
+            )
         with torch.no_grad():
             out = self.model.generate(**kwargs)
         new = out[:, width:]

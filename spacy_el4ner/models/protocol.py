@@ -30,6 +30,8 @@ class Model(Protocol):
         max_new_tokens: int,
         stop: Sequence[str] = (),
         answer_prefix: str = "",
+        constrain_to: Optional[Sequence[str]] = None,
+        separators: Sequence[str] = (),
     ) -> List[str]:
         """Greedy-decode one answer per prompt (batched).
 
@@ -37,6 +39,8 @@ class Model(Protocol):
         max_new_tokens: The most tokens to generate per prompt.
         stop: Strings that end an answer; the answer is cut before the first one.
         answer_prefix: Text forced at the start of the answer (not returned).
+        constrain_to: Optional input text per prompt: the answer may only contain copies of
+            text from it and ``separators`` (backends without support may ignore it).
         RETURNS: The answers, in the order of ``prompts``.
         """
         ...

@@ -15,6 +15,7 @@ class Settings:
     prompt_dir: Folder searched for templates before the built-in ones ("" for none).
     max_new_tokens: Longest extraction answer, in tokens.
     none_option: Whether classification offers "none" (not an entity) besides the labels.
+    constrained: Constrain extraction decoding to copies of the input text (and JSON syntax).
     """
 
     labels: List[str]
@@ -29,6 +30,7 @@ class Settings:
     prompt_dir: str = ""
     max_new_tokens: int = 64
     none_option: bool = False
+    constrained: bool = False
 
     def context(self, demos: Optional[List[Demo]] = None) -> Dict[str, object]:
         return {

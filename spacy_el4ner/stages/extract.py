@@ -16,6 +16,8 @@ logger = logging.getLogger("spacy_el4ner")
 # No forced "[": in Qwen's vocabulary '["' is one token, and forcing "[" alone derails it.
 ANSWER_PREFIX = ""
 STOP = ("]",)
+# The pieces of a JSON list of strings, for constrained decoding.
+SEPARATORS = ('["', '", "', '"]', "[]", "[", "]", '"', ", ")
 
 
 def extract_prompt(unit: Unit, settings: Settings, with_demos: bool) -> Messages:
@@ -41,8 +43,9 @@ def extract_spans(
         return found
     prompts = [extract_prompt(u, settings, with_demos) for u in units]
     for name, model in members.items():
+        kwargs = {"constrain_to": [u.text for u in units], "separators": SEPARATORS} if settings.constrained else {}
         answers = model.generate(
-            prompts, max_new_tokens=settings.max_new_tokens, stop=STOP, answer_prefix=ANSWER_PREFIX
+            prompts, max_new_tokens=settings.max_new_tokens, stop=STOP, answer_prefix=ANSWER_PREFIX, **kwargs
         )
         for unit, prompt, answer, spans in zip(units, prompts, answers, found):
             logger.debug("extract prompt (%s):\n%s\n--> %r", name, prompt, answer)

@@ -250,3 +250,21 @@ def test_naive_mode_scores_like_shared_mode(tiny_llm_path):
     # naive pays a full forward pass per continuation; shared reuses the prefix
     assert naive.stats["forward_passes"] == 9
     assert shared.stats["prompt_tokens"] < naive.stats["prompt_tokens"] / 2
+
+
+def test_constrained_generation_copies_only_input_text(tiny):
+    from spacy_el4ner.stages.extract import SEPARATORS
+
+    texts = ["Apple hired Tim Cook in Cupertino.", "Bob flew to Paris."]
+    prompts = [[{"role": "user", "content": f"Text: {t}"}] for t in texts]
+    free = tiny.generate(prompts, max_new_tokens=12)
+    out = tiny.generate(prompts, max_new_tokens=12, constrain_to=texts, separators=SEPARATORS)
+    assert len(out) == 2
+    for text, answer in zip(texts, out):
+        rest = answer
+        for sep in sorted(SEPARATORS, key=len, reverse=True):
+            rest = rest.replace(sep, "\x00")
+        assert all(piece in text for piece in rest.split("\x00") if piece), (answer, text)
+    assert free != out or all(not a for a in free)
+    with pytest.raises(ValueError):
+        tiny.generate(prompts, max_new_tokens=4, constrain_to=texts[:1])
