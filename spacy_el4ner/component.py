@@ -49,7 +49,8 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "none_option": False,
     "validation": True,
     "verifier": "first",
-    "validation_threshold": 0.5,
+    "validation_threshold": 0.0,
+    "min_confidence": 0.3,
     "max_new_tokens": 64,
     "constrained_extraction": False,
     "max_unit_tokens": 200,
@@ -84,6 +85,7 @@ def make_el4ner(
     validation: bool,
     verifier: str,
     validation_threshold: float,
+    min_confidence: float,
     max_new_tokens: int,
     constrained_extraction: bool,
     max_unit_tokens: int,
@@ -111,6 +113,7 @@ def make_el4ner(
         validation=validation,
         verifier=verifier,
         validation_threshold=validation_threshold,
+        min_confidence=min_confidence,
         max_new_tokens=max_new_tokens,
         constrained_extraction=constrained_extraction,
         max_unit_tokens=max_unit_tokens,
@@ -148,7 +151,8 @@ class EL4NER(Pipe):
         none_option: bool = False,
         validation: bool = True,
         verifier: str = "first",
-        validation_threshold: float = 0.5,
+        validation_threshold: float = 0.0,
+        min_confidence: float = 0.3,
         max_new_tokens: int = 64,
         constrained_extraction: bool = False,
         max_unit_tokens: int = 200,
@@ -167,6 +171,8 @@ class EL4NER(Pipe):
             raise ValueError(f"el4ner: verifier must be 'first', 'all' or a member name ({list(members)}), not '{verifier}'")
         if not 0.0 <= validation_threshold <= 1.0:
             raise ValueError("el4ner: validation_threshold must be between 0 and 1")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError("el4ner: min_confidence must be between 0 and 1")
         if max_unit_tokens < 8:
             raise ValueError("el4ner: max_unit_tokens must be at least 8")
         unknown = set(label_descriptions) - set(labels)
@@ -184,6 +190,7 @@ class EL4NER(Pipe):
         self.validation = validation
         self.verifier = verifier
         self.validation_threshold = validation_threshold
+        self.min_confidence = min_confidence
         self.max_unit_tokens = max_unit_tokens
         self.batch_size = batch_size
         self.spans_key = spans_key
@@ -330,10 +337,12 @@ class EL4NER(Pipe):
                     if span is None:
                         continue
                     self.stats["candidates"] += 1
-                    accepted = cand.label is not None and (
-                        cand.validation is None or cand.validation >= self.validation_threshold
-                    )
                     cand.confidence = cand.label_score * (cand.validation if cand.validation is not None else 1.0)
+                    accepted = (
+                        cand.label is not None
+                        and (cand.validation is None or cand.validation >= self.validation_threshold)
+                        and cand.confidence >= self.min_confidence
+                    )
                     if cand.label is not None and not accepted:
                         self.stats["rejected"] += 1
                     if accepted:

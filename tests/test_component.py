@@ -95,8 +95,15 @@ def test_validation_threshold(nlp, script):
     nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
     assert ("Google", "ORG") not in ents(nlp("Google is big."))
     nlp2 = spacy.blank("en")
-    nlp2.add_pipe("el4ner", config=config(script, labels=LABELS, validation_threshold=0.05))
+    nlp2.add_pipe("el4ner", config=config(script, labels=LABELS, validation_threshold=0.05, min_confidence=0.05))
     assert ents(nlp2("Google is big.")) == [("Google", "ORG")]
+    # the default rule: confidence = P(label) x P(yes) >= min_confidence (0.3)
+    nlp4 = spacy.blank("en")
+    nlp4.add_pipe("el4ner", config=config(script, labels=LABELS, min_confidence=0.05))
+    doc4 = nlp4("Google is big.")
+    (det,) = doc4.spans["el4ner"].attrs["details"]
+    assert det["confidence"] == pytest.approx(det["label_score"] * det["validation"], abs=1e-3)
+    assert (det["confidence"] >= 0.05) == (("Google", "ORG") in ents(doc4))
     nlp3 = spacy.blank("en")
     nlp3.add_pipe("el4ner", config=config(script, labels=LABELS, validation=False))
     doc = nlp3("Google is big.")
@@ -147,7 +154,7 @@ def test_none_option_off(nlp, scripts):
     nlp.add_pipe("el4ner", config=config("flew", labels=LABELS, none_option=True))
     assert ents(nlp("Bob flew to Paris.")) == [("Paris", "LOC")]  # "flew": none
     nlp2 = spacy.blank("en")
-    nlp2.add_pipe("el4ner", config=config("flew", labels=LABELS))  # default: no "none" option
+    nlp2.add_pipe("el4ner", config=config("flew", labels=LABELS, min_confidence=0.0))  # default: no "none" option
     assert ents(nlp2("Bob flew to Paris.")) == [("flew", "PER"), ("Paris", "LOC")]
 
 

@@ -33,7 +33,7 @@ def test_workflow_all_on_tiny_sample(tmp_path):
         "--vars.test_file", str(DATA / "test.conll"),
         "--vars.n_train", "30", "--vars.n_test", "2", "--vars.k", "2",
         "--vars.members", "qwen2.5-coder-0.5b-instruct",
-        "--vars.eval_flags", "--no-tagger",
+        "--vars.eval_flags=--no-tagger",
     ]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

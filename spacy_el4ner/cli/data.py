@@ -58,7 +58,7 @@ def build(
     store.add(docs)
     if not store.labels:
         store.labels = sorted(store.label_counts())
-    with msg.loading("Embedding spans ..."):
-        store.span_index()
+    msg.info("Embedding spans ...")
+    store.span_index()
     store.to_disk(output)
     msg.good(f"Store {output}: {_summary(store.docs)}")

