@@ -27,13 +27,13 @@ def test_workflow_all_on_tiny_sample(tmp_path):
     proj.mkdir()
     shutil.copy(ROOT / "project.yml", proj / "project.yml")
     shutil.copytree(ROOT / "scripts", proj / "scripts")
+    # the workflow reads ../shared/data relative to the project, as in the repository
+    (tmp_path / "shared").symlink_to(DATA.parent.parent, target_is_directory=True)
     cmd = [
         sys.executable, "-m", "weasel", "run", "all", str(proj),
-        "--vars.train_file", str(DATA / "train.conll"),
-        "--vars.test_file", str(DATA / "test.conll"),
         "--vars.n_train", "30", "--vars.n_test", "2", "--vars.k", "2",
         "--vars.members", "qwen2.5-coder-0.5b-instruct",
-        "--vars.eval_flags=--no-tagger",
+        "--vars.variants", "none", "--vars.tagger", "none",
     ]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

