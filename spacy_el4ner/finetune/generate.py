@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from ..models.hf import greedy_inputs
 from .format import (
     SEPARATORS,
     add_special_tokens,
@@ -72,19 +73,8 @@ def generate_answers(
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         width = max(len(encoded[i]) for i in batch)
-        input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + list(encoded[i]) for i in batch], device=device)
-        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch], device=device)
-        kwargs: Dict[str, Any] = dict(
-            input_ids=input_ids,
-            attention_mask=mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            pad_token_id=pad,
-            eos_token_id=ends or None,
-        )
+        kwargs = greedy_inputs([encoded[i] for i in batch], pad, device, max_new_tokens)
+        kwargs["eos_token_id"] = ends or None
         if constrain_to is not None:
             from ..models.constrained import substring_processor
 

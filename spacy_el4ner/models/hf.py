@@ -238,18 +238,7 @@ class HFModel:
         tok = self.tokenizer
         width = max(len(ids) for ids in batch)
         pad = tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=self._device())
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self._device())
-        kwargs: Dict[str, Any] = dict(
-            input_ids=input_ids,
-            attention_mask=mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            pad_token_id=pad,
-        )
+        kwargs = greedy_inputs(batch, pad, self._device(), max_new_tokens)
         if stop:
             kwargs.update(stop_strings=list(stop), tokenizer=tok)
         if constrain_to is not None:
@@ -373,6 +362,25 @@ class HFModel:
                 scores[i] += sum(float(logp[j, c[j + 1]]) for j in range(len(c) - 1))
                 cache.crop(len(ids))
         return scores, (ids, cache)
+
+
+def greedy_inputs(batch: Sequence[Sequence[int]], pad: int, device: Any, max_new_tokens: int) -> Dict[str, Any]:
+    """``generate`` arguments for greedy decoding of left-padded prompts (token id lists)."""
+    import torch
+
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.tensor([[pad] * (width - len(ids)) + list(ids) for ids in batch], device=device)
+    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
+    return dict(
+        input_ids=input_ids,
+        attention_mask=mask,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        pad_token_id=pad,
+    )
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
