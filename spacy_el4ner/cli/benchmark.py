@@ -57,8 +57,7 @@ def benchmark(
                    "--members", members, "--out", str(part)] + [a for s in settings for a in ("--set", s)]
         msg.info(f"{mode}: {' '.join(cmd)}")
         subprocess.run(cmd, check=True)
-        results[mode] = json.loads(part.read_text())
-        r = results[mode]
+        results[mode] = r = _normalise(json.loads(part.read_text()))
         msg.good(f"{mode}: {r.get('sentences_per_s')} sent/s, F1 {r.get('f')}, peak RSS {r.get('peak_rss_mb')} MB")
     base = results.get("naive")
     for mode, r in results.items():
@@ -72,6 +71,17 @@ def benchmark(
                for m, r in results.items()],
               header=("mode", "sent/s", "x naive", "F1", "fwd/sent", "prompt tok/sent", "gen tok/sent", "peak RSS MB"))
     msg.good(f"Wrote {out}")
+
+
+def _normalise(r: Dict[str, Any]) -> Dict[str, Any]:
+    """Map the spacy-llm runner's keys onto ours."""
+    if "F1" in r and "f" not in r:
+        r.update(p=r.get("P"), r=r.get("R"), f=r.get("F1"))
+        sec = r.get("seconds_per_sentence")
+        r["sec_per_sentence"] = sec
+        r["sentences_per_s"] = round(1 / sec, 4) if sec else None
+        r["forward_passes_per_sentence"] = r.get("forward_calls_per_sentence")
+    return r
 
 
 def _machine() -> str:
