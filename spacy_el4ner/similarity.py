@@ -1,6 +1,6 @@
 """Span embeddings (a sentence encoder) and the span-level sentence similarity SpanSim."""
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy
 

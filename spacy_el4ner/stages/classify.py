@@ -1,6 +1,6 @@
 """Stage 3: every member scores each label for each span; the members vote."""
 import logging
-from typing import Dict, List, Mapping
+from typing import List, Mapping
 
 from ..ensemble import NONE_LABEL, decided, softmax, vote
 from ..models.protocol import Model

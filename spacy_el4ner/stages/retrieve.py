@@ -2,9 +2,8 @@
 import hashlib
 import logging
 import random
-from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Protocol, Tuple
 
-import numpy
 from spacy.tokens import Doc
 
 from ..models.protocol import Embedder, Model
