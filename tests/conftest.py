@@ -324,3 +324,14 @@ def labelled_docs(nlp) -> List[Doc]:
         make_doc(nlp, "Microsoft and Google compete in Seattle.", [("Microsoft", "ORG"), ("Google", "ORG"), ("Seattle", "LOC")]),
         make_doc(nlp, "The Nile flows north through Egypt.", [("Nile", "LOC"), ("Egypt", "LOC")]),
     ]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny matrices: thread hand-offs cost far more than the maths on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -18,13 +18,7 @@ from spacy_el4ner.store import DemoStore
 LABELS = ["PER", "ORG", "LOC"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny matrices: thread hand-offs cost far more than the maths on a busy machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config(path, out, **kw):

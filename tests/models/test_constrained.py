@@ -10,12 +10,7 @@ from spacy_el4ner.models.constrained import SubstringAutomaton, candidate_tokens
 TEXT = "Barack Obama visited Paris and London last year."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
