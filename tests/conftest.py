@@ -316,14 +316,19 @@ def make_doc(nlp, text: str, ents: Sequence[tuple] = ()) -> Doc:
     return doc
 
 
-@pytest.fixture
-def labelled_docs(nlp) -> List[Doc]:
+def make_labelled_docs(nlp) -> List[Doc]:
+    """Four small labelled Docs (PER / ORG / LOC), shared by the fixtures of several modules."""
     return [
         make_doc(nlp, "Apple hired Tim Cook in Cupertino.", [("Apple", "ORG"), ("Tim Cook", "PER"), ("Cupertino", "LOC")]),
         make_doc(nlp, "Barack Obama visited Paris and London last year.", [("Barack Obama", "PER"), ("Paris", "LOC"), ("London", "LOC")]),
         make_doc(nlp, "Microsoft and Google compete in Seattle.", [("Microsoft", "ORG"), ("Google", "ORG"), ("Seattle", "LOC")]),
         make_doc(nlp, "The Nile flows north through Egypt.", [("Nile", "LOC"), ("Egypt", "LOC")]),
     ]
+
+
+@pytest.fixture
+def labelled_docs(nlp) -> List[Doc]:
+    return make_labelled_docs(nlp)
 
 
 @pytest.fixture(scope="module")

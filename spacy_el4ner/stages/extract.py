@@ -49,7 +49,7 @@ def extract_spans(
         )
         for unit, prompt, answer, spans in zip(units, prompts, answers, found):
             logger.debug("extract prompt (%s):\n%s\n--> %r", name, prompt, answer)
-            items, _ = parse_list(answer.strip() + ("]" if answer.strip().startswith("[") else ""), ANSWER_PREFIX)
+            items, _ = parse_list(answer, ANSWER_PREFIX)  # the "]" cut by the stop string is put back there
             doc = docs[unit.doc_index]
             for item in items:
                 aligned = False

@@ -44,15 +44,9 @@ def config(path, out, **kw):
 
 @pytest.fixture(scope="module")
 def docs():
-    from conftest import make_doc
+    from conftest import make_labelled_docs
 
-    nlp = spacy.blank("en")
-    return [
-        make_doc(nlp, "Apple hired Tim Cook in Cupertino.", [("Apple", "ORG"), ("Tim Cook", "PER"), ("Cupertino", "LOC")]),
-        make_doc(nlp, "Barack Obama visited Paris and London last year.", [("Barack Obama", "PER"), ("Paris", "LOC"), ("London", "LOC")]),
-        make_doc(nlp, "Microsoft and Google compete in Seattle.", [("Microsoft", "ORG"), ("Google", "ORG"), ("Seattle", "LOC")]),
-        make_doc(nlp, "The Nile flows north through Egypt.", [("Nile", "LOC"), ("Egypt", "LOC")]),
-    ]
+    return make_labelled_docs(spacy.blank("en"))
 
 
 @pytest.fixture(scope="module")
