@@ -19,7 +19,7 @@ from .align import select_entities
 from .ensemble import VOTING_RULES
 from .models.protocol import Embedder, Model
 from .sentences import split_units
-from .stages import Settings, classify, extract, validate
+from .stages import Settings, classify, extract, refine, validate
 from .store import DemoStore
 from .types import Unit
 
@@ -41,7 +41,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
         "share_prefix": True,
     },
     "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": "all-minilm-l6-v2"},
-    "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": 4, "pre_extraction": "llm"},
+    "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v2", "k": 4, "pre_extraction": "llm", "max_empty": 1},
     "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
     "retrieval": True,
     "voting": "majority",
@@ -51,11 +51,18 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "verifier": "first",
     "validation_threshold": 0.0,
     "min_confidence": 0.3,
+    "refine_boundaries": False,
+    "refine_margin": 0.0,
     "max_new_tokens": 64,
     "constrained_extraction": False,
     "max_unit_tokens": 200,
     "batch_size": 16,
-    "templates": {"extract": "extract.v1.jinja", "classify": "classify.v1.jinja", "validate": "validate.v1.jinja"},
+    "templates": {
+        "extract": "extract.v1.jinja",
+        "classify": "classify.v1.jinja",
+        "validate": "validate.v1.jinja",
+        "boundary": "boundary.v1.jinja",
+    },
     "prompt_dir": None,
     "spans_key": "el4ner",
     "keep_existing_ents": True,
@@ -86,6 +93,8 @@ def make_el4ner(
     verifier: str,
     validation_threshold: float,
     min_confidence: float,
+    refine_boundaries: bool,
+    refine_margin: float,
     max_new_tokens: int,
     constrained_extraction: bool,
     max_unit_tokens: int,
@@ -114,6 +123,8 @@ def make_el4ner(
         verifier=verifier,
         validation_threshold=validation_threshold,
         min_confidence=min_confidence,
+        refine_boundaries=refine_boundaries,
+        refine_margin=refine_margin,
         max_new_tokens=max_new_tokens,
         constrained_extraction=constrained_extraction,
         max_unit_tokens=max_unit_tokens,
@@ -153,6 +164,8 @@ class EL4NER(Pipe):
         verifier: str = "first",
         validation_threshold: float = 0.0,
         min_confidence: float = 0.3,
+        refine_boundaries: bool = False,
+        refine_margin: float = 0.0,
         max_new_tokens: int = 64,
         constrained_extraction: bool = False,
         max_unit_tokens: int = 200,
@@ -173,6 +186,8 @@ class EL4NER(Pipe):
             raise ValueError("el4ner: validation_threshold must be between 0 and 1")
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError("el4ner: min_confidence must be between 0 and 1")
+        if refine_margin < 0.0:
+            raise ValueError("el4ner: refine_margin (log-probability, nats) must be >= 0")
         if max_unit_tokens < 8:
             raise ValueError("el4ner: max_unit_tokens must be at least 8")
         unknown = set(label_descriptions) - set(labels)
@@ -191,6 +206,8 @@ class EL4NER(Pipe):
         self.verifier = verifier
         self.validation_threshold = validation_threshold
         self.min_confidence = min_confidence
+        self.refine_boundaries = refine_boundaries
+        self.refine_margin = refine_margin
         self.max_unit_tokens = max_unit_tokens
         self.batch_size = batch_size
         self.spans_key = spans_key
@@ -206,7 +223,7 @@ class EL4NER(Pipe):
             constrained=constrained_extraction,
         )
         self.timings: Dict[str, float] = {}
-        self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0}
+        self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "refined": 0}
 
     # -- labels ----------------------------------------------------------------------------
     @property
@@ -302,6 +319,9 @@ class EL4NER(Pipe):
         if self.validation:
             with self._timed("validate"):
                 validate(units, self._verifiers(), self.settings)
+            if self.refine_boundaries:
+                with self._timed("refine"):
+                    self.stats["refined"] += refine(docs, units, self._verifiers(), self.settings, self.refine_margin)
         return units
 
     @contextmanager
@@ -360,6 +380,7 @@ class EL4NER(Pipe):
                             "label_score": round(cand.label_score, 4),
                             "validation": None if cand.validation is None else round(cand.validation, 4),
                             "confidence": round(cand.confidence, 4),
+                            "refined_from": cand.refined_from,
                         }
                     )
             doc.ents = select_entities(doc, scored, keep_existing=self.keep_existing_ents)

@@ -127,6 +127,7 @@ def tiny_bert_path(tmp_path_factory) -> str:
 # -- fakes -------------------------------------------------------------------------------------
 _TEXT = re.compile(r"^Text: (.*?)(?:\n(?:What is the type|In this text, is)|\Z)", re.S)
 _CLASSIFY = re.compile(r'What is the type of "(.*)" in this text\?')
+_BOUNDARY = re.compile(r'Copy the complete name of the (\S+) that begins with "(.*)"')
 _VALIDATE = re.compile(r'In this text, is "(.*)" an entity of type (\S+?)(?: \(|\?)')
 
 
@@ -151,6 +152,7 @@ class FakeModel:
         the text), or a function of the text. Default: ``default_answer``.
     labels: span text -> the label it puts 0.9 on ("none" for spans not listed).
     yes: span text -> P(Yes) when verifying (default 0.9).
+    names: for boundary questions, the answers it prefers (the first listed option otherwise).
     fail_on: generate/score raise RuntimeError when a prompt's text contains this string.
     """
 
@@ -162,11 +164,13 @@ class FakeModel:
         yes: Optional[Mapping[str, float]] = None,
         default_answer: str = "[]",
         fail_on: Optional[str] = None,
+        names: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.answers = answers if answers is not None else {}
         self.labels = dict(labels or {})
         self.yes = dict(yes or {})
+        self.names = list(names)
         self.default_answer = default_answer
         self.fail_on = fail_on
         self.calls: List[tuple] = []
@@ -207,7 +211,10 @@ class FakeModel:
         for p, conts in zip(prompts, continuations):
             user = last_user(p)
             self._check(prompt_text(p))
-            if list(conts) == ["Yes", "No"]:
+            if _BOUNDARY.search(user):
+                want = next((c for c in conts if c.strip('"') in self.names), conts[0])
+                out.append([-1.0 if c == want else -3.0 for c in conts])
+            elif list(conts) == ["Yes", "No"]:
                 m = _VALIDATE.search(user)
                 assert m, user
                 y = self.yes.get(m.group(1), 0.9)

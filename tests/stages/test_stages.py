@@ -375,3 +375,88 @@ def test_classify_without_none_option_always_types(nlp):
     (cand,) = units[0].candidates.values()
     assert cand.label in LABELS  # rejecting is validation's job
     assert "none" not in cand.label_probs["a"]
+
+
+def test_spansim_retriever_llm_plus_heuristic_union(nlp, store, hash_embedder, settings):
+    # the zero-shot answer is empty (a small model's usual answer): the heuristic spans remain
+    text = "yesterday Google opened an office near Paris"
+    docs = [nlp(text)]
+    units = units_for(docs)
+    empty = FakeModel("a", {text: "[]"})
+    SpanSimRetriever(1, hash_embedder, pre_extraction="llm+heuristic")(docs, units, {"a": empty}, store, settings)
+    assert units[0].query_spans == [(10, 16), (39, 44)]
+    assert len(empty.calls) == 1  # the model was asked
+    # and the LLM's own spans are kept alongside
+    units = units_for(docs)
+    office = FakeModel("b", {text: '["office"]'})
+    SpanSimRetriever(1, hash_embedder, pre_extraction="llm+heuristic")(docs, units, {"b": office}, store, settings)
+    assert units[0].query_spans == [(10, 16), (27, 33), (39, 44)]
+
+
+def test_spansim_retriever_caps_demos_without_entities(nlp, labelled_docs, hash_embedder, settings):
+    blank = [nlp(t) for t in ("no names at all here.", "nothing to see here either.", "just words and more words.")]
+    s = DemoStore(nlp.vocab, LABELS, hash_embedder)
+    s.add(blank + labelled_docs)
+    docs = [nlp("just words, nothing to see, no names")]
+    units = units_for(docs)
+    SpanSimRetriever(3, hash_embedder, pre_extraction="heuristic")(docs, units, {}, s, settings)
+    assert sum(not d.entities for d in units[0].demos) >= 2  # v1 rule: text similarity picks the blank docs
+    units = units_for(docs)
+    SpanSimRetriever(3, hash_embedder, pre_extraction="heuristic", max_empty=1)(docs, units, {}, s, settings)
+    assert len(units[0].demos) == 3
+    assert sum(not d.entities for d in units[0].demos) == 1
+    units = units_for(docs)
+    SpanSimRetriever(3, hash_embedder, pre_extraction="heuristic", max_empty=0)(docs, units, {}, s, settings)
+    assert all(d.entities for d in units[0].demos)
+    with pytest.raises(ValueError, match="max_empty"):
+        SpanSimRetriever(3, hash_embedder, max_empty=-1)
+
+
+def test_spansim_retriever_v2_registered():
+    from spacy.util import registry
+
+    build = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v2")(k=2)
+    r = build(HashEmbedder())
+    assert (r.k, r.pre_extraction, r.max_empty) == (2, "llm", 1)
+    v1 = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v1")(k=2)(HashEmbedder())
+    assert (v1.pre_extraction, v1.max_empty) == ("llm", None)
+
+
+# -- boundary refinement -------------------------------------------------------------------
+REFINE_TEXT = "Tim Cook met Siemens executives in Berlin."
+
+
+def test_refine_trims_a_word_the_verifier_leaves_out(nlp, settings):
+    from spacy_el4ner.stages import refine
+    from spacy_el4ner.stages.refine import trimmed_variants
+
+    docs = [nlp(REFINE_TEXT)]
+    units = units_for(docs)
+    extract(docs, units, {"x": FakeModel("x", {REFINE_TEXT: '["Tim Cook", "Siemens executives", "Berlin"]'})}, settings)
+    classify(units, {"a": FakeModel("a", labels={"Tim Cook": "PER", "Siemens executives": "ORG", "Berlin": "LOC"})}, settings)
+    validate(units, {"v": FakeModel("v", yes={"Siemens executives": 0.7})}, settings)
+    by_text = {c.text: c for c in units[0].candidates.values()}
+    assert [units[0].text[s:e] for s, e in trimmed_variants(docs[0], units[0], by_text["Siemens executives"])] == ["Siemens"]
+    assert trimmed_variants(docs[0], units[0], by_text["Tim Cook"]) == []  # ends in a capitalised word
+    assert trimmed_variants(docs[0], units[0], by_text["Berlin"]) == []  # one token
+    # a verifier that copies the full name: nothing changes
+    keeps = FakeModel("k", names=["Siemens executives"])
+    assert refine(docs, units, {"k": keeps}, settings) == 0
+    assert "Siemens executives" in {c.text for c in units[0].candidates.values()}
+    (prompt,) = keeps.calls[0][1]
+    assert 'Copy the complete name of the ORG that begins with "Siemens"' in str(prompt)
+    # one that copies "Siemens": the candidate becomes "Siemens", with its label and validation
+    v = FakeModel("v", names=["Siemens"])
+    assert refine(docs, units, {"v": v}, settings) == 1
+    by_text = {c.text: c for c in units[0].candidates.values()}
+    assert "Siemens executives" not in by_text
+    siemens = by_text["Siemens"]
+    assert (siemens.label, siemens.refined_from) == ("ORG", "Siemens executives")
+    assert siemens.validation == pytest.approx(0.7)
+    assert REFINE_TEXT[siemens.start : siemens.end] == "Siemens"
+    # a margin the log-ratio (2 nats here) does not clear
+    units2 = units_for(docs)
+    extract(docs, units2, {"x": FakeModel("x", {REFINE_TEXT: '["Siemens executives"]'})}, settings)
+    classify(units2, {"a": FakeModel("a", labels={"Siemens executives": "ORG"})}, settings)
+    assert refine(docs, units2, {"v": v}, settings, margin=2.5) == 0
+    assert refine(docs, units2, {"v": v}, settings, margin=1.5) == 1
