@@ -318,7 +318,8 @@ class EL4NER(Pipe):
             classify(units, self.members, self.settings, self.voting, lazy=self.lazy_voting)
         if self.validation:
             with self._timed("validate"):
-                validate(units, self._verifiers(), self.settings)
+                # a span whose P(label) is below min_confidence is rejected whatever P(yes) is
+                validate(units, self._verifiers(), self.settings, skip_below=self.min_confidence)
             if self.refine_boundaries:
                 with self._timed("refine"):
                     self.stats["refined"] += refine(docs, units, self._verifiers(), self.settings, self.refine_margin)

@@ -37,6 +37,7 @@ def finetune(
     dtype: str = typer.Option("float32", "--dtype", help="float32 (CPU), bfloat16 or float16"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda when available)"),
     no_checkpoints: bool = typer.Option(False, "--no-checkpoints", help="Do not save an adapter after every epoch"),
+    eval_before: bool = typer.Option(False, "--eval-before", help="Also evaluate the base model on --dev before training"),
 ) -> None:
     """Fine-tune a LoRA adapter for few-shot NER with the CLLMFS objective."""
     from ..finetune.data import load_docs
@@ -73,15 +74,19 @@ def finetune(
         device=device,
         eval_limit=dev_limit or None,
         checkpoints=not no_checkpoints,
+        eval_before=eval_before,
     )
     msg.info(f"Fine-tuning {base} on {len(docs)} docs (lambda={lam}, {epochs} epochs) -> {output}")
     out = train(config, docs, dev_docs, labels=label_list or None)
     meta = json.loads((out / META_FILE).read_text(encoding="utf8"))
     for entry in meta["losses"]:
-        line = f"epoch {entry['epoch']}: loss {entry['total']:.4f} (lm {entry['lm']:.4f}"
+        line = f"epoch {entry['epoch']} ({entry.get('train_seconds', 0):.0f} s): loss {entry['total']:.4f} (lm {entry['lm']:.4f}"
         if entry.get("contrastive") is not None:
             line += f", contrastive {entry['contrastive']:.4f}"
         msg.text(line + ")")
+    if meta.get("dev_before"):
+        b = meta["dev_before"]
+        msg.text(f"before fine-tuning: dev P {b['precision']:.3f} R {b['recall']:.3f} F1 {b['f1']:.3f}")
     for entry in meta["dev"]:
         msg.text(f"epoch {entry['epoch']}: dev P {entry['precision']:.3f} R {entry['recall']:.3f} F1 {entry['f1']:.3f}")
     msg.good(f"Adapter saved to {out}; use it with el4ner.HFModel.v1: name = \"{base}\", adapter = \"{out}\"")

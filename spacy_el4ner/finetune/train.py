@@ -60,6 +60,8 @@ class FinetuneConfig:
     eval_constrained (bool): Evaluate with constrained decoding (only separators and text copies).
     checkpoints (bool): Save the adapter after every epoch (output_dir/checkpoint-epochN).
     progress (bool): Show a tqdm progress bar.
+    eval_before (bool): Also evaluate the base model (LoRA weights still zero) on the dev docs
+        before training: the "before fine-tuning" number, with the same prompt and decoding.
     """
 
     base: str = "qwen2.5-coder-0.5b-instruct"
@@ -89,6 +91,7 @@ class FinetuneConfig:
     eval_constrained: bool = False
     checkpoints: bool = True
     progress: bool = True
+    eval_before: bool = False
 
     def validate(self) -> None:
         """RAISES (ValueError): On settings out of range."""
@@ -342,9 +345,22 @@ def train(
     pad_id = tokenizer.pad_token_id
     rng = random.Random(config.seed)
     history: List[Dict[str, Any]] = []
+    before: Optional[Dict[str, float]] = None
+    if dev and config.eval_before:
+        from .generate import evaluate
+
+        model.eval()
+        t0 = time.time()
+        before = evaluate(
+            model, tokenizer, dev, labels, descriptions=descriptions, max_new_tokens=config.eval_max_new_tokens,
+            constrained=config.eval_constrained, limit=config.eval_limit,
+        )
+        before["seconds"] = round(time.time() - t0, 2)
+        logger.info("Before fine-tuning: %s", json.dumps(before))
     started = time.time()
     model.train()
     for epoch in range(1, config.epochs + 1):
+        epoch_start = time.time()
         order = list(range(len(records)))
         rng.shuffle(order)
         sums = {"lm": 0.0, "contrastive": 0.0, "total": 0.0}
@@ -373,6 +389,7 @@ def train(
                 optimizer.zero_grad()
             bar.set_postfix(loss=f"{sums['total'] / n_batches:.4f}")
         entry: Dict[str, Any] = {"epoch": epoch, **{k: v / max(1, n_batches) for k, v in sums.items()}}
+        entry["train_seconds"] = round(time.time() - epoch_start, 2)
         if config.lam == 0:
             entry["contrastive"] = None
         if dev:
@@ -406,7 +423,8 @@ def train(
         "n_train_docs": len(docs),
         "n_dev_docs": len(dev),
         "n_records": len(records),
-        "losses": [{k: e[k] for k in ("epoch", "lm", "contrastive", "total")} for e in history],
+        "losses": [{k: e[k] for k in ("epoch", "lm", "contrastive", "total", "train_seconds")} for e in history],
+        "dev_before": before,
         "dev": [{"epoch": e["epoch"], **e["dev"]} for e in history if "dev" in e],
         "seconds": round(time.time() - started, 2),
     }

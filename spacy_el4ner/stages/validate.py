@@ -13,14 +13,19 @@ logger = logging.getLogger("spacy_el4ner")
 YES_NO = ("Yes", "No")
 
 
-def validate(units: List[Unit], verifiers: Mapping[str, Model], settings: Settings) -> None:
-    """Set ``candidate.validation`` = mean P(Yes) over the verifiers, for every typed candidate."""
+def validate(units: List[Unit], verifiers: Mapping[str, Model], settings: Settings, skip_below: float = 0.0) -> None:
+    """Set ``candidate.validation`` = mean P(Yes) over the verifiers, for every typed candidate.
+
+    skip_below (float): Candidates whose label score is below this are not asked (their
+        confidence, label score × P(yes), could not reach it anyway); they keep ``validation``
+        None.
+    """
     jobs: List[Candidate] = []
     prompts: List[str] = []
     for unit in units:
         ctx = settings.context(unit.demos)
         for cand in unit.candidates.values():
-            if cand.label is None:
+            if cand.label is None or cand.label_score < skip_below:
                 continue
             jobs.append(cand)
             prompts.append(

@@ -53,7 +53,7 @@ def docs():
 def cllmfs(tiny_llm_path, docs, tmp_path_factory):
     """A CLLMFS adapter (lambda = 0.5) with a dev evaluation per epoch."""
     out = tmp_path_factory.mktemp("cllmfs")
-    cfg = config(tiny_llm_path, out)
+    cfg = config(tiny_llm_path, out, eval_before=True)
     calls = []
     real = train_module.info_nce
 
@@ -107,6 +107,10 @@ def test_metadata_and_checkpoints(cllmfs, tiny_llm_path):
     assert meta["layer"] == 1 and meta["num_layers"] == 2 and meta["n_records"] == 12
     assert [d["epoch"] for d in meta["dev"]] == [1, 2, 3]
     assert all(0.0 <= d["f1"] <= 1.0 and d["n_gold"] == 6 for d in meta["dev"])
+    # the base model's score before training, on the same dev docs
+    before = meta["dev_before"]
+    assert before["n_gold"] == 6 and 0.0 <= before["f1"] <= 1.0 and before["seconds"] >= 0
+    assert all(e["train_seconds"] > 0 for e in meta["losses"])
     assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
     for epoch in (1, 2, 3):
         assert (out / f"checkpoint-epoch{epoch}" / "adapter_model.safetensors").exists()

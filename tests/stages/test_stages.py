@@ -460,3 +460,16 @@ def test_refine_trims_a_word_the_verifier_leaves_out(nlp, settings):
     classify(units2, {"a": FakeModel("a", labels={"Siemens executives": "ORG"})}, settings)
     assert refine(docs, units2, {"v": v}, settings, margin=2.5) == 0
     assert refine(docs, units2, {"v": v}, settings, margin=1.5) == 1
+
+
+def test_validate_skips_spans_that_cannot_reach_the_threshold(nlp, settings):
+    docs, units = extracted(nlp, settings)
+    classify(units, {"a": FakeModel("a", labels={"Barack Obama": "PER", "Paris": "LOC", "London": "LOC"})}, settings)
+    for cand in units[0].candidates.values():
+        if cand.text == "London":
+            cand.label_score = 0.2
+    v = FakeModel("v")
+    validate(units, {"v": v}, settings, skip_below=0.3)
+    vals = {c.text: c.validation for c in units[0].candidates.values()}
+    assert vals["London"] is None and vals["Barack Obama"] == pytest.approx(0.9)
+    assert len(v.calls[0][1]) == 3  # Obama + Paris twice, not London
