@@ -38,6 +38,8 @@ def finetune(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda when available)"),
     no_checkpoints: bool = typer.Option(False, "--no-checkpoints", help="Do not save an adapter after every epoch"),
     eval_before: bool = typer.Option(False, "--eval-before", help="Also evaluate the base model on --dev before training"),
+    eval_every: int = typer.Option(1, "--eval-every", help="Evaluate on --dev every N epochs (and after the last)"),
+    empty_ratio: float = typer.Option(1.0, "--empty-ratio", help="Empty-answer records kept per record with a mention (-1: all)"),
 ) -> None:
     """Fine-tune a LoRA adapter for few-shot NER with the CLLMFS objective."""
     from ..finetune.data import load_docs
@@ -75,6 +77,8 @@ def finetune(
         eval_limit=dev_limit or None,
         checkpoints=not no_checkpoints,
         eval_before=eval_before,
+        eval_every=eval_every,
+        empty_ratio=None if empty_ratio < 0 else empty_ratio,
     )
     msg.info(f"Fine-tuning {base} on {len(docs)} docs (lambda={lam}, {epochs} epochs) -> {output}")
     out = train(config, docs, dev_docs, labels=label_list or None)

@@ -9,6 +9,7 @@ their type id) plus a few non-entity spans of the same text (type id ``NON_ENTIT
 contrastive loss.
 """
 import logging
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,7 @@ def build_records(
     include_empty: bool = True,
     seed: int = 0,
     template_dir: str = "",
+    empty_ratio: Optional[float] = None,
 ) -> List[Record]:
     """Build the training records.
 
@@ -162,8 +164,11 @@ def build_records(
     negatives (int): Non-entity spans per Doc for the contrastive loss.
     max_length (int): Records longer than this many tokens are skipped (with a warning).
     include_empty (bool): Keep the records whose answer is empty (``<<< >>>``).
-    seed (int): Seed for the choice of non-entity spans.
+    seed (int): Seed for the choice of non-entity spans (and of the empty records kept).
     template_dir (str): Optional folder of user templates.
+    empty_ratio (Optional[float]): Keep at most this many empty-answer records per record with
+        a mention (a seeded sample; None: all). On sparse data most (text, type) pairs have no
+        mention, and training on all of them teaches the model to answer empty.
     RETURNS (List[Record]): The records, Doc by Doc, in label order.
     """
     if not getattr(tokenizer, "is_fast", False):
@@ -235,6 +240,14 @@ def build_records(
     if skipped_long:
         logger.warning("Skipped %d record(s) longer than max_length=%d tokens", skipped_long, max_length)
     logger.info("Built %d fine-tuning records from %d docs and %d labels", len(records), len(docs), len(labels))
+    if empty_ratio is not None and include_empty:
+        full = [r for r in records if r.answer != format_answer([])]
+        empty = [r for r in records if r.answer == format_answer([])]
+        keep = min(len(empty), int(math.ceil(empty_ratio * len(full))))
+        chosen = set(id(r) for r in random.Random(seed).sample(empty, keep))
+        if keep < len(empty):
+            logger.info("Kept %d of %d empty-answer records (empty_ratio=%g)", keep, len(empty), empty_ratio)
+        records = [r for r in records if r.answer != format_answer([]) or id(r) in chosen]
     return records
 
 

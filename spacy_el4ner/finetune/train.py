@@ -53,6 +53,9 @@ class FinetuneConfig:
     max_length (int): Records longer than this many tokens are skipped.
     negatives (int): Non-entity spans per Doc for the contrastive term.
     include_empty (bool): Train on (text, type) pairs without a mention too (answer ``<<< >>>``).
+    empty_ratio (Optional[float]): At most this many empty-answer records per record with a
+        mention (seeded sample; None: all). With all of them, 50 WNUT-17 sentences give ~9 empty
+        records per non-empty one and one epoch of plain LoRA learnt to answer empty (dev F1 0).
     dtype (str): "float32" (default; use it on CPU), "bfloat16" or "float16".
     device (Optional[str]): "cpu", "cuda", ...; None picks cuda when available.
     eval_limit (Optional[int]): Evaluate on at most this many dev Docs per epoch.
@@ -60,6 +63,7 @@ class FinetuneConfig:
     eval_constrained (bool): Evaluate with constrained decoding (only separators and text copies).
     checkpoints (bool): Save the adapter after every epoch (output_dir/checkpoint-epochN).
     progress (bool): Show a tqdm progress bar.
+    eval_every (int): Evaluate on the dev docs every N epochs (and after the last one).
     eval_before (bool): Also evaluate the base model (LoRA weights still zero) on the dev docs
         before training: the "before fine-tuning" number, with the same prompt and decoding.
     """
@@ -84,6 +88,7 @@ class FinetuneConfig:
     max_length: int = 1024
     negatives: int = 3
     include_empty: bool = True
+    empty_ratio: Optional[float] = 1.0
     dtype: str = "float32"
     device: Optional[str] = None
     eval_limit: Optional[int] = 50
@@ -92,11 +97,12 @@ class FinetuneConfig:
     checkpoints: bool = True
     progress: bool = True
     eval_before: bool = False
+    eval_every: int = 1
 
     def validate(self) -> None:
         """RAISES (ValueError): On settings out of range."""
-        if self.epochs < 1 or self.grad_accum < 1 or self.batch_size < 1:
-            raise ValueError("epochs, grad_accum and batch_size must be at least 1")
+        if self.epochs < 1 or self.grad_accum < 1 or self.batch_size < 1 or self.eval_every < 1:
+            raise ValueError("epochs, grad_accum, batch_size and eval_every must be at least 1")
         if self.lam < 0:
             raise ValueError("lam (the contrastive weight) must be >= 0")
         if self.temperature <= 0:
@@ -314,6 +320,7 @@ def train(
         negatives=config.negatives,
         max_length=config.max_length,
         include_empty=config.include_empty,
+        empty_ratio=config.empty_ratio,
         seed=config.seed,
     )
     if not records:
@@ -392,7 +399,7 @@ def train(
         entry["train_seconds"] = round(time.time() - epoch_start, 2)
         if config.lam == 0:
             entry["contrastive"] = None
-        if dev:
+        if dev and (epoch % config.eval_every == 0 or epoch == config.epochs):
             from .generate import evaluate
 
             model.eval()

@@ -145,3 +145,17 @@ def test_long_records_skipped(labelled_docs, tokenizer, caplog):
     assert build_records(labelled_docs, tokenizer, LABELS, max_length=10) == []
     with pytest.raises(ValueError):
         build_records(labelled_docs, tokenizer, [])
+
+
+def test_empty_ratio_samples_the_empty_records(labelled_docs, tokenizer):
+    empty = format_answer([])
+    everything = build_records(labelled_docs, tokenizer, LABELS)
+    n_full = sum(r.answer != empty for r in everything)
+    n_empty = sum(r.answer == empty for r in everything)
+    assert (n_full, n_empty) == (8, 4)
+    half = build_records(labelled_docs, tokenizer, LABELS, empty_ratio=0.25, seed=3)
+    assert sum(r.answer != empty for r in half) == 8 and sum(r.answer == empty for r in half) == 2
+    assert build_records(labelled_docs, tokenizer, LABELS, empty_ratio=0.25, seed=3)[-1].answer == half[-1].answer
+    none = build_records(labelled_docs, tokenizer, LABELS, empty_ratio=0.0)
+    assert all(r.answer != empty for r in none)
+    assert len(build_records(labelled_docs, tokenizer, LABELS, empty_ratio=5.0)) == 12
