@@ -44,6 +44,8 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v2", "k": 4, "pre_extraction": "llm", "max_empty": 1},
     "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
     "retrieval": True,
+    "member_weights": {},
+    "extraction_quorum": 0.0,
     "voting": "majority",
     "lazy_voting": True,
     "none_option": False,
@@ -86,6 +88,8 @@ def make_el4ner(
     retriever: Callable[[Embedder], Any],
     store: Callable[[Vocab, Sequence[str], Embedder], DemoStore],
     retrieval: bool,
+    member_weights: Dict[str, float],
+    extraction_quorum: float,
     voting: str,
     lazy_voting: bool,
     none_option: bool,
@@ -116,6 +120,8 @@ def make_el4ner(
         retriever=retriever(encoder),
         store=store(nlp.vocab, labels, encoder),
         retrieval=retrieval,
+        member_weights=member_weights,
+        extraction_quorum=extraction_quorum,
         voting=voting,
         lazy_voting=lazy_voting,
         none_option=none_option,
@@ -157,6 +163,8 @@ class EL4NER(Pipe):
         retriever: Any,
         store: DemoStore,
         retrieval: bool = True,
+        member_weights: Optional[Mapping[str, float]] = None,
+        extraction_quorum: float = 0.0,
         voting: str = "majority",
         lazy_voting: bool = True,
         none_option: bool = False,
@@ -190,6 +198,11 @@ class EL4NER(Pipe):
             raise ValueError("el4ner: refine_margin (log-probability, nats) must be >= 0")
         if max_unit_tokens < 8:
             raise ValueError("el4ner: max_unit_tokens must be at least 8")
+        unknown_members = set(member_weights or {}) - set(members)
+        if unknown_members:
+            raise ValueError(f"el4ner: member_weights name models that are not members: {sorted(unknown_members)}; members: {list(members)}")
+        if extraction_quorum < 0:
+            raise ValueError("el4ner: extraction_quorum must be >= 0 (0: the union of the members' spans)")
         unknown = set(label_descriptions) - set(labels)
         if labels and unknown:
             raise ValueError(f"el4ner: label_descriptions name labels not in `labels`: {sorted(unknown)}")
@@ -221,9 +234,11 @@ class EL4NER(Pipe):
             max_new_tokens=max_new_tokens,
             none_option=none_option,
             constrained=constrained_extraction,
+            member_weights=dict(member_weights or {}),
+            extraction_quorum=extraction_quorum,
         )
         self.timings: Dict[str, float] = {}
-        self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "refined": 0}
+        self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "refined": 0, "below_quorum": 0}
 
     # -- labels ----------------------------------------------------------------------------
     @property
@@ -313,7 +328,7 @@ class EL4NER(Pipe):
             if self.retrieval and self.retriever is not None:
                 self.retriever(docs, units, self.members, self.store, self.settings)
         with self._timed("extract"):
-            extract(docs, units, self.members, self.settings)
+            self.stats["below_quorum"] += extract(docs, units, self.members, self.settings)
         with self._timed("classify"):
             classify(units, self.members, self.settings, self.voting, lazy=self.lazy_voting)
         if self.validation:

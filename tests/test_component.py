@@ -331,6 +331,9 @@ def test_model_error_raises_without_handler(nlp, scripts):
         ({"validation_threshold": 1.5}, "validation_threshold"),
         ({"max_unit_tokens": 2}, "max_unit_tokens"),
         ({"label_descriptions": {"ALIEN": "?"}}, "label_descriptions name labels not in"),
+        ({"member_weights": {"nobody": 2.0}}, "member_weights name models that are not members"),
+        ({"extraction_quorum": -1.0}, "extraction_quorum must be >= 0"),
+        ({"refine_margin": -0.5}, "refine_margin"),
     ],
 )
 def test_bad_config_values(nlp, script, overrides, match):

@@ -1,6 +1,6 @@
 """Settings shared by the stages."""
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 from ..types import Demo
 
@@ -16,6 +16,9 @@ class Settings:
     max_new_tokens: Longest extraction answer, in tokens.
     none_option: Whether classification offers "none" (not an entity) besides the labels.
     constrained: Constrain extraction decoding to copies of the input text (and JSON syntax).
+    member_weights: Weight of each member's extraction (default 1.0 each).
+    extraction_quorum: A span found by the members is a candidate when the summed weights of the
+        members that found it reach this (0: the union, the paper's rule).
     """
 
     labels: List[str]
@@ -32,6 +35,12 @@ class Settings:
     max_new_tokens: int = 64
     none_option: bool = False
     constrained: bool = False
+    member_weights: Dict[str, float] = field(default_factory=dict)
+    extraction_quorum: float = 0.0
+
+    def support(self, names: "Iterable[str]") -> float:
+        """The summed extraction weight of the members in ``names``."""
+        return sum(self.member_weights.get(n, 1.0) for n in names)
 
     def context(self, demos: Optional[List[Demo]] = None) -> Dict[str, object]:
         return {

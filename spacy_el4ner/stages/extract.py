@@ -69,9 +69,18 @@ def extract_spans(
     return found
 
 
-def extract(docs: List[Doc], units: List[Unit], members: Mapping[str, Model], settings: Settings) -> None:
-    """Few-shot extraction by every member; adds the union to ``unit.candidates``."""
+def extract(docs: List[Doc], units: List[Unit], members: Mapping[str, Model], settings: Settings) -> int:
+    """Few-shot extraction by every member; adds the union to ``unit.candidates`` (or, with an
+    ``extraction_quorum``, the spans whose finders' summed weight reaches it).
+    RETURNS (int): How many spans were found but left out by the quorum (logged at DEBUG).
+    """
+    below = 0
     for unit, spans in zip(units, extract_spans(docs, units, members, settings, with_demos=True)):
         for (start, end), names in sorted(spans.items()):
+            if settings.support(names) < settings.extraction_quorum:
+                below += 1
+                logger.debug("below quorum: %r found by %s", unit.text[start:end], sorted(names))
+                continue
             for name in sorted(names):
                 unit.add_candidate(start, end, name)
+    return below

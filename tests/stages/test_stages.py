@@ -473,3 +473,21 @@ def test_validate_skips_spans_that_cannot_reach_the_threshold(nlp, settings):
     vals = {c.text: c.validation for c in units[0].candidates.values()}
     assert vals["London"] is None and vals["Barack Obama"] == pytest.approx(0.9)
     assert len(v.calls[0][1]) == 3  # Obama + Paris twice, not London
+
+
+def test_extract_quorum_weights_the_members(nlp):
+    settings = Settings(labels=list(LABELS), member_weights={"strong": 2.0}, extraction_quorum=2.0)
+    docs = [nlp(TEXT)]
+    members = {
+        "strong": FakeModel("strong", {TEXT: '["Barack Obama"]'}),
+        "weak1": FakeModel("weak1", {TEXT: '["London", "flew"]'}),
+        "weak2": FakeModel("weak2", {TEXT: '["London"]'}),
+    }
+    units = units_for(docs)
+    assert extract(docs, units, members, settings) == 1  # "flew": one weak member only
+    assert sorted(cand_texts(units[0]).values()) == ["Barack Obama", "London"]
+    assert settings.support(["weak1", "weak2"]) == 2.0 and settings.support(["strong"]) == 2.0
+    # quorum 0 (the default): the union
+    units = units_for(docs)
+    assert extract(docs, units, members, Settings(labels=list(LABELS))) == 0
+    assert sorted(cand_texts(units[0]).values()) == ["Barack Obama", "London", "flew"]
