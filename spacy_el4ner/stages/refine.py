@@ -14,7 +14,7 @@ from typing import List, Mapping, Tuple
 from spacy.tokens import Doc
 
 from ..models.protocol import Model
-from ..prompts import render
+from ..prompts import Messages, render
 from ..types import Candidate, Unit
 from .common import Settings
 
@@ -50,7 +50,7 @@ def refine(
     """
     template = settings.templates.get("boundary", "boundary.v1.jinja")
     jobs: List[Tuple[Unit, Candidate, Tuple[int, int]]] = []
-    prompts: List[object] = []
+    prompts: List[Messages] = []
     options: List[List[str]] = []
     for unit in units:
         ctx = settings.context(unit.demos)
