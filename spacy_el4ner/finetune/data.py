@@ -241,13 +241,13 @@ def build_records(
         logger.warning("Skipped %d record(s) longer than max_length=%d tokens", skipped_long, max_length)
     logger.info("Built %d fine-tuning records from %d docs and %d labels", len(records), len(docs), len(labels))
     if empty_ratio is not None and include_empty:
-        full = [r for r in records if r.answer != format_answer([])]
-        empty = [r for r in records if r.answer == format_answer([])]
-        keep = min(len(empty), int(math.ceil(empty_ratio * len(full))))
-        chosen = set(id(r) for r in random.Random(seed).sample(empty, keep))
+        empty_answer = format_answer([])
+        empty = [i for i, r in enumerate(records) if r.answer == empty_answer]
+        keep = min(len(empty), int(math.ceil(empty_ratio * (len(records) - len(empty)))))
         if keep < len(empty):
+            dropped = set(empty) - set(random.Random(seed).sample(empty, keep))
+            records = [r for i, r in enumerate(records) if i not in dropped]
             logger.info("Kept %d of %d empty-answer records (empty_ratio=%g)", keep, len(empty), empty_ratio)
-        records = [r for r in records if r.answer != format_answer([]) or id(r) in chosen]
     return records
 
 

@@ -352,16 +352,23 @@ def train(
     pad_id = tokenizer.pad_token_id
     rng = random.Random(config.seed)
     history: List[Dict[str, Any]] = []
-    before: Optional[Dict[str, float]] = None
-    if dev and config.eval_before:
+
+    def dev_scores() -> Dict[str, float]:
+        """Span F1 on the dev docs (eval mode for the pass, then back to training)."""
         from .generate import evaluate
 
         model.eval()
-        t0 = time.time()
-        before = evaluate(
+        scores = evaluate(
             model, tokenizer, dev, labels, descriptions=descriptions, max_new_tokens=config.eval_max_new_tokens,
             constrained=config.eval_constrained, limit=config.eval_limit,
         )
+        model.train()
+        return scores
+
+    before: Optional[Dict[str, float]] = None
+    if dev and config.eval_before:
+        t0 = time.time()
+        before = dev_scores()
         before["seconds"] = round(time.time() - t0, 2)
         logger.info("Before fine-tuning: %s", json.dumps(before))
     started = time.time()
@@ -400,20 +407,7 @@ def train(
         if config.lam == 0:
             entry["contrastive"] = None
         if dev and (epoch % config.eval_every == 0 or epoch == config.epochs):
-            from .generate import evaluate
-
-            model.eval()
-            entry["dev"] = evaluate(
-                model,
-                tokenizer,
-                dev,
-                labels,
-                descriptions=descriptions,
-                max_new_tokens=config.eval_max_new_tokens,
-                constrained=config.eval_constrained,
-                limit=config.eval_limit,
-            )
-            model.train()
+            entry["dev"] = dev_scores()
         history.append(entry)
         logger.info("Epoch %d: %s", epoch, json.dumps(entry))
         if config.checkpoints:

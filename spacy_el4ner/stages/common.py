@@ -38,7 +38,7 @@ class Settings:
     member_weights: Dict[str, float] = field(default_factory=dict)
     extraction_quorum: float = 0.0
 
-    def support(self, names: "Iterable[str]") -> float:
+    def support(self, names: Iterable[str]) -> float:
         """The summed extraction weight of the members in ``names``."""
         return sum(self.member_weights.get(n, 1.0) for n in names)
 

@@ -9,7 +9,7 @@ that, the 0.5B verifier gave near-equal P(yes) to both variants and preferred ge
 ("Party" over "BPF Party") when the first word was dropped.
 """
 import logging
-from typing import List, Mapping, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 from spacy.tokens import Doc
 
@@ -21,17 +21,17 @@ from .common import Settings
 logger = logging.getLogger("spacy_el4ner")
 
 
-def trimmed_variants(doc: Doc, unit: Unit, cand: Candidate) -> List[Tuple[int, int]]:
+def trimmed_variant(doc: Doc, unit: Unit, cand: Candidate) -> Optional[Tuple[int, int]]:
     """The candidate without its last token (character offsets in the unit), when it has at
-    least two tokens and the last one is a lower-case word. A variant that would end in
-    punctuation is skipped."""
+    least two tokens and the last one is a lower-case word; None otherwise, and when the
+    shorter span would end in punctuation."""
     span = doc.char_span(unit.offset + cand.start, unit.offset + cand.end)
     if span is None or len(span) < 2 or not span[-1].is_lower:
-        return []
+        return None
     sub = span[:-1]
     if sub[-1].is_punct or not sub.text.strip():
-        return []
-    return [(sub.start_char - unit.offset, sub.end_char - unit.offset)]
+        return None
+    return (sub.start_char - unit.offset, sub.end_char - unit.offset)
 
 
 def refine(
@@ -56,17 +56,14 @@ def refine(
         ctx = settings.context(unit.demos)
         doc = docs[unit.doc_index]
         for cand in list(unit.candidates.values()):
-            if cand.label is None:
+            key = trimmed_variant(doc, unit, cand) if cand.label is not None else None
+            if key is None or key in unit.candidates:
                 continue
-            for key in trimmed_variants(doc, unit, cand):
-                if key in unit.candidates:
-                    continue
-                short = unit.text[key[0] : key[1]]
-                jobs.append((unit, cand, key))
-                prompts.append(
-                    render(template, settings.prompt_dir, text=unit.text, first=cand.text.split()[0], label=cand.label, **ctx)
-                )
-                options.append([f'"{short}"', f'"{cand.text}"'])
+            jobs.append((unit, cand, key))
+            prompts.append(
+                render(template, settings.prompt_dir, text=unit.text, first=cand.text.split()[0], label=cand.label, **ctx)
+            )
+            options.append([f'"{unit.text[key[0] : key[1]]}"', f'"{cand.text}"'])
     if not jobs or not verifiers:
         return 0
     gains = [0.0] * len(jobs)

@@ -105,13 +105,14 @@ class SpanSimRetriever:
         self.other_weight = other_weight
 
     def pre_extract(self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], settings: Settings) -> None:
+        kinds = self.pre_extraction.split("+")
         for unit in units:
             unit.query_spans = []
-        if "llm" in self.pre_extraction.split("+"):
+        if "llm" in kinds:
             found = extract_spans(docs, units, members, settings, with_demos=False)
             for unit, spans in zip(units, found):
                 unit.query_spans = sorted(spans)
-        if "heuristic" in self.pre_extraction.split("+"):
+        if "heuristic" in kinds:
             for unit in units:
                 unit.query_spans = sorted(set(unit.query_spans) | set(heuristic_spans(docs[unit.doc_index], unit)))
         for unit in units:

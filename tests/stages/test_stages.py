@@ -428,7 +428,7 @@ REFINE_TEXT = "Tim Cook met Siemens executives in Berlin."
 
 def test_refine_trims_a_word_the_verifier_leaves_out(nlp, settings):
     from spacy_el4ner.stages import refine
-    from spacy_el4ner.stages.refine import trimmed_variants
+    from spacy_el4ner.stages.refine import trimmed_variant
 
     docs = [nlp(REFINE_TEXT)]
     units = units_for(docs)
@@ -436,9 +436,10 @@ def test_refine_trims_a_word_the_verifier_leaves_out(nlp, settings):
     classify(units, {"a": FakeModel("a", labels={"Tim Cook": "PER", "Siemens executives": "ORG", "Berlin": "LOC"})}, settings)
     validate(units, {"v": FakeModel("v", yes={"Siemens executives": 0.7})}, settings)
     by_text = {c.text: c for c in units[0].candidates.values()}
-    assert [units[0].text[s:e] for s, e in trimmed_variants(docs[0], units[0], by_text["Siemens executives"])] == ["Siemens"]
-    assert trimmed_variants(docs[0], units[0], by_text["Tim Cook"]) == []  # ends in a capitalised word
-    assert trimmed_variants(docs[0], units[0], by_text["Berlin"]) == []  # one token
+    start, end = trimmed_variant(docs[0], units[0], by_text["Siemens executives"])
+    assert units[0].text[start:end] == "Siemens"
+    assert trimmed_variant(docs[0], units[0], by_text["Tim Cook"]) is None  # ends in a capitalised word
+    assert trimmed_variant(docs[0], units[0], by_text["Berlin"]) is None  # one token
     # a verifier that copies the full name: nothing changes
     keeps = FakeModel("k", names=["Siemens executives"])
     assert refine(docs, units, {"k": keeps}, settings) == 0
