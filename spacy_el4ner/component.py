@@ -41,7 +41,10 @@ DEFAULT_CONFIG: Dict[str, Any] = {
         "share_prefix": True,
     },
     "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": "all-minilm-l6-v2"},
-    "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v2", "k": 4, "pre_extraction": "llm", "max_empty": 1},
+    "retriever": {
+        "@el4ner_retrievers": "el4ner.SpanSimRetriever.v3", "k": 4, "pre_extraction": "llm", "max_empty": 1,
+        "pre_extraction_by": "first",
+    },
     "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
     "retrieval": True,
     "member_weights": {},

@@ -4,7 +4,7 @@ Registries: ``el4ner_models`` (ensembles / model backends), ``el4ner_encoders``,
 ``el4ner_retrievers``, ``el4ner_stores``, ``el4ner_caches``. A released ``vN`` never changes;
 new behaviour gets ``vN+1``.
 """
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from spacy.util import registry
 from spacy.vocab import Vocab
@@ -118,6 +118,32 @@ def make_spansim_retriever_v2(
 
     def build(embedder: Embedder) -> SpanSimRetriever:
         return SpanSimRetriever(k, embedder, pre_extraction=pre_extraction, pos_weights=pos_weights, max_empty=max_empty)
+
+    return build
+
+
+@registry.el4ner_retrievers("el4ner.SpanSimRetriever.v3")  # type: ignore[attr-defined]
+def make_spansim_retriever_v3(
+    k: int = 4,
+    pre_extraction: str = "llm",
+    pos_weights: Optional[Dict[str, float]] = None,
+    max_empty: Optional[int] = 1,
+    pre_extraction_by: Union[str, List[str]] = "first",
+) -> Callable[[Embedder], SpanSimRetriever]:
+    """SpanSim retrieval (v2) plus ``pre_extraction_by``: the members whose zero-shot answers
+    make the query spans, "first" (default: the first member, by convention the strongest),
+    "all" (the union, as in v1/v2) or a list of member names. With members of unequal strength
+    the weak members' spans pulled in worse demonstrations for everyone."""
+
+    def build(embedder: Embedder) -> SpanSimRetriever:
+        return SpanSimRetriever(
+            k,
+            embedder,
+            pre_extraction=pre_extraction,
+            pos_weights=pos_weights,
+            max_empty=max_empty,
+            pre_extraction_by=pre_extraction_by,
+        )
 
     return build
 

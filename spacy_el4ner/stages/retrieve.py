@@ -2,7 +2,7 @@
 import hashlib
 import logging
 import random
-from typing import Dict, List, Mapping, Optional, Protocol, Tuple
+from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 from spacy.tokens import Doc
 
@@ -80,6 +80,11 @@ class SpanSimRetriever:
         extractor to answer "[]".
     pos_weights (Dict[str, float]): w(s) per coarse POS tag (span weight = its largest); used
         when a tagger ran, uniform weights otherwise.
+    pre_extraction_by (Union[str, Sequence[str]]): The members whose zero-shot answers make the
+        query spans: "all" (the union, the paper's rule), "first" (the first member, by
+        convention the strongest) or a list of member names (names not in the pipeline are
+        ignored; when none is left, every member is used). With members of unequal strength, a
+        weak member's spans change the demonstrations that every member gets.
     """
 
     def __init__(
@@ -90,6 +95,7 @@ class SpanSimRetriever:
         pos_weights: Optional[Dict[str, float]] = None,
         other_weight: float = DEFAULT_OTHER_WEIGHT,
         max_empty: Optional[int] = None,
+        pre_extraction_by: Union[str, Sequence[str]] = "all",
     ) -> None:
         if pre_extraction not in PRE_EXTRACTION:
             raise ValueError(f"pre_extraction must be one of {PRE_EXTRACTION}, not '{pre_extraction}'")
@@ -98,6 +104,14 @@ class SpanSimRetriever:
         if max_empty is not None and max_empty < 0:
             raise ValueError("max_empty must be >= 0 (or None for no limit)")
         self.max_empty = max_empty
+        if isinstance(pre_extraction_by, str):
+            if pre_extraction_by not in ("all", "first"):
+                raise ValueError(f"pre_extraction_by must be 'all', 'first' or a list of member names, not '{pre_extraction_by}'")
+        elif not pre_extraction_by or not all(isinstance(m, str) for m in pre_extraction_by):
+            raise ValueError("pre_extraction_by must be 'all', 'first' or a non-empty list of member names")
+        self.pre_extraction_by: Union[str, List[str]] = (
+            pre_extraction_by if isinstance(pre_extraction_by, str) else list(pre_extraction_by)
+        )
         self.k = k
         self.embedder = embedder
         self.pre_extraction = pre_extraction
@@ -109,7 +123,7 @@ class SpanSimRetriever:
         for unit in units:
             unit.query_spans = []
         if "llm" in kinds:
-            found = extract_spans(docs, units, members, settings, with_demos=False)
+            found = extract_spans(docs, units, self._pre_members(members), settings, with_demos=False)
             for unit, spans in zip(units, found):
                 unit.query_spans = sorted(spans)
         if "heuristic" in kinds:
@@ -123,6 +137,18 @@ class SpanSimRetriever:
                 tags = [t.pos_ for t in span] if span is not None and _has_pos(doc) else []
                 weights.append(span_weight(tags, self.pos_weights, self.other_weight))
             unit.query_weights = weights
+
+    def _pre_members(self, members: Mapping[str, Model]) -> Mapping[str, Model]:
+        """The members that pre-extract (see ``pre_extraction_by``)."""
+        if self.pre_extraction_by == "all" or not members:
+            return members
+        if self.pre_extraction_by == "first":
+            name = next(iter(members))
+            return {name: members[name]}
+        chosen = {n: m for n, m in members.items() if n in self.pre_extraction_by}
+        if not chosen:
+            logger.debug("none of pre_extraction_by %s in the pipeline; every member pre-extracts", self.pre_extraction_by)
+        return chosen or members
 
     def __call__(
         self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], store: DemoStore, settings: Settings

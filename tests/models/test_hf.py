@@ -90,6 +90,24 @@ def test_stop_strings_cut_the_output(tiny):
     assert tiny.stats["generated_tokens"] - before < 16  # generation itself stopped early
 
 
+def test_one_character_stop_by_token_lookup(tiny):
+    # the vocabulary lookup gives the answers of transformers' stop_strings, and stops early
+    prompts = ["Text: Apple hired Tim Cook.", "Text: Zürich is in Switzerland."]
+    full = tiny.generate(prompts, max_new_tokens=16)
+    chars = [c for c in full[0][1:-1] if c.isascii() and c.strip()]
+    assert chars, f"no usable stop character in {full[0]!r}"
+    stop = [chars[len(chars) // 2]]
+    fast = tiny.generate(prompts, max_new_tokens=16, stop=stop)
+    before = tiny.stats["generated_tokens"]
+    tiny.token_stop = False
+    try:
+        slow = tiny.generate(prompts, max_new_tokens=16, stop=stop)
+    finally:
+        tiny.token_stop = True
+    assert fast == slow == [f[: f.index(stop[0])] if stop[0] in f else f for f in full]
+    assert tiny.stats["generated_tokens"] - before < 32
+
+
 def test_cut_at_stop():
     assert cut_at_stop('["A", "B"] and more', ["]"]) == '["A", "B"'
     assert cut_at_stop("abc", []) == "abc"
@@ -150,6 +168,25 @@ def test_score_shared_prefix_equals_naive(tiny):
     fed = after["prompt_tokens"] - before["prompt_tokens"]
     assert fed == len(ids[0]) + (len(ids[1]) - common) + 1 + (len(ids3) - common3)
     assert fed < len(ids[0]) + 2 * len(ids[1]) + len(ids3)
+
+
+def test_batched_scoring_equals_shared_prefix(tiny_llm_path):
+    # the accelerator path (padded batches of rows) gives the CPU path's scores, with fewer passes
+    seq = HFModel(str(tiny_llm_path), dtype="float32", score_batching="off")
+    bat = HFModel(str(tiny_llm_path), dtype="float32", score_batching="on", batch_size=3)
+    assert not seq._batch_scores() and bat._batch_scores()
+    assert HFModel(str(tiny_llm_path), dtype="float32")._batch_scores() is False  # auto: CPU here
+    prompts = [classify_prompt("Apple"), classify_prompt("Tim Cook"), "Unrelated short prompt", classify_prompt("Zürich")]
+    conts = [CONTS, ["Yes", "No"], ["Yes", "No", "PER"], CONTS[::-1]]
+    want = seq.score(prompts, conts)
+    before = bat.stats["forward_passes"]
+    got = bat.score(prompts, conts)
+    for g, w in zip(got, want):
+        assert g == pytest.approx(w, abs=1e-3)
+    rows = len(prompts) + sum(len(ids) > 1 for c in conts for ids in bat.continuation_ids(c))
+    assert bat.stats["forward_passes"] - before == -(-rows // 3)  # ceil(rows / batch_size)
+    with pytest.raises(ValueError, match="score_batching"):
+        HFModel(str(tiny_llm_path), score_batching="gpu")
 
 
 def test_score_edge_cases(tiny):

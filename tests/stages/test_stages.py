@@ -492,3 +492,36 @@ def test_extract_quorum_weights_the_members(nlp):
     units = units_for(docs)
     assert extract(docs, units, members, Settings(labels=list(LABELS))) == 0
     assert sorted(cand_texts(units[0]).values()) == ["Barack Obama", "London", "flew"]
+
+
+def test_spansim_retriever_pre_extraction_by(nlp, store, hash_embedder, settings):
+    text = "the meeting of tim cook and apple"
+    docs = [nlp(text)]
+    a = FakeModel("a", {text: '["tim cook"]'})
+    b = FakeModel("b", {text: '["apple", "tim cook"]'})
+    for by in ("first", ["a"]):
+        a.calls.clear()
+        units = units_for(docs)
+        SpanSimRetriever(1, hash_embedder, pre_extraction="llm", pre_extraction_by=by)(docs, units, {"a": a, "b": b}, store, settings)
+        assert units[0].query_spans == [(15, 23)]  # only a's answer
+        assert len(a.calls) == 1 and not b.calls  # b was not asked
+    units = units_for(docs)
+    SpanSimRetriever(1, hash_embedder, pre_extraction="llm", pre_extraction_by=["b"])(docs, units, {"a": a, "b": b}, store, settings)
+    assert units[0].query_spans == [(15, 23), (28, 33)]
+    # a pipeline without the named member (a member run alone) falls back to its own members
+    units = units_for(docs)
+    SpanSimRetriever(1, hash_embedder, pre_extraction="llm", pre_extraction_by=["a"])(docs, units, {"b": b}, store, settings)
+    assert units[0].query_spans == [(15, 23), (28, 33)]
+    for bad in ("best", [], [1]):
+        with pytest.raises(ValueError, match="pre_extraction_by"):
+            SpanSimRetriever(1, hash_embedder, pre_extraction_by=bad)
+
+
+def test_spansim_retriever_v3_registered():
+    from spacy.util import registry
+
+    r = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v3")(k=2)(HashEmbedder())
+    assert (r.k, r.max_empty, r.pre_extraction_by) == (2, 1, "first")
+    r = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v3")(k=2, pre_extraction_by=["x"])(HashEmbedder())
+    assert r.pre_extraction_by == ["x"]
+    assert registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v2")(k=2)(HashEmbedder()).pre_extraction_by == "all"
