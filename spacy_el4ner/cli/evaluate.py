@@ -64,9 +64,24 @@ def build_pipeline(
             "@el4ner_retrievers": "el4ner.SpanSimRetriever.v3", "k": k, "pre_extraction": pre_extraction,
             "max_empty": max_empty, "pre_extraction_by": pre_extraction_by,
         }
-    members_cfg: Dict[str, Any] = {"models": members, **(member_overrides or {})}
-    if cache:
-        members_cfg["cache"] = {"@el4ner_caches": "el4ner.ResponseCache.v1", "path": str(cache)}
+    cache_cfg = {"@el4ner_caches": "el4ner.ResponseCache.v1", "path": str(cache)} if cache else None
+    members_cfg: Dict[str, Any]
+    if any("+" in m for m in members):
+        # NAME+ADAPTER_DIR: a member with a (CLLMFS / LoRA) adapter, through EnsembleOf.v1
+        blocks: Dict[str, Any] = {}
+        for m in members:
+            base, _, adapter = m.partition("+")
+            block: Dict[str, Any] = {"@el4ner_models": "el4ner.HFModel.v1", "name": base, **(member_overrides or {})}
+            if adapter:
+                block["adapter"] = adapter
+            if cache_cfg:
+                block["cache"] = cache_cfg
+            blocks[m] = block
+        members_cfg = {"@el4ner_models": "el4ner.EnsembleOf.v1", "members": blocks}
+    else:
+        members_cfg = {"models": members, **(member_overrides or {})}
+        if cache_cfg:
+            members_cfg["cache"] = cache_cfg
     nlp.add_pipe(
         "el4ner",
         config={
@@ -82,7 +97,7 @@ def evaluate(
     data: Path = typer.Argument(..., help="Labelled test data (.spacy, BIO or JSONL)"),
     store: Path = typer.Option(..., "--store", help="Demonstration store folder (store build)"),
     output: Path = typer.Option(Path("metrics"), "--output", help="Folder for results.json and results.md"),
-    members: str = typer.Option(",".join(DEFAULT_MEMBERS), "--members", help="Comma-separated member models"),
+    members: str = typer.Option(",".join(DEFAULT_MEMBERS), "--members", help="Comma-separated member models; NAME+ADAPTER_DIR adds a LoRA adapter"),
     labels: Optional[str] = typer.Option(None, "--labels", help="Labels (default: the store's)"),
     limit: int = typer.Option(0, "--limit", help="First N sentences only (0: all)"),
     k: int = typer.Option(4, "--k", help="Demonstrations per sentence"),

@@ -285,10 +285,11 @@ class HFModel:
     def score(self, prompts: Sequence[Prompt], continuations: Sequence[Sequence[str]]) -> List[List[float]]:
         """See ``Model.score``.
 
-        Consecutive prompts share their key/value cache up to their common token prefix (the
-        instruction and demonstrations of one text are computed once for all its spans and
+        On a CPU, consecutive prompts share their key/value cache up to their common token prefix
+        (the instruction and demonstrations of one text are computed once for all its spans and
         labels); the first token of every continuation is read off the prompt's own forward pass,
-        and only longer continuations need one small extra pass each.
+        and only longer continuations need one small extra pass each. On an accelerator the
+        prompts go in padded batches instead (see ``score_batching``).
         """
         if len(prompts) != len(continuations):
             raise ValueError("score() needs one list of continuations per prompt")
@@ -312,7 +313,7 @@ class HFModel:
                 continue
             cont_ids = self.continuation_ids(conts)
             todo.append((n, self._encode(text, max(len(c) for c in cont_ids)), cont_ids))
-        if self.share_prefix and self._batch_scores():
+        if todo and self.share_prefix and self._batch_scores():
             computed = self._score_batched([(ids, cont_ids) for _, ids, cont_ids in todo])
         else:
             computed = []
