@@ -116,10 +116,7 @@ def make_spansim_retriever_v2(
     on sparse data (WNUT-17 train: 323 of the first 500 sentences have no entity) the top-k
     were often all "[]" answers, and the extractor learnt to answer "[]"."""
 
-    def build(embedder: Embedder) -> SpanSimRetriever:
-        return SpanSimRetriever(k, embedder, pre_extraction=pre_extraction, pos_weights=pos_weights, max_empty=max_empty)
-
-    return build
+    return make_spansim_retriever_v3(k, pre_extraction, pos_weights, max_empty, pre_extraction_by="all")
 
 
 @registry.el4ner_retrievers("el4ner.SpanSimRetriever.v3")  # type: ignore[attr-defined]
