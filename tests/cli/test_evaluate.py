@@ -28,3 +28,31 @@ def test_pre_extraction_by_list(nlp, tmp_path):
     path = _store(nlp, tmp_path)
     nlp2 = build_pipeline(["LOC"], ["a", "b"], path, 2, "llm", None, "none", pre_extraction_by=["b"])
     assert nlp2.get_pipe("el4ner").retriever.pre_extraction_by == ["b"]
+
+
+def test_variants_by_name():
+    from spacy_el4ner.cli.evaluate import _variants
+
+    runs = _variants(["a", "b"], alone=False, ablate=False, only=["no-validation"])
+    assert list(runs) == ["ensemble", "no-validation"]
+    assert runs["no-validation"] == {"validation": False}
+    assert list(_variants(["a", "b"], False, False, ["alone:b"])) == ["ensemble", "alone:b"]
+    runs = _variants(["a", "b"], alone=True, ablate=True)
+    assert list(runs) == ["ensemble", "alone:a", "alone:b", "no-spansim (random demos)", "no-voting (first member types)", "no-validation"]
+
+
+def test_finished_variants_are_kept(tmp_path):
+    from spacy_el4ner.cli.evaluate import _previous, _write
+
+    meta = {"data": "d", "store": "s", "labels": ["x"], "k": 4, "pre_extraction": "llm", "max_empty": 1,
+            "pre_extraction_by": "first", "name": "", "settings": {}, "members": ["a", "b"], "n_sentences": 10}
+    res = {"p": 1.0, "r": 2.0, "f": 1.3, "sec_per_sentence": 0.1, "llm_calls_per_sentence": 1, "prompt_tokens_per_sentence": 1,
+           "generated_tokens_per_sentence": 1, "members": ["a", "b"], "n_sentences": 10}
+    _write(tmp_path, "run", meta, {"ensemble": res})
+    assert "| ensemble | 1.0 | 2.0 | 1.3 |" in (tmp_path / "results.md").read_text()
+    assert list(_previous(tmp_path, meta)) == ["ensemble"]
+    assert _previous(tmp_path, {**meta, "n_sentences": 11}) == {}  # another sample: start over
+    assert _previous(tmp_path, {**meta, "settings": {"validation": False}}) == {}
+    assert list(_previous(tmp_path, {**meta, "name": "renamed"})) == ["ensemble"]
+    (tmp_path / "results.json").write_text("{not json")
+    assert _previous(tmp_path, meta) == {}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Full test splits for benchmarks/RESULTS.md, cheapest runs first. Resumable twice over: model
+# responses are cached in .el4ner_cache, and finished variants are kept in each results.json.
+# Usage: bash benchmarks/run_full.sh [STEP...]   steps: wnut-cheap ncbi ncbi-cheap wnut-random
+#        ncbi-random smollm politics politics-cheap politics-random (default: all, in that order)
+# "cheap" = the first member alone, no voting, no validation: mostly answered from the cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+D=../shared/data
+E="python -m spacy_el4ner evaluate --cache .el4ner_cache"
+[ -d stores/wnut17-train500 ] || python -m spacy_el4ner store build $D/wnut17/train.conll --limit 500 -o stores/wnut17-train500
+[ -d stores/politics-train ] || python -m spacy_el4ner store build $D/crossner/politics/train.txt -o stores/politics-train
+[ -d stores/ncbi-train500 ] || python -m spacy_el4ner store build $D/ncbi-disease/train.tsv --limit 500 -o stores/ncbi-train500
+W="$D/wnut17/test.conll --store stores/wnut17-train500 --output benchmarks/results/wnut17-test-full --name WNUT-17-test-all-1287"
+N="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/results/ncbi-test-full --name NCBI-disease-test-all-940"
+P="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full --name CrossNER-politics-test-all-651"
+Q=alone:qwen2.5-coder-0.5b-instruct
+S=alone:smollm2-135m-instruct
+STEPS=${*:-wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-random}
+for step in $STEPS; do
+  case $step in
+    wnut-cheap) $E $W --variants $Q,no-voting,no-validation ;;
+    wnut-random) $E $W --variants random ;;
+    ncbi) $E $N --variants none ;;
+    ncbi-cheap) $E $N --variants $Q,no-voting,no-validation ;;
+    ncbi-random) $E $N --variants random ;;
+    politics) $E $P --variants none ;;
+    politics-cheap) $E $P --variants $Q,no-voting,no-validation ;;
+    smollm) $E $W --variants $S; $E $N --variants $S ;;
+    politics-random) $E $P --variants random ;;
+    *) echo "unknown step $step" >&2; exit 2 ;;
+  esac
+done
