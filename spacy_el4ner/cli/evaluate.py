@@ -219,7 +219,7 @@ def evaluate(
         pipe = nlp.get_pipe("el4ner")
         examples: List[Example] = []
         t0 = time.perf_counter()
-        with tqdm(total=len(refs), desc=variant, unit="sent") as bar:
+        with tqdm(total=len(refs), desc=variant, unit="sent", miniters=1) as bar:  # miniters: cached batches must not silence later ones
             for batch in minibatch(refs, size=batch_size):
                 preds = list(nlp.pipe([spacy.tokens.Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r]) for r in batch]))
                 examples.extend(Example(p, r) for p, r in zip(preds, batch))

@@ -20,7 +20,8 @@ def classify(
     Members are asked in order. With "majority" voting and ``lazy``, a member is not asked about a span whose
     outcome the remaining members can no longer change (e.g. the second of two members, since
     ties go to the first): the result is the same as asking everyone, at a fraction of the cost.
-    With "first" only the first member is asked. Sets ``candidate.label_probs``, ``votes``,
+    With "first" only the first member is asked. With a single option (one label, no "none") no
+    model is called: that option has probability 1. Sets ``candidate.label_probs``, ``votes``,
     ``label`` (None: no label won) and ``label_score``.
     """
     options = list(settings.labels) + ([NONE_LABEL] if settings.none_option else [])
@@ -46,7 +47,12 @@ def classify(
         ]
         if not todo:
             break
-        scores = members[name].score([prompts[i] for i in todo], [options] * len(todo))
+        if len(options) == 1:
+            # one label and no "none" (e.g. NCBI-disease): its probability is 1 whatever the
+            # model says, so the answer is known without a forward pass
+            scores = [[0.0] for _ in todo]
+        else:
+            scores = members[name].score([prompts[i] for i in todo], [options] * len(todo))
         for i, logps in zip(todo, scores):
             jobs[i].label_probs[name] = dict(zip(options, softmax(logps)))
     for cand in jobs:

@@ -525,3 +525,18 @@ def test_spansim_retriever_v3_registered():
     r = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v3")(k=2, pre_extraction_by=["x"])(HashEmbedder())
     assert r.pre_extraction_by == ["x"]
     assert registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v2")(k=2)(HashEmbedder()).pre_extraction_by == "all"
+
+
+def test_classify_single_label_needs_no_model_call(nlp):
+    settings = Settings(labels=["Disease"], none_option=False)
+    docs, units = extracted(nlp, settings, '["Paris", "flew"]')
+    a, b = FakeModel("a"), FakeModel("b")
+    classify(units, {"a": a, "b": b}, settings, "soft")
+    assert a.calls == [] and b.calls == []
+    for cand in units[0].candidates.values():
+        assert cand.label == "Disease" and cand.label_score == pytest.approx(1.0)
+        assert cand.label_probs == {"a": {"Disease": 1.0}, "b": {"Disease": 1.0}}
+    with_none = Settings(labels=["Disease"], none_option=True)
+    docs, units = extracted(nlp, with_none, '["Paris"]')
+    classify(units, {"a": a}, with_none)
+    assert len(a.calls) == 1  # "Disease" or "none": a real choice
