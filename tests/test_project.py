@@ -41,7 +41,10 @@ def test_workflow_all_on_tiny_sample(tmp_path):
     run = results["results"]["ensemble"]
     assert run["n_sentences"] == 2
     assert 0.0 <= run["f"] <= 100.0
-    assert (proj / "metrics" / "REPORT.md").read_text().count("| ensemble |") == 1
+    report = (proj / "metrics" / "REPORT.md").read_text()
+    assert report.count("| run | P | R | F1 |") == 1  # one dataset, one results table
+    assert report.count("| ensemble |") == 2  # its row in the scores and in the stage analysis
+    assert "Where gold entities are lost" in report
     assert (proj / "stores" / "wnut17" / "meta.json").exists()
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0
