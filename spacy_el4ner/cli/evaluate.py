@@ -68,6 +68,8 @@ def _previous(output: Path, meta: Dict[str, Any]) -> Dict[str, Any]:
         return {}
     if any(old_meta.get(k) != meta.get(k) for k in RUN_KEYS):
         return {}
+    if "tagger" in old_meta and old_meta["tagger"] != meta.get("tagger"):  # older files lack it
+        return {}
     ens = old_results.get("ensemble", {})
     if old_meta.get("members", ens.get("members")) != meta["members"]:
         return {}
@@ -202,7 +204,7 @@ def evaluate(
     overrides = parse_settings(settings)
     meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction,
             "max_empty": max_empty, "pre_extraction_by": pre_by, "name": name, "settings": overrides,
-            "members": member_list, "n_sentences": len(refs)}
+            "members": member_list, "n_sentences": len(refs), "tagger": tagger}
     output.mkdir(parents=True, exist_ok=True)
     results: Dict[str, Any] = _previous(output, meta)  # finished variants of this evaluation
     for variant, opts in _variants(member_list, alone, ablate, only).items():
