@@ -1,10 +1,9 @@
 """Re-decide which typed candidates become entities, offline, from saved predictions.
 
 `evaluate --save-predictions` keeps every candidate with its label score (the vote's mean
-probability) and its validation P(yes). The component accepts a candidate when
-``validation >= validation_threshold`` and ``label_score * validation >= min_confidence``, then
-keeps non-overlapping ones greedily by confidence (align.select_entities). This script replays
-that rule for a grid of the two thresholds, with no model call, and prints micro P/R/F1 per file.
+probability) and its validation P(yes). This script replays the component's rule
+(``ensemble.acceptance``, then ``align.non_overlapping`` on character offsets) for a grid of
+the two thresholds, with no model call, and prints micro P/R/F1 per file.
 Candidates that validation skipped (their label score was already below min_confidence of the
 run) count as rejected, so only grids with min_confidence >= the run's value are exact.
 
@@ -12,22 +11,13 @@ Usage: python benchmarks/accept_sweep.py PRED.jsonl [PRED.jsonl ...] [--out resu
 """
 import argparse
 import json
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List
+
+from spacy_el4ner.align import non_overlapping
+from spacy_el4ner.ensemble import acceptance
 
 MIN_CONF = [0.3, 0.35, 0.4, 0.45, 0.5]
 VAL_T = [0.0, 0.45, 0.5, 0.55, 0.6]
-
-
-def select(cands: Sequence[Tuple[int, int, str, float]]) -> List[Tuple[int, int, str]]:
-    """Greedy non-overlapping choice: confidence, then length, then position (as the component)."""
-    taken: List[Tuple[int, int]] = []
-    out = []
-    for s, e, label, _ in sorted(cands, key=lambda x: (-x[3], -(x[1] - x[0]), x[0])):
-        if any(s < te and ts < e for ts, te in taken):
-            continue
-        taken.append((s, e))
-        out.append((s, e, label))
-    return out
 
 
 def score(rows: List[dict], min_conf: float, val_t: float) -> Dict[str, float]:
@@ -36,14 +26,12 @@ def score(rows: List[dict], min_conf: float, val_t: float) -> Dict[str, float]:
         gold = {(s, e, lab) for s, e, lab, _ in row["gold"]}
         chosen = []
         for c in row["candidates"]:
-            if c.get("label") is None:
-                continue
-            v = c.get("validation")
-            v = 1.0 if v is None else v  # skipped by validation: label score < the run's min_confidence
-            conf = c["label_score"] * v
-            if v >= val_t and conf >= min_conf:
+            # the component's rule (a candidate skipped by validation has validation None and a
+            # label score below the run's min_confidence)
+            conf, accepted = acceptance(c.get("label"), c["label_score"], c.get("validation"), val_t, min_conf)
+            if accepted:
                 chosen.append((c["start"], c["end"], c["label"], conf))
-        pred = set(select(chosen))
+        pred = {(s, e, lab) for s, e, lab, _ in non_overlapping(chosen)}
         tp += len(pred & gold)
         n_pred += len(pred)
         n_gold += len(gold)

@@ -68,6 +68,24 @@ def snap(doc: Doc, start: int, end: int) -> Optional[Tuple[int, int]]:
     return span.start, span.end
 
 
+def non_overlapping(scored: Sequence[Tuple[int, int, str, float]]) -> List[Tuple[int, int, str, float]]:
+    """The greedy choice behind ``select_entities``, on any offsets (tokens or characters):
+    highest score first, then longest, then earliest; an item overlapping one already taken is
+    skipped, and so is an empty one.
+
+    RETURNS (List[Tuple[int, int, str, float]]): The chosen items, in the order they were taken.
+    """
+    taken: List[Tuple[int, int]] = []
+    chosen = []
+    for item in sorted(scored, key=lambda x: (-x[3], -(x[1] - x[0]), x[0])):
+        start, end = item[0], item[1]
+        if end <= start or any(start < t_end and t_start < end for t_start, t_end in taken):
+            continue
+        taken.append((start, end))
+        chosen.append(item)
+    return chosen
+
+
 def select_entities(
     doc: Doc,
     scored: Sequence[Tuple[int, int, str, float]],
@@ -76,21 +94,19 @@ def select_entities(
     """Choose non-overlapping entities.
 
     Rule: candidates are taken greedily by confidence (highest first), then length (longest
-    first), then position (earliest first), skipping any that overlap one already taken. Entities
-    already on the Doc are kept where they overlap none of those chosen.
+    first), then position (earliest first), skipping any that overlap one already taken
+    (``non_overlapping``). Entities already on the Doc are kept where they overlap none of
+    those chosen.
 
     scored: (start token, end token, label, confidence) per typed candidate.
     RETURNS (List[Span]): The entities, in document order.
     """
-    taken = [False] * len(doc)
-    chosen: List[Span] = []
-    for start, end, label, _score in sorted(scored, key=lambda x: (-x[3], -(x[1] - x[0]), x[0])):
-        if end <= start or any(taken[start:end]):
-            continue
-        for i in range(start, end):
-            taken[i] = True
-        chosen.append(Span(doc, start, end, label=label))
+    chosen = [Span(doc, start, end, label=label) for start, end, label, _ in non_overlapping(scored)]
     if keep_existing:
+        taken = [False] * len(doc)
+        for span in chosen:
+            for i in range(span.start, span.end):
+                taken[i] = True
         for ent in doc.ents:
             if not any(taken[ent.start : ent.end]):
                 chosen.append(ent)

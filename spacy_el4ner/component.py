@@ -16,7 +16,7 @@ from spacy import util
 
 from . import registry as _registry  # noqa: F401  (registers the functions)
 from .align import select_entities
-from .ensemble import VOTING_RULES
+from .ensemble import VOTING_RULES, acceptance
 from .models.protocol import Embedder, Model
 from .sentences import split_units
 from .stages import Settings, classify, extract, refine, validate
@@ -376,11 +376,8 @@ class EL4NER(Pipe):
                     if span is None:
                         continue
                     self.stats["candidates"] += 1
-                    cand.confidence = cand.label_score * (cand.validation if cand.validation is not None else 1.0)
-                    accepted = (
-                        cand.label is not None
-                        and (cand.validation is None or cand.validation >= self.validation_threshold)
-                        and cand.confidence >= self.min_confidence
+                    cand.confidence, accepted = acceptance(
+                        cand.label, cand.label_score, cand.validation, self.validation_threshold, self.min_confidence
                     )
                     if cand.label is not None and not accepted:
                         self.stats["rejected"] += 1

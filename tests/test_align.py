@@ -121,3 +121,10 @@ def test_existing_non_conflicting_ents_are_kept(nlp):
     # the old (0, 1) overlaps the new (0, 2) and is dropped; (6, 7) is kept
     assert [(e.start, e.end, e.label_) for e in ents] == [(0, 2, "PER"), (6, 7, "GPE")]
     assert [(e.start, e.end) for e in select_entities(doc, [(0, 2, "PER", 0.9)], keep_existing=False)] == [(0, 2)]
+
+
+def test_non_overlapping_on_character_offsets():
+    from spacy_el4ner.align import non_overlapping
+
+    items = [(0, 8, "PER", 0.6), (4, 12, "ORG", 0.9), (13, 19, "LOC", 0.6), (20, 20, "LOC", 1.0)]
+    assert non_overlapping(items) == [(4, 12, "ORG", 0.9), (13, 19, "LOC", 0.6)]  # empty span skipped

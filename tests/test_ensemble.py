@@ -112,3 +112,13 @@ def test_invalid_rule_raises(rule):
 
 def test_rules_constant():
     assert set(VOTING_RULES) == {"majority", "soft", "first"}
+
+
+def test_acceptance_rule():
+    from spacy_el4ner.ensemble import acceptance
+
+    assert acceptance("PER", 0.8, 0.5, 0.0, 0.3) == (0.4, True)
+    assert acceptance("PER", 0.8, 0.3, 0.0, 0.3) == (pytest.approx(0.24), False)  # confidence too low
+    assert acceptance("PER", 0.8, 0.5, 0.55, 0.3)[1] is False  # P(yes) under validation_threshold
+    assert acceptance("PER", 0.5, None, 0.9, 0.3) == (0.5, True)  # not validated: label score alone
+    assert acceptance(None, 1.0, 1.0, 0.0, 0.0)[1] is False
