@@ -3,7 +3,7 @@
 # responses are cached in .el4ner_cache, and finished variants are kept in each results.json.
 # Usage: bash benchmarks/run_full.sh [STEP...]   steps: wnut-cheap ncbi ncbi-cheap wnut-random
 #        ncbi-random smollm politics politics-cheap politics-random (default: all, in that order)
-# "cheap" = the first member alone, no voting, no validation: mostly answered from the cache.
+# "cheap" = the first member alone, no voting, no validation, no type prior: mostly answered from the cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -19,13 +19,13 @@ S=alone:smollm2-135m-instruct
 STEPS=${*:-wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-random}
 for step in $STEPS; do
   case $step in
-    wnut-cheap) $E $W --variants $Q,no-voting,no-validation ;;
+    wnut-cheap) $E $W --variants $Q,no-voting,no-validation,no-type-prior ;;
     wnut-random) $E $W --variants random ;;
     ncbi) $E $N --variants none ;;
-    ncbi-cheap) $E $N --variants $Q,no-voting,no-validation ;;
+    ncbi-cheap) $E $N --variants $Q,no-voting,no-validation,no-type-prior ;;
     ncbi-random) $E $N --variants random ;;
     politics) $E $P --variants none ;;
-    politics-cheap) $E $P --variants $Q,no-voting,no-validation ;;
+    politics-cheap) $E $P --variants $Q,no-voting,no-validation,no-type-prior ;;
     smollm) $E $W --variants $S; $E $N --variants $S ;;
     politics-random) $E $P --variants random ;;
     *) echo "unknown step $step" >&2; exit 2 ;;

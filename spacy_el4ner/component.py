@@ -20,6 +20,7 @@ from .ensemble import VOTING_RULES, acceptance
 from .models.protocol import Embedder, Model
 from .sentences import split_units
 from .stages import Settings, classify, extract, refine, validate
+from .stages.prior import TypePrior
 from .store import DemoStore
 from .types import Unit
 
@@ -47,6 +48,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     },
     "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
     "retrieval": True,
+    "type_prior": {"@el4ner_priors": "el4ner.StoreKNNPrior.v1", "k": 5, "temperature": 0.05, "mix": 0.3, "weight": 1.0},
     "member_weights": {},
     "extraction_quorum": 0.0,
     "voting": "majority",
@@ -91,6 +93,7 @@ def make_el4ner(
     retriever: Callable[[Embedder], Any],
     store: Callable[[Vocab, Sequence[str], Embedder], DemoStore],
     retrieval: bool,
+    type_prior: Optional[TypePrior],
     member_weights: Dict[str, float],
     extraction_quorum: float,
     voting: str,
@@ -123,6 +126,7 @@ def make_el4ner(
         retriever=retriever(encoder),
         store=store(nlp.vocab, labels, encoder),
         retrieval=retrieval,
+        type_prior=type_prior,
         member_weights=member_weights,
         extraction_quorum=extraction_quorum,
         voting=voting,
@@ -166,6 +170,7 @@ class EL4NER(Pipe):
         retriever: Any,
         store: DemoStore,
         retrieval: bool = True,
+        type_prior: Optional[TypePrior] = None,
         member_weights: Optional[Mapping[str, float]] = None,
         extraction_quorum: float = 0.0,
         voting: str = "majority",
@@ -216,6 +221,7 @@ class EL4NER(Pipe):
         self.retriever = retriever
         self.store = store
         self.retrieval = retrieval
+        self.type_prior = type_prior
         self.voting = voting
         self.lazy_voting = lazy_voting
         self.validation = validation
@@ -333,7 +339,9 @@ class EL4NER(Pipe):
         with self._timed("extract"):
             self.stats["below_quorum"] += extract(docs, units, self.members, self.settings)
         with self._timed("classify"):
-            classify(units, self.members, self.settings, self.voting, lazy=self.lazy_voting)
+            classify(
+                units, self.members, self.settings, self.voting, lazy=self.lazy_voting, prior=self.type_prior, store=self.store
+            )
         if self.validation:
             with self._timed("validate"):
                 # a span whose P(label) is below min_confidence is rejected whatever P(yes) is
@@ -393,6 +401,7 @@ class EL4NER(Pipe):
                             "extracted_by": sorted(cand.extracted_by),
                             "votes": dict(cand.votes),
                             "label_probs": {m: {k: round(v, 4) for k, v in p.items()} for m, p in cand.label_probs.items()},
+                            "type_prior": None if cand.type_prior is None else {k: round(v, 4) for k, v in cand.type_prior.items()},
                             "label_score": round(cand.label_score, 4),
                             "validation": None if cand.validation is None else round(cand.validation, 4),
                             "confidence": round(cand.confidence, 4),

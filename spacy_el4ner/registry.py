@@ -1,7 +1,7 @@
 """Registered, versioned functions for the swappable parts (usable from config.cfg).
 
 Registries: ``el4ner_models`` (ensembles / model backends), ``el4ner_encoders``,
-``el4ner_retrievers``, ``el4ner_stores``, ``el4ner_caches``. A released ``vN`` never changes;
+``el4ner_retrievers``, ``el4ner_stores``, ``el4ner_caches``, ``el4ner_priors``. A released ``vN`` never changes;
 new behaviour gets ``vN+1``.
 """
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -13,10 +13,11 @@ from .models.cache import ResponseCache
 from .models.hf import HFModel
 from .models.protocol import Embedder, Model
 from .similarity import HFEncoder
+from .stages.prior import StoreKNNPrior
 from .stages.retrieve import RandomRetriever, SpanSimRetriever
 from .store import DemoStore
 
-for _name in ("el4ner_models", "el4ner_encoders", "el4ner_retrievers", "el4ner_stores", "el4ner_caches"):
+for _name in ("el4ner_models", "el4ner_encoders", "el4ner_retrievers", "el4ner_stores", "el4ner_caches", "el4ner_priors"):
     if not hasattr(registry, _name):
         registry.create(_name, entry_points=True)
 
@@ -168,3 +169,9 @@ def make_demo_store(path: Optional[str] = None) -> Callable[[Vocab, Sequence[str
 def make_response_cache(path: str, max_entries: int = 1_000_000) -> ResponseCache:
     """On-disk response cache (SQLite), shared safely by several processes."""
     return ResponseCache(path, max_entries=max_entries)
+
+
+@registry.el4ner_priors("el4ner.StoreKNNPrior.v1")  # type: ignore[attr-defined]
+def make_store_knn_prior(k: int = 5, temperature: float = 0.05, mix: float = 0.3, weight: float = 1.0) -> StoreKNNPrior:
+    """Type prior from the store's k nearest labelled spans (``weight = 0`` turns it off)."""
+    return StoreKNNPrior(k=k, temperature=temperature, mix=mix, weight=weight)

@@ -98,6 +98,10 @@ class DemoStore:
         assert self._span_emb is not None and self._owners is not None
         return self._span_emb, self._owners
 
+    def span_labels(self) -> List[str]:
+        """RETURNS (List[str]): The label of each stored span, in the order of ``span_index()``."""
+        return [ent.label_ for doc in self.docs for ent in doc.ents]
+
     def doc_embeddings(self) -> numpy.ndarray:
         self._index()
         assert self._doc_emb is not None

@@ -24,7 +24,8 @@ class Candidate:
     text: str
     extracted_by: Set[str] = field(default_factory=set)
     votes: Dict[str, Optional[str]] = field(default_factory=dict)  # member -> label (None: abstains)
-    label_probs: Dict[str, Dict[str, float]] = field(default_factory=dict)  # member -> label -> p
+    label_probs: Dict[str, Dict[str, float]] = field(default_factory=dict)  # member -> label -> p (x type prior)
+    type_prior: Optional[Dict[str, float]] = None  # label -> p from the store's labelled spans
     label: Optional[str] = None
     label_score: float = 0.0  # mean probability of the chosen label over the members
     validation: Optional[float] = None  # verifier's P(yes); None when not validated

@@ -415,3 +415,32 @@ def test_tiny_hf_model_end_to_end(tiny_llm_path, tiny_bert_path, labelled_docs):
     assert sum(details["Paris"]["label_probs"]["tiny"].values()) == pytest.approx(1.0, abs=1e-3)
     stats = pipe.model_stats()["tiny"]
     assert stats["calls"] >= 3 and stats["forward_passes"] > 0 and stats["prompt_tokens"] > 0
+
+
+def test_type_prior_from_the_store(nlp, scripts, labelled_docs, tmp_path):
+    # the member calls Paris an ORG; the store's labelled spans say LOC (Paris, London, ...)
+    scripts("paris", lambda: {"a": FakeModel("a", extracts(["Paris", "Tim Cook"]), labels={"Paris": "ORG", "Tim Cook": "PER"})})
+    prior = {"@el4ner_priors": "el4ner.StoreKNNPrior.v1", "k": 1, "temperature": 0.05, "mix": 0.01, "weight": 1.0}
+    nlp.add_pipe("el4ner", config=config("paris", type_prior=prior))
+    nlp.initialize(lambda: examples(nlp, labelled_docs))
+    doc = nlp("Tim Cook flew to Paris.")
+    assert ents(doc) == [("Tim Cook", "PER"), ("Paris", "LOC")]
+    details = {d["text"]: d for d in doc.spans["el4ner"].attrs["details"]}
+    assert details["Paris"]["type_prior"]["LOC"] > 0.99
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.get_pipe("el4ner").type_prior.k == 1
+    assert ents(loaded("Tim Cook flew to Paris.")) == ents(doc)
+    # without the prior the member decides
+    nlp2 = spacy.blank("en")
+    nlp2.add_pipe("el4ner", config=config("paris", type_prior=None))
+    nlp2.initialize(lambda: examples(nlp2, labelled_docs))
+    doc2 = nlp2("Tim Cook flew to Paris.")
+    assert ents(doc2) == [("Tim Cook", "PER"), ("Paris", "ORG")]
+    assert {d["text"]: d for d in doc2.spans["el4ner"].attrs["details"]}["Paris"]["type_prior"] is None
+
+
+def test_default_type_prior_is_store_knn(nlp, script):
+    pipe = nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
+    assert nlp.config["components"]["el4ner"]["type_prior"]["@el4ner_priors"] == "el4ner.StoreKNNPrior.v1"
+    assert (pipe.type_prior.k, pipe.type_prior.mix) == (5, 0.3)

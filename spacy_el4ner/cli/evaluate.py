@@ -14,6 +14,7 @@ from tqdm import tqdm
 from wasabi import msg
 
 from ..analysis import stage_breakdown
+from ..component import DEFAULT_CONFIG
 from ..readers import read_docs
 from ..registry import DEFAULT_MEMBERS
 from ..store import DemoStore
@@ -37,13 +38,14 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
     "random": {"name": "no-spansim (random demos)", "random": True},
     "no-voting": {"name": "no-voting (first member types)", "voting": "first"},
     "no-validation": {"name": "no-validation", "validation": False},
+    "no-type-prior": {"name": "no-type-prior (members type alone)", "overrides": {"type_prior": None}},
 }
-RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings")
+RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior")
 
 
 def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
     """The runs to make: the ensemble, each member alone (``alone``), the ablations (``ablate``,
-    or single ones named in ``only``: random, no-voting, no-validation)."""
+    or single ones named in ``only``: random, no-voting, no-validation, no-type-prior)."""
     out: Dict[str, Dict[str, Any]] = {"ensemble": {}}
     for m in members:
         if (alone and len(members) > 1) or f"alone:{m}" in only:
@@ -178,7 +180,7 @@ def evaluate(
     pre_by: str = typer.Option("first", "--pre-extraction-by", help="Members that pre-extract for retrieval: first, all, or comma-separated names"),
     alone: bool = typer.Option(False, "--members-alone", help="Also run each member alone"),
     ablate: bool = typer.Option(False, "--ablate", help="Also run without SpanSim, voting, validation"),
-    variants: str = typer.Option("", "--variants", help="Runs besides the ensemble, comma-separated: alone (every member), alone:MEMBER, ablate (all three ablations) or random, no-voting, no-validation ('none': ensemble only)"),
+    variants: str = typer.Option("", "--variants", help="Runs besides the ensemble, comma-separated: alone (every member), alone:MEMBER, ablate (all ablations) or random, no-voting, no-validation, no-type-prior ('none': ensemble only)"),
     save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write OUTPUT/predictions-VARIANT.jsonl (text, gold, predicted entities, every candidate)"),
     rerun: bool = typer.Option(False, "--rerun", help="Run the selected variants again even if OUTPUT/results.json has them (the others are kept)"),
     cache: Optional[Path] = typer.Option(Path(".el4ner_cache"), "--cache", help="Response cache (resume)"),
@@ -204,7 +206,8 @@ def evaluate(
     overrides = parse_settings(settings)
     meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction,
             "max_empty": max_empty, "pre_extraction_by": pre_by, "name": name, "settings": overrides,
-            "members": member_list, "n_sentences": len(refs), "tagger": tagger}
+            "members": member_list, "n_sentences": len(refs), "tagger": tagger,
+            "type_prior": overrides.get("type_prior", DEFAULT_CONFIG["type_prior"])}
     output.mkdir(parents=True, exist_ok=True)
     results: Dict[str, Any] = _previous(output, meta)  # finished variants of this evaluation
     for variant, opts in _variants(member_list, alone, ablate, only).items():
@@ -214,7 +217,7 @@ def evaluate(
         nlp = build_pipeline(
             label_list, opts.get("members", member_list), store, k, pre_extraction, cache, tagger,
             random=opts.get("random", False), voting=opts.get("voting", "majority"),
-            validation=opts.get("validation", True), overrides=overrides,
+            validation=opts.get("validation", True), overrides={**overrides, **opts.get("overrides", {})},
             max_empty=None if max_empty < 0 else max_empty,
             pre_extraction_by=pre_by if pre_by in ("first", "all") else [m for m in pre_by.split(",") if m],
         )

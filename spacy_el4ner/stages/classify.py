@@ -1,18 +1,25 @@
 """Stage 3: every member scores each label for each span; the members vote."""
 import logging
-from typing import List, Mapping
+from typing import Any, List, Mapping, Optional
 
 from ..ensemble import NONE_LABEL, decided, softmax, vote
 from ..models.protocol import Model
 from ..prompts import Messages, render
 from ..types import Candidate, Unit
 from .common import Settings
+from .prior import TypePrior, apply_prior
 
 logger = logging.getLogger("spacy_el4ner")
 
 
 def classify(
-    units: List[Unit], members: Mapping[str, Model], settings: Settings, voting: str = "majority", lazy: bool = True
+    units: List[Unit],
+    members: Mapping[str, Model],
+    settings: Settings,
+    voting: str = "majority",
+    lazy: bool = True,
+    prior: Optional[TypePrior] = None,
+    store: Optional[Any] = None,
 ) -> None:
     """Type every candidate by scoring each option (the labels, and "none" when
     ``settings.none_option``) as the answer; then vote.
@@ -21,8 +28,10 @@ def classify(
     outcome the remaining members can no longer change (e.g. the second of two members, since
     ties go to the first): the result is the same as asking everyone, at a fraction of the cost.
     With "first" only the first member is asked. With a single option (one label, no "none") no
-    model is called: that option has probability 1. Sets ``candidate.label_probs``, ``votes``,
-    ``label`` (None: no label won) and ``label_score``.
+    model is called: that option has probability 1. With a ``prior`` (and its ``store``), each
+    member's distribution is multiplied by the span's prior (``stages.prior``) before the vote.
+    Sets ``candidate.type_prior``, ``label_probs`` (with the prior), ``votes``, ``label`` (None:
+    no label won) and ``label_score``.
     """
     options = list(settings.labels) + ([NONE_LABEL] if settings.none_option else [])
     jobs: List[Candidate] = []
@@ -36,6 +45,11 @@ def classify(
             )
     if not jobs:
         return
+    priors = prior([c.text for c in jobs], store, settings.labels) if prior is not None and len(options) > 1 else None
+    weight = prior.weight if prior is not None else 0.0
+    if priors is not None:
+        for cand, p in zip(jobs, priors):
+            cand.type_prior = p
     names = list(members)
     if voting == "first":
         names = names[:1]
@@ -54,7 +68,7 @@ def classify(
         else:
             scores = members[name].score([prompts[i] for i in todo], [options] * len(todo))
         for i, logps in zip(todo, scores):
-            jobs[i].label_probs[name] = dict(zip(options, softmax(logps)))
+            jobs[i].label_probs[name] = apply_prior(dict(zip(options, softmax(logps))), jobs[i].type_prior, weight)
     for cand in jobs:
         asked = [n for n in names if n in cand.label_probs]
         cand.label, cand.label_score, cand.votes = vote(cand.label_probs, settings.labels, voting, asked)

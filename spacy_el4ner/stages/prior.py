@@ -1,0 +1,101 @@
+"""A type prior for classification from the labelled spans of the demonstration store.
+
+The members type each span from a prompt with a few demonstrations; the store holds many more
+labelled spans than fit in a prompt. ``StoreKNNPrior`` looks up a candidate's nearest labelled
+spans (cosine of the same span embeddings that retrieval uses) and turns their labels into a
+distribution; classification multiplies each member's label distribution by it before the vote
+(a product of experts). Measured (benchmarks/RESULTS.md, session 5): on exactly extracted gold
+spans, the share typed right went from 83% to 91% (WNUT-17 dev 60), 81% to 87% (CrossNER
+politics dev 30) and 55% to 65% (WNUT-17 test 100).
+"""
+import logging
+from typing import Dict, List, Mapping, Optional, Protocol, Sequence, runtime_checkable
+
+import numpy
+
+from ..ensemble import NONE_LABEL
+
+logger = logging.getLogger("spacy_el4ner")
+
+
+@runtime_checkable
+class TypePrior(Protocol):
+    """A distribution over the labels for each span text, from the store."""
+
+    weight: float
+
+    def __call__(self, texts: Sequence[str], store: "object", labels: Sequence[str]) -> Optional[List[Dict[str, float]]]:
+        """RETURNS: one label -> probability dict per text (summing to 1 over ``labels``), or None
+        when the store cannot give one (no labelled spans, no encoder)."""
+        ...
+
+
+class StoreKNNPrior:
+    """k-nearest labelled spans of the store, softmax-weighted by similarity, mixed with uniform.
+
+    k (int): Neighbours per span.
+    temperature (float): Softmax temperature over the neighbours' cosine similarities (lower:
+        the nearest neighbour counts more).
+    mix (float): Share of the uniform distribution mixed in (0..1): no label gets less than
+        ``mix / n_labels``, so a member's confident answer can still win against the store.
+    weight (float): Exponent of the prior in the product with each member's distribution
+        (0: no effect; 1: plain product).
+    """
+
+    def __init__(self, k: int = 5, temperature: float = 0.05, mix: float = 0.3, weight: float = 1.0) -> None:
+        if k < 1:
+            raise ValueError("StoreKNNPrior: k must be >= 1")
+        if temperature <= 0:
+            raise ValueError("StoreKNNPrior: temperature must be > 0")
+        if not 0.0 <= mix <= 1.0:
+            raise ValueError("StoreKNNPrior: mix must be between 0 and 1")
+        if weight < 0:
+            raise ValueError("StoreKNNPrior: weight must be >= 0 (0 turns the prior off)")
+        self.k = k
+        self.temperature = temperature
+        self.mix = mix
+        self.weight = weight
+
+    def __call__(self, texts: Sequence[str], store: "object", labels: Sequence[str]) -> Optional[List[Dict[str, float]]]:
+        if not texts or not labels or self.weight == 0:
+            return None
+        if getattr(store, "embedder", None) is None or not getattr(store, "n_spans", 0):
+            return None
+        span_emb, _ = store.span_index()  # type: ignore[attr-defined]
+        span_labels = store.span_labels()  # type: ignore[attr-defined]
+        index = {label: i for i, label in enumerate(labels)}
+        keep = [i for i, label in enumerate(span_labels) if label in index]
+        if not keep:
+            return None
+        emb = span_emb[keep]
+        y = numpy.asarray([index[span_labels[i]] for i in keep])
+        query = numpy.asarray(store.embedder.embed(list(texts)), dtype="float32")  # type: ignore[attr-defined]
+        sims = query @ emb.T  # rows of norm 1: cosine
+        k = min(self.k, emb.shape[0])
+        top = numpy.argpartition(-sims, k - 1, axis=1)[:, :k]
+        out: List[Dict[str, float]] = []
+        n = len(labels)
+        for row, idx in zip(sims, top):
+            s = row[idx]
+            w = numpy.exp((s - s.max()) / self.temperature)
+            dist = numpy.bincount(y[idx], weights=w / w.sum(), minlength=n)
+            dist = (1.0 - self.mix) * dist + self.mix / n
+            out.append({label: float(dist[i]) for i, label in enumerate(labels)})
+        return out
+
+
+def apply_prior(probs: Mapping[str, float], prior: Optional[Mapping[str, float]], weight: float = 1.0) -> Dict[str, float]:
+    """A member's distribution times the prior (to the power ``weight``), renormalised.
+    "none" (not an entity) gets the uniform level 1/n_labels: the store says nothing about it.
+
+    RETURNS (Dict[str, float]): The combined distribution over the same options.
+    """
+    if not prior or weight == 0:
+        return dict(probs)
+    labels = [o for o in probs if o != NONE_LABEL]
+    neutral = 1.0 / max(len(labels), 1)
+    raw = {o: p * (prior.get(o, neutral) if o != NONE_LABEL else neutral) ** weight for o, p in probs.items()}
+    total = sum(raw.values())
+    if total <= 0:
+        return dict(probs)
+    return {o: v / total for o, v in raw.items()}
