@@ -28,7 +28,7 @@ def score(rows: List[dict], min_conf: float, val_t: float) -> Dict[str, float]:
         for c in row["candidates"]:
             # the component's rule (a candidate skipped by validation has validation None and a
             # label score below the run's min_confidence)
-            conf, accepted = acceptance(c.get("label"), c["label_score"], c.get("validation"), val_t, min_conf)
+            conf, accepted = acceptance(c.get("label"), c["label_score"], c.get("validation"), val_t, min_conf, c.get("entity_score"))
             if accepted:
                 chosen.append((c["start"], c["end"], c["label"], conf))
         pred = {(s, e, lab) for s, e, lab, _ in non_overlapping(chosen)}

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
-E="python -m spacy_el4ner evaluate --cache .el4ner_cache"
+E="python -m spacy_el4ner evaluate --cache .el4ner_cache --save-predictions"
 [ -d stores/wnut17-train500 ] || python -m spacy_el4ner store build $D/wnut17/train.conll --limit 500 -o stores/wnut17-train500
 [ -d stores/politics-train ] || python -m spacy_el4ner store build $D/crossner/politics/train.txt -o stores/politics-train
 [ -d stores/ncbi-train500 ] || python -m spacy_el4ner store build $D/ncbi-disease/train.tsv --limit 500 -o stores/ncbi-train500

@@ -20,7 +20,7 @@ from .ensemble import VOTING_RULES, acceptance
 from .models.protocol import Embedder, Model
 from .sentences import split_units
 from .stages import Settings, classify, extract, refine, validate
-from .stages.prior import TypePrior
+from .stages.prior import EntityPrior, TypePrior
 from .store import DemoStore
 from .types import Unit
 
@@ -49,6 +49,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
     "retrieval": True,
     "type_prior": {"@el4ner_priors": "el4ner.StoreKNNPrior.v1", "k": 5, "temperature": 0.05, "mix": 0.3, "weight": 1.0},
+    "entity_prior": None,
     "member_weights": {},
     "extraction_quorum": 0.0,
     "voting": "majority",
@@ -94,6 +95,7 @@ def make_el4ner(
     store: Callable[[Vocab, Sequence[str], Embedder], DemoStore],
     retrieval: bool,
     type_prior: Optional[TypePrior],
+    entity_prior: Optional[EntityPrior],
     member_weights: Dict[str, float],
     extraction_quorum: float,
     voting: str,
@@ -127,6 +129,7 @@ def make_el4ner(
         store=store(nlp.vocab, labels, encoder),
         retrieval=retrieval,
         type_prior=type_prior,
+        entity_prior=entity_prior,
         member_weights=member_weights,
         extraction_quorum=extraction_quorum,
         voting=voting,
@@ -171,6 +174,7 @@ class EL4NER(Pipe):
         store: DemoStore,
         retrieval: bool = True,
         type_prior: Optional[TypePrior] = None,
+        entity_prior: Optional[EntityPrior] = None,
         member_weights: Optional[Mapping[str, float]] = None,
         extraction_quorum: float = 0.0,
         voting: str = "majority",
@@ -222,6 +226,7 @@ class EL4NER(Pipe):
         self.store = store
         self.retrieval = retrieval
         self.type_prior = type_prior
+        self.entity_prior = entity_prior
         self.voting = voting
         self.lazy_voting = lazy_voting
         self.validation = validation
@@ -342,6 +347,13 @@ class EL4NER(Pipe):
             classify(
                 units, self.members, self.settings, self.voting, lazy=self.lazy_voting, prior=self.type_prior, store=self.store
             )
+        if self.entity_prior is not None:
+            with self._timed("entity_prior"):
+                typed = [c for u in units for c in u.candidates.values() if c.label is not None]
+                scores = self.entity_prior([c.text for c in typed], self.store)
+                if scores is not None:
+                    for cand, p in zip(typed, scores):
+                        cand.entity_score = p ** self.entity_prior.weight
         if self.validation:
             with self._timed("validate"):
                 # a span whose P(label) is below min_confidence is rejected whatever P(yes) is
@@ -385,7 +397,8 @@ class EL4NER(Pipe):
                         continue
                     self.stats["candidates"] += 1
                     cand.confidence, accepted = acceptance(
-                        cand.label, cand.label_score, cand.validation, self.validation_threshold, self.min_confidence
+                        cand.label, cand.label_score, cand.validation, self.validation_threshold, self.min_confidence,
+                        cand.entity_score,
                     )
                     if cand.label is not None and not accepted:
                         self.stats["rejected"] += 1
@@ -404,6 +417,7 @@ class EL4NER(Pipe):
                             "type_prior": None if cand.type_prior is None else {k: round(v, 4) for k, v in cand.type_prior.items()},
                             "label_score": round(cand.label_score, 4),
                             "validation": None if cand.validation is None else round(cand.validation, 4),
+                            "entity_score": None if cand.entity_score is None else round(cand.entity_score, 4),
                             "confidence": round(cand.confidence, 4),
                             "refined_from": cand.refined_from,
                         }

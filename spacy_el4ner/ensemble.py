@@ -104,15 +104,22 @@ def _rank(option: str, labels: Sequence[str]) -> int:
 
 
 def acceptance(
-    label: Optional[str], label_score: float, validation: Optional[float], validation_threshold: float, min_confidence: float
+    label: Optional[str],
+    label_score: float,
+    validation: Optional[float],
+    validation_threshold: float,
+    min_confidence: float,
+    entity_score: Optional[float] = None,
 ) -> Tuple[float, bool]:
-    """A typed candidate's confidence (label score x validation P(yes); the label score alone
-    when it was not validated) and whether it becomes an entity: it needs a label,
-    ``P(yes) >= validation_threshold`` when validated, and ``confidence >= min_confidence``.
+    """A typed candidate's confidence (label score x validation P(yes) x the store's entity
+    score; a factor that was not computed counts as 1) and whether it becomes an entity: it
+    needs a label, ``P(yes) >= validation_threshold`` when validated, and ``confidence >=
+    min_confidence``.
 
     RETURNS (Tuple[float, bool]): (confidence, accepted).
     """
     confidence = label_score * (validation if validation is not None else 1.0)
+    confidence *= entity_score if entity_score is not None else 1.0
     accepted = (
         label is not None
         and (validation is None or validation >= validation_threshold)

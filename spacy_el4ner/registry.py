@@ -13,7 +13,7 @@ from .models.cache import ResponseCache
 from .models.hf import HFModel
 from .models.protocol import Embedder, Model
 from .similarity import HFEncoder
-from .stages.prior import StoreKNNPrior
+from .stages.prior import StoreEntityPrior, StoreKNNPrior
 from .stages.retrieve import RandomRetriever, SpanSimRetriever
 from .store import DemoStore
 
@@ -175,3 +175,11 @@ def make_response_cache(path: str, max_entries: int = 1_000_000) -> ResponseCach
 def make_store_knn_prior(k: int = 5, temperature: float = 0.05, mix: float = 0.3, weight: float = 1.0) -> StoreKNNPrior:
     """Type prior from the store's k nearest labelled spans (``weight = 0`` turns it off)."""
     return StoreKNNPrior(k=k, temperature=temperature, mix=mix, weight=weight)
+
+
+@registry.el4ner_priors("el4ner.StoreEntityPrior.v1")  # type: ignore[attr-defined]
+def make_store_entity_prior(
+    k: int = 10, temperature: float = 0.05, max_negatives: int = 4000, weight: float = 1.0, seed: int = 0
+) -> StoreEntityPrior:
+    """P(entity) from the store's entity spans vs its non-entity n-grams (a confidence factor)."""
+    return StoreEntityPrior(k=k, temperature=temperature, max_negatives=max_negatives, weight=weight, seed=seed)

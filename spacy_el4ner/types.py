@@ -29,6 +29,7 @@ class Candidate:
     label: Optional[str] = None
     label_score: float = 0.0  # mean probability of the chosen label over the members
     validation: Optional[float] = None  # verifier's P(yes); None when not validated
+    entity_score: Optional[float] = None  # P(entity) ** weight from the store (StoreEntityPrior); None: not used
     confidence: float = 0.0
     refined_from: Optional[str] = None  # the extracted text, when boundary refinement shortened it
 

@@ -444,3 +444,23 @@ def test_default_type_prior_is_store_knn(nlp, script):
     pipe = nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
     assert nlp.config["components"]["el4ner"]["type_prior"]["@el4ner_priors"] == "el4ner.StoreKNNPrior.v1"
     assert (pipe.type_prior.k, pipe.type_prior.mix) == (5, 0.3)
+
+
+def test_entity_prior_scales_confidence(nlp, scripts, labelled_docs):
+    # "sings" is typed PER by the member, but the store only has it as text outside entities
+    scripts("sings", lambda: {"a": FakeModel("a", extracts(["Tim Cook", "sings"]), labels={"Tim Cook": "PER", "sings": "PER"})})
+    prior = {"@el4ner_priors": "el4ner.StoreEntityPrior.v1", "k": 1}
+    nlp.add_pipe("el4ner", config=config("sings", entity_prior=prior))
+    nlp.initialize(lambda: examples(nlp, labelled_docs + [make_doc(nlp, "She sings daily.")]))
+    doc = nlp("Tim Cook sings.")
+    assert ents(doc) == [("Tim Cook", "PER")]
+    details = {d["text"]: d for d in doc.spans["el4ner"].attrs["details"]}
+    assert details["Tim Cook"]["entity_score"] == pytest.approx(1.0)
+    assert details["sings"]["entity_score"] == pytest.approx(0.0)
+    assert details["sings"]["accepted"] is False and details["sings"]["validation"] is None  # not worth asking
+    assert nlp.config["components"]["el4ner"]["entity_prior"]["k"] == 1
+    # off by default
+    nlp2 = spacy.blank("en")
+    nlp2.add_pipe("el4ner", config=config("sings"))
+    nlp2.initialize(lambda: examples(nlp2, labelled_docs))
+    assert ("sings", "PER") in ents(nlp2("Tim Cook sings."))

@@ -122,3 +122,11 @@ def test_acceptance_rule():
     assert acceptance("PER", 0.8, 0.5, 0.55, 0.3)[1] is False  # P(yes) under validation_threshold
     assert acceptance("PER", 0.5, None, 0.9, 0.3) == (0.5, True)  # not validated: label score alone
     assert acceptance(None, 1.0, 1.0, 0.0, 0.0)[1] is False
+
+
+def test_acceptance_with_entity_score():
+    from spacy_el4ner.ensemble import acceptance
+
+    assert acceptance("PER", 0.8, 0.5, 0.0, 0.3, 0.5) == (pytest.approx(0.2), False)
+    assert acceptance("PER", 0.8, 0.5, 0.0, 0.3, 1.0) == (pytest.approx(0.4), True)
+    assert acceptance("PER", 0.8, None, 0.0, 0.3, None) == (0.8, True)

@@ -30,6 +30,17 @@ class TypePrior(Protocol):
         ...
 
 
+@runtime_checkable
+class EntityPrior(Protocol):
+    """P(entity) for each span text, from the store."""
+
+    weight: float
+
+    def __call__(self, texts: Sequence[str], store: "object") -> Optional[List[float]]:
+        """RETURNS: P(entity) per text, or None when the store cannot give one."""
+        ...
+
+
 class StoreKNNPrior:
     """k-nearest labelled spans of the store, softmax-weighted by similarity, mixed with uniform.
 
@@ -99,3 +110,82 @@ def apply_prior(probs: Mapping[str, float], prior: Optional[Mapping[str, float]]
     if total <= 0:
         return dict(probs)
     return {o: v / total for o, v in raw.items()}
+
+
+class StoreEntityPrior:
+    """P(entity) of a span from its nearest neighbours among the store's entity spans and
+    non-entity n-grams of the store's texts: does the store call text like this an entity?
+
+    Useful where the entity vocabulary recurs (one label, a closed domain: NCBI-disease dev 60
+    F1 18.6 -> 38.6); harmful for novel, open-vocabulary names (WNUT-17 dev 60 49.6 -> 41.0,
+    CrossNER politics dev 30 59.9 -> 54.1), so it is off by default. The component multiplies a
+    candidate's confidence by ``P(entity) ** weight``.
+
+    k (int): Neighbours per span.
+    temperature (float): Softmax temperature over the neighbours' cosine similarities.
+    max_negatives (int): Non-entity n-grams (1-3 tokens, no stop word at either edge, not
+        overlapping an entity) sampled from the store's texts, with a fixed seed.
+    weight (float): Exponent of P(entity) in the confidence (0: no effect).
+    """
+
+    def __init__(self, k: int = 10, temperature: float = 0.05, max_negatives: int = 4000, weight: float = 1.0, seed: int = 0) -> None:
+        if k < 1:
+            raise ValueError("StoreEntityPrior: k must be >= 1")
+        if temperature <= 0:
+            raise ValueError("StoreEntityPrior: temperature must be > 0")
+        if max_negatives < 1:
+            raise ValueError("StoreEntityPrior: max_negatives must be >= 1")
+        if weight < 0:
+            raise ValueError("StoreEntityPrior: weight must be >= 0 (0 turns it off)")
+        self.k = k
+        self.temperature = temperature
+        self.max_negatives = max_negatives
+        self.weight = weight
+        self.seed = seed
+        self._key: Optional[tuple] = None
+        self._neg: Optional[numpy.ndarray] = None
+
+    def negatives(self, store: "object") -> List[str]:
+        """RETURNS (List[str]): The sampled non-entity n-grams of the store's texts."""
+        import random
+
+        seen: Dict[str, None] = {}
+        for doc in store.docs:  # type: ignore[attr-defined]
+            in_ent = {i for e in doc.ents for i in range(e.start, e.end)}
+            for n in (1, 2, 3):
+                for i in range(len(doc) - n + 1):
+                    toks = doc[i : i + n]
+                    if any(j in in_ent for j in range(i, i + n)):
+                        continue
+                    if not all(t.is_alpha or t.is_digit for t in toks) or toks[0].is_stop or toks[-1].is_stop:
+                        continue
+                    seen.setdefault(toks.text)
+        texts = sorted(seen)
+        random.Random(self.seed).shuffle(texts)
+        return texts[: self.max_negatives]
+
+    def __call__(self, texts: Sequence[str], store: "object") -> Optional[List[float]]:
+        """RETURNS: P(entity) per text, or None when the store cannot say (no spans, no encoder)."""
+        if not texts or self.weight == 0:
+            return None
+        if getattr(store, "embedder", None) is None or not getattr(store, "n_spans", 0):
+            return None
+        pos, _ = store.span_index()  # type: ignore[attr-defined]
+        key = (id(store), len(store.docs), pos.shape[0])  # type: ignore[attr-defined]
+        if self._key != key or self._neg is None:
+            neg_texts = self.negatives(store)
+            self._neg = numpy.asarray(store.embedder.embed(neg_texts), dtype="float32").reshape(len(neg_texts), pos.shape[1])  # type: ignore[attr-defined]
+            self._key = key
+            logger.debug("entity prior: %d entity spans, %d non-entity n-grams", pos.shape[0], len(neg_texts))
+        emb = numpy.vstack([pos, self._neg])
+        is_ent = numpy.concatenate([numpy.ones(pos.shape[0]), numpy.zeros(self._neg.shape[0])])
+        query = numpy.asarray(store.embedder.embed(list(texts)), dtype="float32")  # type: ignore[attr-defined]
+        sims = query @ emb.T
+        k = min(self.k, emb.shape[0])
+        top = numpy.argpartition(-sims, k - 1, axis=1)[:, :k]
+        out: List[float] = []
+        for row, idx in zip(sims, top):
+            s = row[idx]
+            w = numpy.exp((s - s.max()) / self.temperature)
+            out.append(float((w * is_ent[idx]).sum() / w.sum()))
+        return out

@@ -16,16 +16,17 @@ YES_NO = ("Yes", "No")
 def validate(units: List[Unit], verifiers: Mapping[str, Model], settings: Settings, skip_below: float = 0.0) -> None:
     """Set ``candidate.validation`` = mean P(Yes) over the verifiers, for every typed candidate.
 
-    skip_below (float): Candidates whose label score is below this are not asked (their
-        confidence, label score × P(yes), could not reach it anyway); they keep ``validation``
-        None.
+    skip_below (float): Candidates whose label score (times their entity score, when set) is
+        below this are not asked (their confidence could not reach it anyway); they keep
+        ``validation`` None.
     """
     jobs: List[Candidate] = []
     prompts: List[str] = []
     for unit in units:
         ctx = settings.context(unit.demos)
         for cand in unit.candidates.values():
-            if cand.label is None or cand.label_score < skip_below:
+            bound = cand.label_score * (cand.entity_score if cand.entity_score is not None else 1.0)
+            if cand.label is None or bound < skip_below:
                 continue
             jobs.append(cand)
             prompts.append(

@@ -1,4 +1,6 @@
 """The store's type prior (k nearest labelled spans) and its use in classification."""
+import math
+
 import pytest
 
 from spacy_el4ner.sentences import split_units
@@ -101,3 +103,38 @@ def test_classify_single_label_ignores_prior(nlp, labelled_docs):
     store.add(labelled_docs)
     classify(units, {"a": FakeModel("a")}, settings, prior=StoreKNNPrior(), store=store)
     assert [(c.label, c.type_prior) for c in units[0].candidates.values()] == [("LOC", None)] * 2  # Paris twice
+
+
+# -- entity prior ----------------------------------------------------------------------------
+def test_entity_prior_negatives_and_scores(jordan_store):
+    from spacy_el4ner.stages.prior import StoreEntityPrior
+
+    prior = StoreEntityPrior(k=1, temperature=0.05)
+    negs = prior.negatives(jordan_store)
+    # n-grams outside entities, without a stop word at either edge
+    assert "borders" in negs and "drove" in negs and "scored" in negs
+    assert "Jordan" not in negs and "to Jordan" not in negs and "We drove" not in negs
+    assert not any(n.split()[0].lower() in ("we", "to", "for") for n in negs)
+    # k=1: the nearest neighbour decides; exact copies have cosine 1
+    assert prior(["Jordan", "borders"], jordan_store) == pytest.approx([1.0, 0.0])
+    assert StoreEntityPrior(max_negatives=2).negatives(jordan_store) == StoreEntityPrior(max_negatives=2).negatives(jordan_store)
+    assert len(StoreEntityPrior(max_negatives=2).negatives(jordan_store)) == 2
+
+
+def test_entity_prior_by_hand_k4(jordan_store):
+    from spacy_el4ner.stages.prior import StoreEntityPrior
+
+    # bag-of-words query (Jordan: 2, scored: 1), norm sqrt(5): cosine 2/sqrt(5) with each of the
+    # three "Jordan" entity spans, 1/sqrt(5) with the non-entity "scored", less with the rest
+    (p,) = StoreEntityPrior(k=4, temperature=0.5)(["Jordan Jordan scored"], jordan_store)
+    w_scored = math.exp((1 / math.sqrt(5) - 2 / math.sqrt(5)) / 0.5)
+    assert p == pytest.approx(3 / (3 + w_scored), abs=1e-5)
+
+
+def test_entity_prior_off_or_unavailable(nlp, jordan_store):
+    from spacy_el4ner.stages.prior import StoreEntityPrior
+
+    assert StoreEntityPrior(weight=0.0)(["Jordan"], jordan_store) is None
+    assert StoreEntityPrior()(["Jordan"], DemoStore(nlp.vocab, LABELS, HashEmbedder())) is None
+    with pytest.raises(ValueError):
+        StoreEntityPrior(max_negatives=0)
