@@ -9,13 +9,30 @@ spans, the share typed right went from 83% to 91% (WNUT-17 dev 60), 81% to 87% (
 politics dev 30) and 55% to 65% (WNUT-17 test 100).
 """
 import logging
-from typing import Dict, List, Mapping, Optional, Protocol, Sequence, runtime_checkable
+from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import numpy
 
 from ..ensemble import NONE_LABEL
 
 logger = logging.getLogger("spacy_el4ner")
+
+
+def nearest(query: numpy.ndarray, keys: numpy.ndarray, k: int, temperature: float) -> List[Tuple[numpy.ndarray, numpy.ndarray]]:
+    """The k nearest rows of ``keys`` for each row of ``query`` (rows of norm 1: cosine), with
+    softmax weights of their similarities at ``temperature`` (summing to 1).
+
+    RETURNS (List[Tuple[numpy.ndarray, numpy.ndarray]]): (indices, weights) per query row.
+    """
+    sims = query @ keys.T
+    k = min(k, keys.shape[0])
+    top = numpy.argpartition(-sims, k - 1, axis=1)[:, :k]
+    out = []
+    for row, idx in zip(sims, top):
+        s = row[idx]
+        w = numpy.exp((s - s.max()) / temperature)
+        out.append((idx, w / w.sum()))
+    return out
 
 
 @runtime_checkable
@@ -81,15 +98,10 @@ class StoreKNNPrior:
         emb = span_emb[keep]
         y = numpy.asarray([index[span_labels[i]] for i in keep])
         query = numpy.asarray(store.embedder.embed(list(texts)), dtype="float32")  # type: ignore[attr-defined]
-        sims = query @ emb.T  # rows of norm 1: cosine
-        k = min(self.k, emb.shape[0])
-        top = numpy.argpartition(-sims, k - 1, axis=1)[:, :k]
         out: List[Dict[str, float]] = []
         n = len(labels)
-        for row, idx in zip(sims, top):
-            s = row[idx]
-            w = numpy.exp((s - s.max()) / self.temperature)
-            dist = numpy.bincount(y[idx], weights=w / w.sum(), minlength=n)
+        for idx, w in nearest(query, emb, self.k, self.temperature):
+            dist = numpy.bincount(y[idx], weights=w, minlength=n)
             dist = (1.0 - self.mix) * dist + self.mix / n
             out.append({label: float(dist[i]) for i, label in enumerate(labels)})
         return out
@@ -180,12 +192,4 @@ class StoreEntityPrior:
         emb = numpy.vstack([pos, self._neg])
         is_ent = numpy.concatenate([numpy.ones(pos.shape[0]), numpy.zeros(self._neg.shape[0])])
         query = numpy.asarray(store.embedder.embed(list(texts)), dtype="float32")  # type: ignore[attr-defined]
-        sims = query @ emb.T
-        k = min(self.k, emb.shape[0])
-        top = numpy.argpartition(-sims, k - 1, axis=1)[:, :k]
-        out: List[float] = []
-        for row, idx in zip(sims, top):
-            s = row[idx]
-            w = numpy.exp((s - s.max()) / self.temperature)
-            out.append(float((w * is_ent[idx]).sum() / w.sum()))
-        return out
+        return [float((w * is_ent[idx]).sum()) for idx, w in nearest(query, emb, self.k, self.temperature)]
