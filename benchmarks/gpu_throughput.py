@@ -22,7 +22,7 @@ import sys
 import time
 import types
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 ROOT = Path(__file__).resolve().parent.parent
 

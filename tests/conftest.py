@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 import numpy
 import pytest
 import spacy
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.util import registry
 
 import spacy_el4ner.registry  # noqa: F401  (creates the el4ner_* registries)

@@ -1,4 +1,3 @@
-import pytest
 
 from spacy_el4ner.align import find_occurrences, select_entities, snap
 

@@ -1,5 +1,4 @@
 """The four stages with scripted fake members (no model is loaded)."""
-import math
 
 import pytest
 
@@ -10,7 +9,7 @@ from spacy_el4ner.stages.retrieve import heuristic_spans, to_demo
 from spacy_el4ner.store import DemoStore
 from spacy_el4ner.types import Demo, Unit
 
-from conftest import FakeModel, HashEmbedder, make_doc, prompt_text
+from conftest import FakeModel, HashEmbedder, make_doc
 
 LABELS = ["PER", "ORG", "LOC"]
 TEXT = "Barack Obama flew from Paris to London, then back to Paris."
