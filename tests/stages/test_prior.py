@@ -79,7 +79,7 @@ def test_classify_with_prior_follows_the_store(nlp, labelled_docs):
     store = DemoStore(nlp.vocab, LABELS, HashEmbedder())
     store.add(labelled_docs)  # Paris and London are LOC there
     member = FakeModel("a", labels={"Barack Obama": "PER", "Paris": "ORG", "London": "LOC"})
-    classify(units, {"a": member}, settings, prior=StoreKNNPrior(k=1, mix=0.01), store=store)
+    classify(units, {"a": member}, settings, prior=StoreKNNPrior(k=1, mix=0.01, weight=1.0), store=store)
     cands = {c.text: c for c in units[0].candidates.values()}
     # the member's 0.9 on ORG for Paris loses against the store's near-certain LOC
     assert cands["Paris"].label == "LOC"
