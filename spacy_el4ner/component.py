@@ -48,7 +48,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     },
     "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
     "retrieval": True,
-    "type_prior": {"@el4ner_priors": "el4ner.StoreKNNPrior.v1", "k": 5, "temperature": 0.05, "mix": 0.3, "weight": 0.5},
+    "type_prior": {"@el4ner_priors": "el4ner.StoreKNNPrior.v1", "k": 5, "temperature": 0.05, "mix": 0.3, "weight": 1.0},
     "entity_prior": None,
     "member_weights": {},
     "extraction_quorum": 0.0,

@@ -172,7 +172,7 @@ def make_response_cache(path: str, max_entries: int = 1_000_000) -> ResponseCach
 
 
 @registry.el4ner_priors("el4ner.StoreKNNPrior.v1")  # type: ignore[attr-defined]
-def make_store_knn_prior(k: int = 5, temperature: float = 0.05, mix: float = 0.3, weight: float = 0.5) -> StoreKNNPrior:
+def make_store_knn_prior(k: int = 5, temperature: float = 0.05, mix: float = 0.3, weight: float = 1.0) -> StoreKNNPrior:
     """Type prior from the store's k nearest labelled spans (``weight = 0`` turns it off)."""
     return StoreKNNPrior(k=k, temperature=temperature, mix=mix, weight=weight)
 

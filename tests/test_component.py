@@ -443,7 +443,7 @@ def test_type_prior_from_the_store(nlp, scripts, labelled_docs, tmp_path):
 def test_default_type_prior_is_store_knn(nlp, script):
     pipe = nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
     assert nlp.config["components"]["el4ner"]["type_prior"]["@el4ner_priors"] == "el4ner.StoreKNNPrior.v1"
-    assert (pipe.type_prior.k, pipe.type_prior.mix, pipe.type_prior.weight) == (5, 0.3, 0.5)
+    assert (pipe.type_prior.k, pipe.type_prior.mix, pipe.type_prior.weight) == (5, 0.3, 1.0)
 
 
 def test_entity_prior_scales_confidence(nlp, scripts, labelled_docs):
