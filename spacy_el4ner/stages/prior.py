@@ -34,6 +34,20 @@ def nearest(query: numpy.ndarray, keys: numpy.ndarray, k: int, temperature: floa
     return out
 
 
+def _check(name: str, k: int, temperature: float, weight: float) -> None:
+    if k < 1:
+        raise ValueError(f"{name}: k must be >= 1")
+    if temperature <= 0:
+        raise ValueError(f"{name}: temperature must be > 0")
+    if weight < 0:
+        raise ValueError(f"{name}: weight must be >= 0 (0 turns it off)")
+
+
+def _usable(texts: Sequence[str], store: "object", weight: float) -> bool:
+    """Whether a prior has work to do and a store that can answer (labelled spans, an encoder)."""
+    return bool(texts) and weight != 0 and getattr(store, "embedder", None) is not None and bool(getattr(store, "n_spans", 0))
+
+
 @runtime_checkable
 class TypePrior(Protocol):
     """A distribution over the labels for each span text, from the store."""
@@ -70,23 +84,16 @@ class StoreKNNPrior:
     """
 
     def __init__(self, k: int = 5, temperature: float = 0.05, mix: float = 0.3, weight: float = 1.0) -> None:
-        if k < 1:
-            raise ValueError("StoreKNNPrior: k must be >= 1")
-        if temperature <= 0:
-            raise ValueError("StoreKNNPrior: temperature must be > 0")
+        _check("StoreKNNPrior", k, temperature, weight)
         if not 0.0 <= mix <= 1.0:
             raise ValueError("StoreKNNPrior: mix must be between 0 and 1")
-        if weight < 0:
-            raise ValueError("StoreKNNPrior: weight must be >= 0 (0 turns the prior off)")
         self.k = k
         self.temperature = temperature
         self.mix = mix
         self.weight = weight
 
     def __call__(self, texts: Sequence[str], store: "object", labels: Sequence[str]) -> Optional[List[Dict[str, float]]]:
-        if not texts or not labels or self.weight == 0:
-            return None
-        if getattr(store, "embedder", None) is None or not getattr(store, "n_spans", 0):
+        if not labels or not _usable(texts, store, self.weight):
             return None
         span_emb, _ = store.span_index()  # type: ignore[attr-defined]
         span_labels = store.span_labels()  # type: ignore[attr-defined]
@@ -140,14 +147,9 @@ class StoreEntityPrior:
     """
 
     def __init__(self, k: int = 10, temperature: float = 0.05, max_negatives: int = 4000, weight: float = 1.0, seed: int = 0) -> None:
-        if k < 1:
-            raise ValueError("StoreEntityPrior: k must be >= 1")
-        if temperature <= 0:
-            raise ValueError("StoreEntityPrior: temperature must be > 0")
+        _check("StoreEntityPrior", k, temperature, weight)
         if max_negatives < 1:
             raise ValueError("StoreEntityPrior: max_negatives must be >= 1")
-        if weight < 0:
-            raise ValueError("StoreEntityPrior: weight must be >= 0 (0 turns it off)")
         self.k = k
         self.temperature = temperature
         self.max_negatives = max_negatives
@@ -177,9 +179,7 @@ class StoreEntityPrior:
 
     def __call__(self, texts: Sequence[str], store: "object") -> Optional[List[float]]:
         """RETURNS: P(entity) per text, or None when the store cannot say (no spans, no encoder)."""
-        if not texts or self.weight == 0:
-            return None
-        if getattr(store, "embedder", None) is None or not getattr(store, "n_spans", 0):
+        if not _usable(texts, store, self.weight):
             return None
         pos, _ = store.span_index()  # type: ignore[attr-defined]
         key = (id(store), len(store.docs), pos.shape[0])  # type: ignore[attr-defined]
