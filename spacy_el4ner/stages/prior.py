@@ -156,7 +156,8 @@ class StoreEntityPrior:
         self.weight = weight
         self.seed = seed
         self._key: Optional[tuple] = None
-        self._neg: Optional[numpy.ndarray] = None
+        self._keys: Optional[numpy.ndarray] = None  # entity spans, then negatives
+        self._is_ent: Optional[numpy.ndarray] = None
 
     def negatives(self, store: "object") -> List[str]:
         """RETURNS (List[str]): The sampled non-entity n-grams of the store's texts."""
@@ -183,12 +184,14 @@ class StoreEntityPrior:
             return None
         pos, _ = store.span_index()  # type: ignore[attr-defined]
         key = (id(store), len(store.docs), pos.shape[0])  # type: ignore[attr-defined]
-        if self._key != key or self._neg is None:
+        if self._key != key or self._keys is None or self._is_ent is None:
+            # once per store state: the negatives' embeddings, stacked under the entity spans'
             neg_texts = self.negatives(store)
-            self._neg = numpy.asarray(store.embedder.embed(neg_texts), dtype="float32").reshape(len(neg_texts), pos.shape[1])  # type: ignore[attr-defined]
+            neg = numpy.asarray(store.embedder.embed(neg_texts), dtype="float32").reshape(len(neg_texts), pos.shape[1])  # type: ignore[attr-defined]
+            self._keys = numpy.vstack([pos, neg])
+            self._is_ent = numpy.concatenate([numpy.ones(pos.shape[0]), numpy.zeros(neg.shape[0])])
             self._key = key
             logger.debug("entity prior: %d entity spans, %d non-entity n-grams", pos.shape[0], len(neg_texts))
-        emb = numpy.vstack([pos, self._neg])
-        is_ent = numpy.concatenate([numpy.ones(pos.shape[0]), numpy.zeros(self._neg.shape[0])])
         query = numpy.asarray(store.embedder.embed(list(texts)), dtype="float32")  # type: ignore[attr-defined]
-        return [float((w * is_ent[idx]).sum()) for idx, w in nearest(query, emb, self.k, self.temperature)]
+        is_ent = self._is_ent
+        return [float((w * is_ent[idx]).sum()) for idx, w in nearest(query, self._keys, self.k, self.temperature)]
