@@ -2,8 +2,9 @@
 # Full test splits for benchmarks/RESULTS.md, cheapest runs first. Resumable twice over: model
 # responses are cached in .el4ner_cache, and finished variants are kept in each results.json.
 # Usage: bash benchmarks/run_full.sh [STEP...]   steps: wnut-cheap ncbi ncbi-cheap wnut-random
-#        ncbi-random smollm politics politics-cheap politics-random (default: all, in that order)
-# "cheap" = the first member alone, no voting, no validation, no type prior: mostly answered from the cache.
+#        ncbi-random smollm politics politics-cheap politics-smollm politics-random (default: all, in that order)
+# "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
+# Outputs: results/*-full-s6 (session 6 defaults, with the casing trim); session 5's are in results/*-full.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -11,22 +12,23 @@ E="python -m spacy_el4ner evaluate --cache .el4ner_cache --save-predictions"
 [ -d stores/wnut17-train500 ] || python -m spacy_el4ner store build $D/wnut17/train.conll --limit 500 -o stores/wnut17-train500
 [ -d stores/politics-train ] || python -m spacy_el4ner store build $D/crossner/politics/train.txt -o stores/politics-train
 [ -d stores/ncbi-train500 ] || python -m spacy_el4ner store build $D/ncbi-disease/train.tsv --limit 500 -o stores/ncbi-train500
-W="$D/wnut17/test.conll --store stores/wnut17-train500 --output benchmarks/results/wnut17-test-full --name WNUT-17-test-all-1287"
-N="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/results/ncbi-test-full --name NCBI-disease-test-all-940"
-P="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full --name CrossNER-politics-test-all-651"
+W="$D/wnut17/test.conll --store stores/wnut17-train500 --output benchmarks/results/wnut17-test-full-s6 --name WNUT-17-test-all-1287-session-6"
+N="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/results/ncbi-test-full-s6 --name NCBI-disease-test-all-940-session-6"
+P="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s6 --name CrossNER-politics-test-all-651-session-6"
 Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
-STEPS=${*:-wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-random}
+STEPS=${*:-wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random}
 for step in $STEPS; do
   case $step in
-    wnut-cheap) $E $W --variants $Q,no-voting,no-validation,no-type-prior ;;
+    wnut-cheap) $E $W --variants $Q,no-voting,no-validation,no-type-prior,no-trim ;;
     wnut-random) $E $W --variants random ;;
     ncbi) $E $N --variants none ;;
-    ncbi-cheap) $E $N --variants $Q,no-voting,no-validation,no-type-prior ;;
+    ncbi-cheap) $E $N --variants $Q,no-voting,no-validation,no-type-prior,no-trim ;;
     ncbi-random) $E $N --variants random ;;
     politics) $E $P --variants none ;;
-    politics-cheap) $E $P --variants $Q,no-voting,no-validation,no-type-prior ;;
+    politics-cheap) $E $P --variants $Q,no-voting,no-validation,no-type-prior,no-trim ;;
     smollm) $E $W --variants $S; $E $N --variants $S ;;
+    politics-smollm) $E $P --variants $S ;;
     politics-random) $E $P --variants random ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac

@@ -20,6 +20,7 @@ from .ensemble import VOTING_RULES, acceptance
 from .models.protocol import Embedder, Model
 from .sentences import split_units
 from .stages import Settings, classify, extract, refine, validate
+from .stages.edges import BoundaryRule
 from .stages.prior import EntityPrior, TypePrior
 from .store import DemoStore
 from .types import Unit
@@ -50,6 +51,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "retrieval": True,
     "type_prior": {"@el4ner_priors": "el4ner.StoreKNNPrior.v1", "k": 5, "temperature": 0.05, "mix": 0.3, "weight": 1.0},
     "entity_prior": None,
+    "boundary_rule": {"@el4ner_boundaries": "el4ner.StoreCasingTrim.v1", "max_rate": 0.05, "min_count": 5},
     "member_weights": {},
     "extraction_quorum": 0.0,
     "voting": "majority",
@@ -96,6 +98,7 @@ def make_el4ner(
     retrieval: bool,
     type_prior: Optional[TypePrior],
     entity_prior: Optional[EntityPrior],
+    boundary_rule: Optional[BoundaryRule],
     member_weights: Dict[str, float],
     extraction_quorum: float,
     voting: str,
@@ -130,6 +133,7 @@ def make_el4ner(
         retrieval=retrieval,
         type_prior=type_prior,
         entity_prior=entity_prior,
+        boundary_rule=boundary_rule,
         member_weights=member_weights,
         extraction_quorum=extraction_quorum,
         voting=voting,
@@ -175,6 +179,7 @@ class EL4NER(Pipe):
         retrieval: bool = True,
         type_prior: Optional[TypePrior] = None,
         entity_prior: Optional[EntityPrior] = None,
+        boundary_rule: Optional[BoundaryRule] = None,
         member_weights: Optional[Mapping[str, float]] = None,
         extraction_quorum: float = 0.0,
         voting: str = "majority",
@@ -227,6 +232,7 @@ class EL4NER(Pipe):
         self.retrieval = retrieval
         self.type_prior = type_prior
         self.entity_prior = entity_prior
+        self.boundary_rule = boundary_rule
         self.voting = voting
         self.lazy_voting = lazy_voting
         self.validation = validation
@@ -252,7 +258,7 @@ class EL4NER(Pipe):
             extraction_quorum=extraction_quorum,
         )
         self.timings: Dict[str, float] = {}
-        self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "refined": 0, "below_quorum": 0}
+        self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "refined": 0, "trimmed": 0, "below_quorum": 0}
 
     # -- labels ----------------------------------------------------------------------------
     @property
@@ -347,6 +353,9 @@ class EL4NER(Pipe):
             classify(
                 units, self.members, self.settings, self.voting, lazy=self.lazy_voting, prior=self.type_prior, store=self.store
             )
+        if self.boundary_rule is not None:
+            with self._timed("boundaries"):
+                self.stats["trimmed"] += self.boundary_rule(docs, units, self.store)
         if self.entity_prior is not None:
             with self._timed("entity_prior"):
                 typed = [c for u in units for c in u.candidates.values() if c.label is not None]

@@ -1,7 +1,7 @@
 """Registered, versioned functions for the swappable parts (usable from config.cfg).
 
 Registries: ``el4ner_models`` (ensembles / model backends), ``el4ner_encoders``,
-``el4ner_retrievers``, ``el4ner_stores``, ``el4ner_caches``, ``el4ner_priors``. A released ``vN`` never changes;
+``el4ner_retrievers``, ``el4ner_stores``, ``el4ner_caches``, ``el4ner_priors``, ``el4ner_boundaries``. A released ``vN`` never changes;
 new behaviour gets ``vN+1``.
 """
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -13,11 +13,12 @@ from .models.cache import ResponseCache
 from .models.hf import HFModel
 from .models.protocol import Embedder, Model
 from .similarity import HFEncoder
+from .stages.edges import StoreCasingTrim
 from .stages.prior import StoreEntityPrior, StoreKNNPrior
 from .stages.retrieve import RandomRetriever, SpanSimRetriever
 from .store import DemoStore
 
-for _name in ("el4ner_models", "el4ner_encoders", "el4ner_retrievers", "el4ner_stores", "el4ner_caches", "el4ner_priors"):
+for _name in ("el4ner_models", "el4ner_encoders", "el4ner_retrievers", "el4ner_stores", "el4ner_caches", "el4ner_priors", "el4ner_boundaries"):
     if not hasattr(registry, _name):
         registry.create(_name, entry_points=True)
 
@@ -183,3 +184,9 @@ def make_store_entity_prior(
 ) -> StoreEntityPrior:
     """P(entity) from the store's entity spans vs its non-entity n-grams (a confidence factor)."""
     return StoreEntityPrior(k=k, temperature=temperature, max_negatives=max_negatives, weight=weight, seed=seed)
+
+
+@registry.el4ner_boundaries("el4ner.StoreCasingTrim.v1")  # type: ignore[attr-defined]
+def make_store_casing_trim(max_rate: float = 0.05, min_count: int = 5) -> StoreCasingTrim:
+    """Trim lower-case edge words off typed spans whose label's stored spans (almost) never have one there."""
+    return StoreCasingTrim(max_rate=max_rate, min_count=min_count)

@@ -446,6 +446,26 @@ def test_default_type_prior_is_store_knn(nlp, script):
     assert (pipe.type_prior.k, pipe.type_prior.mix, pipe.type_prior.weight) == (5, 0.3, 1.0)
 
 
+def test_boundary_rule_trims_by_the_store_casing(nlp, scripts, labelled_docs, tmp_path):
+    # the member copies a word too many; the store's LOC spans (6) never end in a lower-case word
+    scripts("cairo", lambda: {"a": FakeModel("a", extracts(["Tim Cook", "Cairo residents"]), labels={"Tim Cook": "PER", "Cairo residents": "LOC", "Cairo": "LOC"})})
+    nlp.add_pipe("el4ner", config=config("cairo"))
+    assert nlp.config["components"]["el4ner"]["boundary_rule"]["@el4ner_boundaries"] == "el4ner.StoreCasingTrim.v1"
+    nlp.initialize(lambda: examples(nlp, labelled_docs))
+    doc = nlp("Tim Cook met Cairo residents.")
+    assert ents(doc) == [("Tim Cook", "PER"), ("Cairo", "LOC")]
+    details = {d["text"]: d for d in doc.spans["el4ner"].attrs["details"]}
+    assert details["Cairo"]["refined_from"] == "Cairo residents" and details["Cairo"]["validation"] is not None
+    assert nlp.get_pipe("el4ner").stats["trimmed"] == 1
+    nlp.to_disk(tmp_path / "b")
+    assert ents(spacy.load(tmp_path / "b")("Tim Cook met Cairo residents.")) == ents(doc)
+    # off: the span stays as extracted; and PER (2 stored spans) is below min_count either way
+    nlp2 = spacy.blank("en")
+    nlp2.add_pipe("el4ner", config=config("cairo", boundary_rule=None))
+    nlp2.initialize(lambda: examples(nlp2, labelled_docs))
+    assert ents(nlp2("Tim Cook met Cairo residents.")) == [("Tim Cook", "PER"), ("Cairo residents", "LOC")]
+
+
 def test_entity_prior_scales_confidence(nlp, scripts, labelled_docs):
     # "sings" is typed PER by the member, but the store only has it as text outside entities
     scripts("sings", lambda: {"a": FakeModel("a", extracts(["Tim Cook", "sings"]), labels={"Tim Cook": "PER", "sings": "PER"})})

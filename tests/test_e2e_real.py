@@ -45,14 +45,9 @@ def ents(doc):
 
 def test_readme_example(nlp):
     doc = nlp("Tim Cook visited Berlin to meet Siemens executives.")
-    found = ents(doc)
-    assert ("Tim Cook", "person") in found
-    assert ("Berlin", "location") in found
-    # The 0.5B extractor often takes "Siemens executives" as the mention (a boundary error the
-    # CLLMFS adapter is meant to fix); the type must be right either way.
-    siemens = [(t, l) for t, l in found if t.startswith("Siemens")]
-    assert siemens and all(l == "corporation" for _, l in siemens)
-    assert not [t for t, _ in found if t not in ("Tim Cook", "Berlin") and not t.startswith("Siemens")]
+    # exactly what a person expects: the extractor takes "Siemens executives"; the store's
+    # casing convention (its corporations never end in a lower-case word) trims it
+    assert ents(doc) == {("Tim Cook", "person"), ("Berlin", "location"), ("Siemens", "corporation")}
     group = doc.spans["el4ner"]
     assert len(group) >= 3
     details = group.attrs["details"]

@@ -39,13 +39,14 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
     "no-voting": {"name": "no-voting (first member types)", "voting": "first"},
     "no-validation": {"name": "no-validation", "validation": False},
     "no-type-prior": {"name": "no-type-prior (members type alone)", "overrides": {"type_prior": None}},
+    "no-trim": {"name": "no-trim (spans as extracted)", "overrides": {"boundary_rule": None}},
 }
-RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior")
+RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule")
 
 
 def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
     """The runs to make: the ensemble, each member alone (``alone``), the ablations (``ablate``,
-    or single ones named in ``only``: random, no-voting, no-validation, no-type-prior)."""
+    or single ones named in ``only``: random, no-voting, no-validation, no-type-prior, no-trim)."""
     out: Dict[str, Dict[str, Any]] = {"ensemble": {}}
     for m in members:
         if (alone and len(members) > 1) or f"alone:{m}" in only:
@@ -180,7 +181,7 @@ def evaluate(
     pre_by: str = typer.Option("first", "--pre-extraction-by", help="Members that pre-extract for retrieval: first, all, or comma-separated names"),
     alone: bool = typer.Option(False, "--members-alone", help="Also run each member alone"),
     ablate: bool = typer.Option(False, "--ablate", help="Also run without SpanSim, voting, validation"),
-    variants: str = typer.Option("", "--variants", help="Runs besides the ensemble, comma-separated: alone (every member), alone:MEMBER, ablate (all ablations) or random, no-voting, no-validation, no-type-prior ('none': ensemble only)"),
+    variants: str = typer.Option("", "--variants", help="Runs besides the ensemble, comma-separated: alone (every member), alone:MEMBER, ablate (all ablations) or random, no-voting, no-validation, no-type-prior, no-trim ('none': ensemble only)"),
     save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write OUTPUT/predictions-VARIANT.jsonl (text, gold, predicted entities, every candidate)"),
     rerun: bool = typer.Option(False, "--rerun", help="Run the selected variants again even if OUTPUT/results.json has them (the others are kept)"),
     cache: Optional[Path] = typer.Option(Path(".el4ner_cache"), "--cache", help="Response cache (resume)"),
@@ -207,7 +208,8 @@ def evaluate(
     meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction,
             "max_empty": max_empty, "pre_extraction_by": pre_by, "name": name, "settings": overrides,
             "members": member_list, "n_sentences": len(refs), "tagger": tagger,
-            "type_prior": overrides.get("type_prior", DEFAULT_CONFIG["type_prior"])}
+            "type_prior": overrides.get("type_prior", DEFAULT_CONFIG["type_prior"]),
+            "boundary_rule": overrides.get("boundary_rule", DEFAULT_CONFIG["boundary_rule"])}
     output.mkdir(parents=True, exist_ok=True)
     results: Dict[str, Any] = _previous(output, meta)  # finished variants of this evaluation
     for variant, opts in _variants(member_list, alone, ablate, only).items():
@@ -247,6 +249,7 @@ def evaluate(
             "generated_tokens_per_sentence": round(sum(s["generated_tokens"] for s in stats.values()) / n, 1),
             "cache_hits": sum(s["cache_hits"] for s in stats.values()),
             "unaligned_answers": pipe.stats["unaligned"],
+            "trimmed": pipe.stats.get("trimmed", 0),
             "members": opts.get("members", member_list),
             "stages": stage_breakdown(examples, pipe.spans_key),
         }

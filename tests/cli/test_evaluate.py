@@ -38,8 +38,9 @@ def test_variants_by_name():
     assert runs["no-validation"] == {"validation": False}
     assert list(_variants(["a", "b"], False, False, ["alone:b"])) == ["ensemble", "alone:b"]
     runs = _variants(["a", "b"], alone=True, ablate=True)
-    assert list(runs) == ["ensemble", "alone:a", "alone:b", "no-spansim (random demos)", "no-voting (first member types)", "no-validation", "no-type-prior (members type alone)"]
+    assert list(runs) == ["ensemble", "alone:a", "alone:b", "no-spansim (random demos)", "no-voting (first member types)", "no-validation", "no-type-prior (members type alone)", "no-trim (spans as extracted)"]
     assert runs["no-type-prior (members type alone)"] == {"overrides": {"type_prior": None}}
+    assert runs["no-trim (spans as extracted)"] == {"overrides": {"boundary_rule": None}}
 
 
 def test_finished_variants_are_kept(tmp_path):
