@@ -78,15 +78,16 @@ class StoreCasingTrim:
         return self._rules
 
     def trimmed(self, span: Span, start: bool, end: bool) -> Optional[Span]:
-        """RETURNS: The span without its lower-case edge words, or None when nothing is trimmed
-        or nothing (no word) would be left."""
+        """RETURNS: The span without its lower-case edge words (at least one token is kept), or
+        None when nothing is trimmed, when what is left still starts and ends in lower case (an
+        all-lower-case span: no name to keep) or is only punctuation."""
         i, j = span.start, span.end
         while end and j - i > 1 and _lower(span.doc[j - 1]):
             j -= 1
         while start and j - i > 1 and _lower(span.doc[i]):
             i += 1
         sub = span.doc[i:j]
-        if (i, j) == (span.start, span.end) or _lower(sub[0]) and _lower(sub[-1]) or all(t.is_punct for t in sub):
+        if (i, j) == (span.start, span.end) or (_lower(sub[0]) and _lower(sub[-1])) or all(t.is_punct for t in sub):
             return None
         return sub
 
