@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full test splits for benchmarks/RESULTS.md, cheapest runs first. Resumable twice over: model
 # responses are cached in .el4ner_cache, and finished variants are kept in each results.json.
-# Usage: bash benchmarks/run_full.sh [STEP...]   steps: wnut-cheap ncbi ncbi-cheap wnut-random
+# Usage: bash benchmarks/run_full.sh [STEP...]   steps: wnut wnut-cheap ncbi ncbi-cheap wnut-random
 #        ncbi-random smollm politics politics-cheap politics-smollm politics-random (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the casing trim); session 5's are in results/*-full.
@@ -17,9 +17,10 @@ N="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/res
 P="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s6 --name CrossNER-politics-test-all-651-session-6"
 Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
-STEPS=${*:-wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random}
+STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random}
 for step in $STEPS; do
   case $step in
+    wnut) $E $W --variants none ;;
     wnut-cheap) $E $W --variants $Q,no-voting,no-validation,no-type-prior,no-trim ;;
     wnut-random) $E $W --variants random ;;
     ncbi) $E $N --variants none ;;

@@ -51,7 +51,10 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "retrieval": True,
     "type_prior": {"@el4ner_priors": "el4ner.StoreKNNPrior.v1", "k": 5, "temperature": 0.05, "mix": 0.3, "weight": 1.0},
     "entity_prior": None,
-    "boundary_rule": {"@el4ner_boundaries": "el4ner.StoreCasingTrim.v1", "max_rate": 0.05, "min_count": 5},
+    "boundary_rule": {
+        "@el4ner_boundaries": "el4ner.StoreEdges.v1", "max_rate": 0.05, "min_count": 5, "number_rate": 0.9,
+        "lower_case": True, "stop_words": True, "brackets": True, "numbers": True,
+    },
     "member_weights": {},
     "extraction_quorum": 0.0,
     "voting": "majority",

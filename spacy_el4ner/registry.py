@@ -13,7 +13,7 @@ from .models.cache import ResponseCache
 from .models.hf import HFModel
 from .models.protocol import Embedder, Model
 from .similarity import HFEncoder
-from .stages.edges import StoreCasingTrim
+from .stages.edges import StoreEdges
 from .stages.prior import StoreEntityPrior, StoreKNNPrior
 from .stages.retrieve import RandomRetriever, SpanSimRetriever
 from .store import DemoStore
@@ -186,7 +186,19 @@ def make_store_entity_prior(
     return StoreEntityPrior(k=k, temperature=temperature, max_negatives=max_negatives, weight=weight, seed=seed)
 
 
-@registry.el4ner_boundaries("el4ner.StoreCasingTrim.v1")  # type: ignore[attr-defined]
-def make_store_casing_trim(max_rate: float = 0.05, min_count: int = 5) -> StoreCasingTrim:
-    """Trim lower-case edge words off typed spans whose label's stored spans (almost) never have one there."""
-    return StoreCasingTrim(max_rate=max_rate, min_count=min_count)
+@registry.el4ner_boundaries("el4ner.StoreEdges.v1")  # type: ignore[attr-defined]
+def make_store_edges(
+    max_rate: float = 0.05,
+    min_count: int = 5,
+    number_rate: float = 0.9,
+    lower_case: bool = True,
+    stop_words: bool = True,
+    brackets: bool = True,
+    numbers: bool = True,
+) -> StoreEdges:
+    """Adjust typed spans' edges to the conventions of the store's spans of their label
+    (lower-case and stop words at the edges, brackets inside, a leading number)."""
+    return StoreEdges(
+        max_rate=max_rate, min_count=min_count, number_rate=number_rate,
+        lower_case=lower_case, stop_words=stop_words, brackets=brackets, numbers=numbers,
+    )

@@ -450,7 +450,7 @@ def test_boundary_rule_trims_by_the_store_casing(nlp, scripts, labelled_docs, tm
     # the member copies a word too many; the store's LOC spans (6) never end in a lower-case word
     scripts("cairo", lambda: {"a": FakeModel("a", extracts(["Tim Cook", "Cairo residents"]), labels={"Tim Cook": "PER", "Cairo residents": "LOC", "Cairo": "LOC"})})
     nlp.add_pipe("el4ner", config=config("cairo"))
-    assert nlp.config["components"]["el4ner"]["boundary_rule"]["@el4ner_boundaries"] == "el4ner.StoreCasingTrim.v1"
+    assert nlp.config["components"]["el4ner"]["boundary_rule"]["@el4ner_boundaries"] == "el4ner.StoreEdges.v1"
     nlp.initialize(lambda: examples(nlp, labelled_docs))
     doc = nlp("Tim Cook met Cairo residents.")
     assert ents(doc) == [("Tim Cook", "PER"), ("Cairo", "LOC")]

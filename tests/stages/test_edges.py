@@ -1,8 +1,8 @@
-"""Span edges by the store's casing convention (StoreCasingTrim)."""
+"""Span edges by the conventions of the store's spans (StoreEdges)."""
 import pytest
 
 from spacy_el4ner.sentences import split_units
-from spacy_el4ner.stages.edges import BoundaryRule, StoreCasingTrim
+from spacy_el4ner.stages.edges import BoundaryRule, EdgeRules, StoreEdges
 from spacy_el4ner.store import DemoStore
 
 from conftest import HashEmbedder, make_doc
@@ -34,28 +34,33 @@ def typed_units(nlp, text, spans):
     return [doc], [unit]
 
 
+def texts(units):
+    return sorted(c.text for c in units[0].candidates.values())
+
+
 def test_rates_and_rules_by_hand(store):
-    rule = StoreCasingTrim(max_rate=0.05, min_count=2)
-    rates = rule.rates(store)
-    assert rates["ORG"] == (0.0, 0.0, 5)
-    # "2004 presidential election" ends in a lower-case word, "100 metres final" too; neither starts with one
-    assert rates["EVENT"] == (0.0, 1.0, 2)
-    assert rates["PER"] == (0.0, 0.0, 1)
-    rules = rule.rules(store)
-    assert rules["ORG"] == (True, True)
-    assert rules["EVENT"] == (True, False)  # its ends keep their lower-case words
+    edges = StoreEdges(max_rate=0.05, min_count=2)
+    rates = edges.rates(store)
+    assert rates["ORG"] == {"n": 5, "lower_start": 0.0, "lower_end": 0.0, "stop_start": 0.0, "stop_end": 0.0, "bracket": 0.0, "number_start": 0.0}
+    # "2004 presidential election" and "100 metres final": lower-case ends, numbers first
+    assert rates["EVENT"] == {"n": 2, "lower_start": 0.0, "lower_end": 1.0, "stop_start": 0.0, "stop_end": 0.0, "bracket": 0.0, "number_start": 1.0}
+    assert rates["PER"]["n"] == 1
+    rules = edges.rules(store)
+    assert rules["ORG"] == EdgeRules(True, True, True, True, True, False)
+    assert rules["EVENT"] == EdgeRules(lower_start=True, lower_end=False, stop_start=True, stop_end=True, cut_brackets=True, take_number=True)
     assert "PER" not in rules  # one stored span: too little evidence
-    assert isinstance(rule, BoundaryRule)
+    assert isinstance(edges, BoundaryRule)
+    only_lower = StoreEdges(min_count=2, stop_words=False, brackets=False, numbers=False).rules(store)
+    assert only_lower["ORG"] == EdgeRules(lower_start=True, lower_end=True)
+    assert only_lower["EVENT"] == EdgeRules(lower_start=True)
 
 
-def test_trims_only_where_the_label_never_has_lower_case_edges(nlp, store):
+def test_trims_lower_case_only_where_the_label_never_has_it(nlp, store):
     text = "Tim met Siemens executives before the 2008 presidential election ."
     docs, units = typed_units(nlp, text, [("Siemens executives", "ORG"), ("2008 presidential election", "EVENT")])
-    changed = StoreCasingTrim(min_count=2)(docs, units, store)
-    assert changed == 1
-    by_text = {c.text: c for c in units[0].candidates.values()}
-    assert set(by_text) == {"Siemens", "2008 presidential election"}
-    siemens = by_text["Siemens"]
+    assert StoreEdges(min_count=2)(docs, units, store) == 1
+    assert texts(units) == ["2008 presidential election", "Siemens"]
+    siemens = next(c for c in units[0].candidates.values() if c.text == "Siemens")
     assert siemens.refined_from == "Siemens executives" and siemens.label == "ORG" and siemens.extracted_by == {"m"}
     assert text[siemens.start : siemens.end] == "Siemens" and siemens.key in units[0].candidates
 
@@ -63,37 +68,53 @@ def test_trims_only_where_the_label_never_has_lower_case_edges(nlp, store):
 def test_leading_words_and_what_is_left_alone(nlp, store):
     text = "the former Toyota boss praised apple engineers and Bosch ."
     docs, units = typed_units(nlp, text, [("former Toyota boss", "ORG"), ("apple engineers", "ORG"), ("Bosch", "ORG")])
-    assert StoreCasingTrim(min_count=2)(docs, units, store) == 1
-    texts = sorted(c.text for c in units[0].candidates.values())
+    assert StoreEdges(min_count=2)(docs, units, store) == 1
     # all lower case: trimming would leave no name, so the span stays as extracted
-    assert texts == ["Bosch", "Toyota", "apple engineers"]
+    assert texts(units) == ["Bosch", "Toyota", "apple engineers"]
+
+
+def test_stop_words_brackets_and_numbers(nlp, store):
+    text = "The Bosch Group and Scottish Power ( SP ) watched the 2012 Olympic Games ."
+    spans = [("The Bosch Group", "ORG"), ("Scottish Power ( SP )", "ORG"), ("Olympic Games", "EVENT")]
+    docs, units = typed_units(nlp, text, spans)
+    assert StoreEdges(min_count=2)(docs, units, store) == 3
+    assert texts(units) == ["2012 Olympic Games", "Bosch Group", "Scottish Power"]
+    # each convention can be turned off
+    docs, units = typed_units(nlp, text, spans)
+    assert StoreEdges(min_count=2, stop_words=False, brackets=False, numbers=False)(docs, units, store) == 0
+    docs, units = typed_units(nlp, text, spans)
+    StoreEdges(min_count=2, number_rate=1.5)(docs, units, store)
+    assert "Olympic Games" in texts(units)
+    # a span made of stop words only, or starting with a bracket, is left alone
+    docs, units = typed_units(nlp, "We ( they ) won .", [("We", "ORG"), ("( they )", "ORG")])
+    assert StoreEdges(min_count=2)(docs, units, store) == 0
 
 
 def test_merges_into_an_extracted_shorter_span(nlp, store):
     text = "They met Siemens executives ."
     docs, units = typed_units(nlp, text, [("Siemens executives", "ORG"), ("Siemens", "ORG")])
     units[0].candidates[(9, 16)].extracted_by = {"other"}
-    assert StoreCasingTrim(min_count=2)(docs, units, store) == 1
+    assert StoreEdges(min_count=2)(docs, units, store) == 1
     (cand,) = units[0].candidates.values()
     assert cand.text == "Siemens" and cand.extracted_by == {"m", "other"} and cand.refined_from == "Siemens executives"
 
 
 def test_untyped_candidates_and_empty_store(nlp, store):
     docs, units = typed_units(nlp, "They met Siemens executives .", [("Siemens executives", None)])
-    assert StoreCasingTrim(min_count=2)(docs, units, store) == 0
+    assert StoreEdges(min_count=2)(docs, units, store) == 0
     docs, units = typed_units(nlp, "They met Siemens executives .", [("Siemens executives", "ORG")])
-    assert StoreCasingTrim()(docs, units, DemoStore(nlp.vocab, LABELS, HashEmbedder())) == 0
-    assert [c.text for c in units[0].candidates.values()] == ["Siemens executives"]
+    assert StoreEdges()(docs, units, DemoStore(nlp.vocab, LABELS, HashEmbedder())) == 0
+    assert texts(units) == ["Siemens executives"]
 
 
 def test_rules_follow_the_store(nlp, store):
-    rule = StoreCasingTrim(min_count=2)
-    assert rule.rules(store)["ORG"] == (True, True)
+    edges = StoreEdges(min_count=2)
+    assert edges.rules(store)["ORG"].lower_end
     store.add([make_doc(nlp, "Siemens executives resigned.", [("Siemens executives", "ORG")])] * 3)
-    assert rule.rules(store)["ORG"] == (True, False)  # 3 of 8 ORG spans end in a lower-case word now
+    assert not edges.rules(store)["ORG"].lower_end  # 3 of 8 ORG spans end in a lower-case word now
 
 
-@pytest.mark.parametrize("kwargs", [{"max_rate": 1.0}, {"max_rate": -0.1}, {"min_count": 0}])
+@pytest.mark.parametrize("kwargs", [{"max_rate": 1.0}, {"max_rate": -0.1}, {"min_count": 0}, {"number_rate": 0.0}])
 def test_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError):
-        StoreCasingTrim(**kwargs)
+        StoreEdges(**kwargs)
