@@ -4,7 +4,7 @@
 # Usage: bash benchmarks/run_full.sh [STEP...]   steps: wnut wnut-cheap ncbi ncbi-cheap wnut-random
 #        ncbi-random smollm politics politics-cheap politics-smollm politics-random (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
-# Outputs: results/*-full-s6 (session 6 defaults, with the casing trim); session 5's are in results/*-full.
+# Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
