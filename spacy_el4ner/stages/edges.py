@@ -21,7 +21,7 @@ benchmarks/RESULTS.md, session 6.
 """
 import logging
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol, Tuple, runtime_checkable
+from typing import Dict, List, Optional, Protocol, runtime_checkable
 
 from spacy.tokens import Doc, Span
 
