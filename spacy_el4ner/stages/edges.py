@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Protocol, runtime_checkable
 
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, Token
 
 from ..types import Unit
 
@@ -56,23 +56,23 @@ class EdgeRules:
         return any(vars(self).values())
 
 
-def _is_lower(token: "object") -> bool:
-    return bool(getattr(token, "is_lower", False))
+def _is_lower(token: Token) -> bool:
+    return token.is_lower
 
 
-def _is_stop(token: "object") -> bool:
+def _is_stop(token: Token) -> bool:
     """A lower-case stop word ("the", "of", "in"). Capitalised ones are left alone: in "Rogue
     One", "Five Guys", "The Who" they belong to the name (of 9 such trims on CrossNER politics
     dev 100, 8 spans were gold spans before and 1 after)."""
-    return bool(getattr(token, "is_stop", False)) and _is_lower(token)
+    return token.is_stop and token.is_lower
 
 
-def _is_bracket(token: "object") -> bool:
-    return getattr(token, "text", "") in BRACKETS
+def _is_bracket(token: Token) -> bool:
+    return token.text in BRACKETS
 
 
-def _is_number(token: "object") -> bool:
-    return bool(getattr(token, "like_num", False))
+def _is_number(token: Token) -> bool:
+    return token.like_num
 
 
 FEATURES = {
@@ -136,8 +136,7 @@ class StoreEdges:
 
     def rules(self, store: "object") -> Dict[str, EdgeRules]:
         """RETURNS: label -> what may be done to its spans, for the labels with something to do."""
-        docs = getattr(store, "docs", [])
-        key = (id(store), len(docs), sum(len(d.ents) for d in docs))
+        key = (id(store), len(getattr(store, "docs", [])), getattr(store, "n_spans", 0))
         if key != self._key:
             self._rules = {}
             low = self.max_rate
@@ -206,7 +205,7 @@ class StoreEdges:
                 if sub is None:
                     continue
                 start, end = sub.start_char - unit.offset, sub.end_char - unit.offset
-                if start < 0 or end > len(unit.text):  # a number just before the unit: leave it
+                if start < 0:  # the number taken in lies before the unit: leave the span as it was
                     continue
                 del unit.candidates[cand.key]
                 existing = unit.candidates.get((start, end))
