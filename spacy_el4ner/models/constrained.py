@@ -289,15 +289,23 @@ class SubstringLogitsProcessor(LogitsProcessor):
         if self.prompt_length is None:
             self.prompt_length = int(input_ids.shape[1])
         n_rows = int(input_ids.shape[0])
+        indices = [self._row_text(row, n_rows) for row in range(n_rows)]
+        generated = [input_ids[row, self.prompt_length :].tolist() for row in range(n_rows)]
+        return self.constrain(indices, generated, scores)
+
+    def constrain(
+        self, indices: Sequence[int], generated: Sequence[Sequence[int]], scores: torch.FloatTensor
+    ) -> torch.FloatTensor:
+        """Mask the next-token ``scores`` (one row per entry of ``indices``): row i continues
+        ``generated[i]``, an answer to the text ``self.texts[indices[i]]``."""
         mask = torch.full_like(scores, float("-inf"))
         eos = set(self.eos_ids)
-        for row in range(n_rows):
-            index = self._row_text(row, n_rows)
-            generated = tuple(int(t) for t in input_ids[row, self.prompt_length :].tolist())
-            if any(t in eos for t in generated):
+        for row, (index, gen) in enumerate(zip(indices, generated)):
+            done = tuple(int(t) for t in gen)
+            if any(t in eos for t in done):
                 ids = self.eos_ids  # finished: only EOS (generate pads these rows anyway)
             else:
-                ids = self.allowed(index, self.states(index, generated))
+                ids = self.allowed(index, self.states(index, done))
             ids = [t for t in ids if t < scores.shape[1]]
             mask[row, ids] = 0.0
         return scores + mask

@@ -66,6 +66,23 @@ def test_generate_batched_in_order(tiny):
     assert tiny.generate([], max_new_tokens=4) == []
 
 
+@pytest.mark.parametrize("constrained", [False, True])
+def test_shrinking_batches_decode_like_generate(tiny_llm_path, constrained):
+    # rows leave the batch when they finish; the answers are generate()'s, in fewer row-steps
+    from spacy_el4ner.stages.extract import SEPARATORS
+
+    texts = ["Apple hired Tim Cook.", "Paris", "Barack Obama visited London last year.", "The Nile flows north.", "Hi"]
+    prompts = [f"Text: {t}" for t in texts]
+    kwargs = {"constrain_to": texts, "separators": SEPARATORS} if constrained else {}
+    answers = {}
+    for shrink in (False, True):
+        model = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=5)
+        model.shrink_batches = shrink
+        answers[shrink] = [model.generate(prompts, max_new_tokens=n, stop=stop, **kwargs) for n, stop in ((12, ()), (12, ("a",)), (3, ()), (12, ("Paris", "the")))]
+    assert answers[True] == answers[False]
+    assert len({a for batch in answers[True] for a in batch}) > 3  # answers of different lengths
+
+
 def test_generate_continues_after_answer_prefix(tiny):
     answer = tiny.generate(["Text: Paris"], max_new_tokens=8, answer_prefix='["')[0]
     tok = tiny.tokenizer
@@ -146,7 +163,8 @@ def test_score_equals_naive(tiny):
     assert all(s < 0 for s in scores)
 
 
-def test_score_shared_prefix_equals_naive(tiny):
+def test_score_shared_prefix_equals_naive(tiny_llm_path):
+    tiny = HFModel(tiny_llm_path, dtype="float32", device="cpu", score_batching="off")
     p1, p2, p3 = classify_prompt("Apple"), classify_prompt("Tim Cook"), "Unrelated short prompt"
     ids = [tiny.tokenizer(tiny.format(p), add_special_tokens=False)["input_ids"] for p in (p1, p2)]
     common = next(i for i, (a, b) in enumerate(zip(*ids)) if a != b)
@@ -168,6 +186,36 @@ def test_score_shared_prefix_equals_naive(tiny):
     fed = after["prompt_tokens"] - before["prompt_tokens"]
     assert fed == len(ids[0]) + (len(ids[1]) - common) + 1 + (len(ids3) - common3)
     assert fed < len(ids[0]) + 2 * len(ids[1]) + len(ids3)
+
+
+def test_packed_scoring_equals_naive_in_one_pass_per_sentence(tiny_llm_path):
+    packed = HFModel(tiny_llm_path, dtype="float32", device="cpu")
+    assert packed._scoring_mode() == "packed"  # auto, on a CPU
+    naive = HFModel(tiny_llm_path, dtype="float32", device="cpu", share_prefix=False)
+    # three spans of one text (a long shared prefix), then an unrelated prompt, then a repeat
+    prompts = [classify_prompt("Apple"), classify_prompt("Tim Cook"), classify_prompt("Tim Cook"), "Unrelated short prompt", classify_prompt("Zürich")]
+    conts = [CONTS, ["Yes", "No"], CONTS[::-1], ["Yes", "No", "PER"], CONTS]
+    assert max(len(ids) for ids in packed.continuation_ids(CONTS)) > 3
+    got = packed.score(prompts, conts)
+    want = naive.score(prompts, conts)
+    for g, w in zip(got, want):
+        assert g == pytest.approx(w, abs=1e-3)
+    # prompts sharing their text go together: [Apple, Tim Cook x2], then the other two (a
+    # 33-token prompt and one sharing only the first token: packed when that is cheaper than a pass)
+    assert packed.stats["forward_passes"] in (2, 3)
+    one = HFModel(tiny_llm_path, dtype="float32", device="cpu")
+    for g, w in zip(one.score(prompts[:3], conts[:3]), want):
+        assert g == pytest.approx(w, abs=1e-3)
+    assert one.stats["forward_passes"] == 1
+    assert naive.stats["forward_passes"] == sum(len(c) for c in conts)
+    assert packed.stats["prompt_tokens"] < naive.stats["prompt_tokens"] / 3
+    # a small pack_tokens splits the groups: more passes, the same scores
+    small = HFModel(tiny_llm_path, dtype="float32", device="cpu", pack_tokens=8)
+    for g, w in zip(small.score(prompts, conts), want):
+        assert g == pytest.approx(w, abs=1e-3)
+    assert small.stats["forward_passes"] > 4
+    with pytest.raises(ValueError, match="pack_tokens"):
+        HFModel(tiny_llm_path, pack_tokens=0)
 
 
 def test_batched_scoring_equals_shared_prefix(tiny_llm_path):
