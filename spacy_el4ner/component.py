@@ -20,6 +20,7 @@ from .ensemble import VOTING_RULES, acceptance
 from .models.protocol import Embedder, Model
 from .sentences import split_units
 from .stages import Settings, classify, extract, refine, validate
+from .stages.common import STAGES
 from .stages.edges import BoundaryRule
 from .stages.prior import EntityPrior, TypePrior
 from .store import DemoStore
@@ -67,6 +68,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "refine_boundaries": False,
     "refine_margin": 0.0,
     "max_new_tokens": 64,
+    "stage_demos": {},
     "constrained_extraction": False,
     "max_unit_tokens": 200,
     "batch_size": 16,
@@ -114,6 +116,7 @@ def make_el4ner(
     refine_boundaries: bool,
     refine_margin: float,
     max_new_tokens: int,
+    stage_demos: Dict[str, int],
     constrained_extraction: bool,
     max_unit_tokens: int,
     batch_size: int,
@@ -149,6 +152,7 @@ def make_el4ner(
         refine_boundaries=refine_boundaries,
         refine_margin=refine_margin,
         max_new_tokens=max_new_tokens,
+        stage_demos=stage_demos,
         constrained_extraction=constrained_extraction,
         max_unit_tokens=max_unit_tokens,
         batch_size=batch_size,
@@ -195,6 +199,7 @@ class EL4NER(Pipe):
         refine_boundaries: bool = False,
         refine_margin: float = 0.0,
         max_new_tokens: int = 64,
+        stage_demos: Optional[Mapping[str, int]] = None,
         constrained_extraction: bool = False,
         max_unit_tokens: int = 200,
         batch_size: int = 16,
@@ -223,6 +228,11 @@ class EL4NER(Pipe):
             raise ValueError(f"el4ner: member_weights name models that are not members: {sorted(unknown_members)}; members: {list(members)}")
         if extraction_quorum < 0:
             raise ValueError("el4ner: extraction_quorum must be >= 0 (0: the union of the members' spans)")
+        bad = {k: v for k, v in (stage_demos or {}).items() if k not in STAGES or not isinstance(v, int) or v < 0}
+        if bad:
+            raise ValueError(
+                f"el4ner: stage_demos maps a stage ({', '.join(STAGES)}) to a number of demonstrations >= 0, got {bad}"
+            )
         unknown = set(label_descriptions) - set(labels)
         if labels and unknown:
             raise ValueError(f"el4ner: label_descriptions name labels not in `labels`: {sorted(unknown)}")
@@ -255,6 +265,7 @@ class EL4NER(Pipe):
             templates=dict(templates or Settings(labels=[]).templates),
             prompt_dir=prompt_dir or "",
             max_new_tokens=max_new_tokens,
+            stage_demos=dict(DEFAULT_CONFIG["stage_demos"] if stage_demos is None else stage_demos),
             none_option=none_option,
             constrained=constrained_extraction,
             member_weights=dict(member_weights or {}),

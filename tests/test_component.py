@@ -334,6 +334,8 @@ def test_model_error_raises_without_handler(nlp, scripts):
         ({"member_weights": {"nobody": 2.0}}, "member_weights name models that are not members"),
         ({"extraction_quorum": -1.0}, "extraction_quorum must be >= 0"),
         ({"refine_margin": -0.5}, "refine_margin"),
+        ({"stage_demos": {"classify": -1}}, "stage_demos maps a stage"),
+        ({"stage_demos": {"vote": 2}}, "stage_demos maps a stage"),
     ],
 )
 def test_bad_config_values(nlp, script, overrides, match):

@@ -41,7 +41,7 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
     "no-type-prior": {"name": "no-type-prior (members type alone)", "overrides": {"type_prior": None}},
     "no-trim": {"name": "no-trim (spans as extracted)", "overrides": {"boundary_rule": None}},
 }
-RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule")
+RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule", "stage_demos")
 
 
 def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
@@ -209,7 +209,8 @@ def evaluate(
             "max_empty": max_empty, "pre_extraction_by": pre_by, "name": name, "settings": overrides,
             "members": member_list, "n_sentences": len(refs), "tagger": tagger,
             "type_prior": overrides.get("type_prior", DEFAULT_CONFIG["type_prior"]),
-            "boundary_rule": overrides.get("boundary_rule", DEFAULT_CONFIG["boundary_rule"])}
+            "boundary_rule": overrides.get("boundary_rule", DEFAULT_CONFIG["boundary_rule"]),
+            "stage_demos": overrides.get("stage_demos", DEFAULT_CONFIG["stage_demos"])}
     output.mkdir(parents=True, exist_ok=True)
     results: Dict[str, Any] = _previous(output, meta)  # finished variants of this evaluation
     for variant, opts in _variants(member_list, alone, ablate, only).items():

@@ -16,6 +16,8 @@ SCORE_BATCHING = ("auto", "packed", "on", "off")
 # token for Qwen2.5-0.5B in bf16 on 2 cores): packing a prompt with a group is worth it while it
 # lengthens the group's tails by fewer tokens than this.
 _PASS_TOKENS = 32
+# A prefix shared by every prompt of a generation batch is computed once when at least this long.
+_MIN_SHARED = 16
 # One copy of each model per process, whatever the number of pipelines or members naming it.
 _SHARED: Dict[Tuple[Any, ...], Tuple[Any, Any]] = {}
 
@@ -282,10 +284,10 @@ class HFModel:
             kwargs["logits_processor"] = LogitsProcessorList(
                 [substring_processor(tok, constrain_to, separators, prompt_length=width, eos_token_id=self._eos_ids())]
             )
-        self._stats["prompt_tokens"] += sum(len(ids) for ids in batch)
         if self.shrink_batches:
-            rows = self._decode_shrinking(kwargs, stop, kwargs.get("logits_processor"))
+            rows = self._decode_shrinking(batch, max_new_tokens, stop, kwargs.get("logits_processor"))
         else:
+            self._stats["prompt_tokens"] += sum(len(ids) for ids in batch)
             with torch.no_grad():
                 out = self.model.generate(**kwargs)
             new = out[:, width:]
@@ -305,11 +307,15 @@ class HFModel:
             ids.add(self.tokenizer.eos_token_id)
         return sorted(ids)
 
-    def _decode_shrinking(self, kwargs: Dict[str, Any], stop: Sequence[str], processors: Any) -> List[List[int]]:
-        """Greedy decoding of a left-padded batch that drops each row from the batch (and from
-        the key/value cache) as soon as it is finished, so a long answer does not keep the short
-        ones' rows in every step, as ``generate`` does. Same stop rules as ``generate`` (EOS,
-        ``max_new_tokens``, stop strings) and the same logits processors.
+    def _decode_shrinking(
+        self, batch: List[List[int]], max_new_tokens: int, stop: Sequence[str], processors: Any
+    ) -> List[List[int]]:
+        """Greedy decoding of a batch of prompts (token ids) that drops each row from the batch
+        (and from the key/value cache) as soon as it is finished, so a long answer does not keep
+        the short ones' rows in every step, as ``generate`` does. A prefix common to all the
+        prompts (the instruction) is computed once and its cache copied to every row; the tails
+        follow, left-padded. Same stop rules as ``generate`` (EOS, ``max_new_tokens``, stop
+        strings) and the same logits processors.
         RETURNS: The generated token ids of each row (EOS included where it ended the row).
         """
         import torch
@@ -317,22 +323,34 @@ class HFModel:
 
         tok = self.tokenizer
         dev = self._device()
-        ids, mask = kwargs["input_ids"], kwargs["attention_mask"]
-        max_new = int(kwargs["max_new_tokens"])
+        pad = tok.pad_token_id
         eos = set(self._eos_ids())
         one_char = bool(stop) and all(len(x) == 1 for x in stop)
         stop_mask = TokenStop(tok, stop, "cpu").mask if one_char else None
         procs = list(processors or [])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        common = min(min(_common_prefix(batch[0], ids) for ids in batch), min(len(ids) for ids in batch) - 1)
+        if len(batch) < 2 or common < _MIN_SHARED:
+            common = 0
         cache = DynamicCache()
-        out: List[List[int]] = [[] for _ in range(ids.shape[0])]
-        active = list(range(ids.shape[0]))
+        tails = [ids[common:] for ids in batch]
+        width = max(len(t) for t in tails)
+        ids = torch.tensor([[pad] * (width - len(t)) + list(t) for t in tails], device=dev)
+        mask = torch.tensor([[1] * common + [0] * (width - len(t)) + [1] * len(t) for t in tails], device=dev)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, common:]
+        out: List[List[int]] = [[] for _ in batch]
+        active = list(range(len(batch)))
         with torch.no_grad():
+            if common:
+                self.model(input_ids=torch.tensor([batch[0][:common]], device=dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
+                self._stats["forward_passes"] += 1
+                cache.batch_repeat_interleave(len(batch))
+            self._stats["prompt_tokens"] += common + sum(len(t) for t in tails)
             logits = self.model(
                 input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1
             ).logits[:, -1]
             self._stats["forward_passes"] += 1
             next_pos = positions[:, -1:] + 1
+            max_new = max_new_tokens
             while True:
                 scores = logits.float()
                 for proc in procs:

@@ -37,7 +37,7 @@ def classify(
     jobs: List[Candidate] = []
     prompts: List[Messages] = []
     for unit in units:
-        ctx = settings.context(unit.demos)
+        ctx = settings.context(unit.demos, "classify")
         for cand in unit.candidates.values():
             jobs.append(cand)
             prompts.append(

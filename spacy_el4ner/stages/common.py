@@ -4,6 +4,9 @@ from typing import Dict, Iterable, List, Optional
 
 from ..types import Demo
 
+# The stages whose prompts show demonstrations.
+STAGES = ("extract", "classify", "validate", "boundary")
+
 
 @dataclass
 class Settings:
@@ -14,6 +17,8 @@ class Settings:
     templates: Stage name -> template file (extract, classify, validate, boundary).
     prompt_dir: Folder searched for templates before the built-in ones ("" for none).
     max_new_tokens: Longest extraction answer, in tokens.
+    stage_demos: Stage name -> at most this many demonstrations in its prompts, the most similar
+        ones (default: all the retrieved ones). Fewer demonstrations = shorter prompts.
     none_option: Whether classification offers "none" (not an entity) besides the labels.
     constrained: Constrain extraction decoding to copies of the input text (and JSON syntax).
     member_weights: Weight of each member's extraction (default 1.0 each).
@@ -33,6 +38,7 @@ class Settings:
     )
     prompt_dir: str = ""
     max_new_tokens: int = 64
+    stage_demos: Dict[str, int] = field(default_factory=dict)
     none_option: bool = False
     constrained: bool = False
     member_weights: Dict[str, float] = field(default_factory=dict)
@@ -42,11 +48,16 @@ class Settings:
         """The summed extraction weight of the members in ``names``."""
         return sum(self.member_weights.get(n, 1.0) for n in names)
 
-    def context(self, demos: Optional[List[Demo]] = None) -> Dict[str, object]:
+    def context(self, demos: Optional[List[Demo]] = None, stage: Optional[str] = None) -> Dict[str, object]:
+        """The template variables for ``demos`` (most similar last), cut to ``stage_demos[stage]``."""
+        demos = list(demos or [])
+        if stage in self.stage_demos:
+            keep = self.stage_demos[stage]
+            demos = demos[len(demos) - keep :] if keep else []
         return {
             "labels": self.labels,
             "descriptions": self.descriptions,
             "examples": [
-                {"text": d.text, "entities": d.entities, "non_entities": d.non_entities} for d in (demos or [])
+                {"text": d.text, "entities": d.entities, "non_entities": d.non_entities} for d in demos
             ],
         }

@@ -21,7 +21,7 @@ SEPARATORS = ('["', '", "', '"]', "[]", "[", "]", '"', ", ")
 
 
 def extract_prompt(unit: Unit, settings: Settings, with_demos: bool) -> Messages:
-    ctx = settings.context(unit.demos if with_demos else [])
+    ctx = settings.context(unit.demos if with_demos else [], "extract")
     return render(settings.templates["extract"], settings.prompt_dir, text=unit.text, **ctx)
 
 

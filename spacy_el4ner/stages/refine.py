@@ -53,7 +53,7 @@ def refine(
     prompts: List[Messages] = []
     options: List[List[str]] = []
     for unit in units:
-        ctx = settings.context(unit.demos)
+        ctx = settings.context(unit.demos, "boundary")
         doc = docs[unit.doc_index]
         for cand in list(unit.candidates.values()):
             key = trimmed_variant(doc, unit, cand) if cand.label is not None else None

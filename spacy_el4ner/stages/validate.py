@@ -23,7 +23,7 @@ def validate(units: List[Unit], verifiers: Mapping[str, Model], settings: Settin
     jobs: List[Candidate] = []
     prompts: List[str] = []
     for unit in units:
-        ctx = settings.context(unit.demos)
+        ctx = settings.context(unit.demos, "validate")
         for cand in unit.candidates.values():
             bound = cand.label_score * (cand.entity_score if cand.entity_score is not None else 1.0)
             if cand.label is None or bound < skip_below:

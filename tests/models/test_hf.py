@@ -83,6 +83,22 @@ def test_shrinking_batches_decode_like_generate(tiny_llm_path, constrained):
     assert len({a for batch in answers[True] for a in batch}) > 3  # answers of different lengths
 
 
+def test_shrinking_batches_compute_a_shared_instruction_once(tiny_llm_path):
+    system = "You are a careful named entity recognizer. List every person, place and company in the text."
+    prompts = [[{"role": "system", "content": system}, {"role": "user", "content": f"Text: {t}"}] for t in ("Apple hired Tim Cook.", "Paris", "Bob flew to Rome.")]
+    answers, fed = {}, {}
+    for shrink in (False, True):
+        model = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=3)
+        model.shrink_batches = shrink
+        answers[shrink] = model.generate(prompts, max_new_tokens=10)
+        fed[shrink] = model.stats["prompt_tokens"]
+    assert answers[True] == answers[False]
+    ids = [model.tokenizer(model.format(p), add_special_tokens=False)["input_ids"] for p in prompts]
+    assert fed[False] == sum(len(i) for i in ids)
+    shared = min(next(k for k, (a, b) in enumerate(zip(ids[0], other)) if a != b) for other in ids[1:])
+    assert shared > 16 and fed[True] == fed[False] - 2 * shared  # the instruction once, not three times
+
+
 def test_generate_continues_after_answer_prefix(tiny):
     answer = tiny.generate(["Text: Paris"], max_new_tokens=8, answer_prefix='["')[0]
     tok = tiny.tokenizer

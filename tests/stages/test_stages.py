@@ -220,6 +220,23 @@ def test_validate_sets_mean_p_yes(nlp, settings):
     assert 'is "Barack Obama" an entity of type PER' in str(v1.calls[0][1])
 
 
+def test_stage_demos_keeps_the_most_similar(nlp):
+    demos = [Demo(text=f"Demo number {i} about Paris.", entities=[("Paris", "LOC")], non_entities=["about"]) for i in range(4)]
+    settings = Settings(labels=list(LABELS), stage_demos={"classify": 1, "validate": 0})
+    assert [e["text"] for e in settings.context(demos, "classify")["examples"]] == ["Demo number 3 about Paris."]  # last = nearest
+    assert settings.context(demos, "validate")["examples"] == []
+    assert len(settings.context(demos, "extract")["examples"]) == 4  # not cut
+    docs, units = extracted(nlp, settings)
+    for unit in units:
+        unit.demos = list(demos)
+    model = FakeModel("a", labels={"Barack Obama": "PER", "Paris": "LOC"})
+    classify(units, {"a": model}, settings)
+    validate(units, {"a": model}, settings)
+    classify_prompts, validate_prompts = str(model.calls[-2][1]), str(model.calls[-1][1])
+    assert "Demo number 3" in classify_prompts and "Demo number 2" not in classify_prompts
+    assert "Demo number" not in validate_prompts
+
+
 def test_validate_without_verifiers(nlp, settings):
     docs, units = extracted(nlp, settings)
     classify(units, {"a": FakeModel("a", labels={"Paris": "LOC"})}, settings)
