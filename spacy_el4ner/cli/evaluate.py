@@ -41,6 +41,8 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
     "no-type-prior": {"name": "no-type-prior (members type alone)", "overrides": {"type_prior": None}},
     "no-trim": {"name": "no-trim (spans as extracted)", "overrides": {"boundary_rule": None}},
 }
+# What a results file written before a key existed ran with.
+LEGACY_META: Dict[str, Any] = {"stage_demos": {}}
 RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule", "stage_demos")
 
 
@@ -69,7 +71,7 @@ def _previous(output: Path, meta: Dict[str, Any]) -> Dict[str, Any]:
     except (ValueError, KeyError, TypeError):
         msg.warn(f"{path} is not a results file of this tool; it will be overwritten")
         return {}
-    if any(old_meta.get(k) != meta.get(k) for k in RUN_KEYS):
+    if any(old_meta.get(k, LEGACY_META.get(k)) != meta.get(k, LEGACY_META.get(k)) for k in RUN_KEYS):
         return {}
     if "tagger" in old_meta and old_meta["tagger"] != meta.get("tagger"):  # older files lack it
         return {}

@@ -56,6 +56,8 @@ def test_finished_variants_are_kept(tmp_path):
     assert _previous(tmp_path, {**meta, "n_sentences": 11}) == {}  # another sample: start over
     assert _previous(tmp_path, {**meta, "settings": {"validation": False}}) == {}
     assert list(_previous(tmp_path, {**meta, "name": "renamed"})) == ["ensemble"]
+    assert list(_previous(tmp_path, {**meta, "stage_demos": {}})) == ["ensemble"]  # written before the key: all demos
+    assert _previous(tmp_path, {**meta, "stage_demos": {"validate": 1}}) == {}
     assert list(_previous(tmp_path, {**meta, "tagger": "none"})) == ["ensemble"]  # written without one
     _write(tmp_path, "run", {**meta, "tagger": "en_core_web_sm"}, {"ensemble": res})
     assert _previous(tmp_path, {**meta, "tagger": "none"}) == {}  # other POS weights: start over
