@@ -284,7 +284,7 @@ class HFModel:
             kwargs["logits_processor"] = LogitsProcessorList(
                 [substring_processor(tok, constrain_to, separators, prompt_length=width, eos_token_id=self._eos_ids())]
             )
-        if self.shrink_batches:
+        if self.shrink_batches and all(hasattr(p, "constrain") for p in kwargs.get("logits_processor", [])):
             rows = self._decode_shrinking(batch, max_new_tokens, stop, kwargs.get("logits_processor"))
         else:
             self._stats["prompt_tokens"] += sum(len(ids) for ids in batch)
@@ -315,7 +315,8 @@ class HFModel:
         the short ones' rows in every step, as ``generate`` does. A prefix common to all the
         prompts (the instruction) is computed once and its cache copied to every row; the tails
         follow, left-padded. Same stop rules as ``generate`` (EOS, ``max_new_tokens``, stop
-        strings) and the same logits processors.
+        strings); ``processors`` must have ``constrain(rows, generated, scores)`` (as
+        ``SubstringLogitsProcessor``); others go through ``generate``.
         RETURNS: The generated token ids of each row (EOS included where it ended the row).
         """
         import torch
@@ -350,20 +351,17 @@ class HFModel:
             ).logits[:, -1]
             self._stats["forward_passes"] += 1
             next_pos = positions[:, -1:] + 1
-            max_new = max_new_tokens
             while True:
                 scores = logits.float()
                 for proc in procs:
-                    scores = proc.constrain(active, [out[r] for r in active], scores) if hasattr(proc, "constrain") else proc(
-                        torch.tensor([ids[r].tolist() + out[r] for r in active], device=dev), scores
-                    )
+                    scores = proc.constrain(active, [out[r] for r in active], scores)
                 chosen = scores.argmax(-1).tolist()
                 keep: List[int] = []
                 for k, (r, t) in enumerate(zip(active, chosen)):
                     out[r].append(t)
                     finished = (
                         t in eos
-                        or len(out[r]) >= max_new
+                        or len(out[r]) >= max_new_tokens
                         or (stop_mask is not None and t < stop_mask.shape[0] and bool(stop_mask[t]))
                         or (bool(stop) and not one_char and any(x in tok.decode(out[r]) for x in stop))
                     )
