@@ -264,10 +264,32 @@ class HFModel:
         constrain_to: Optional[List[str]] = None,
         separators: Sequence[str] = (),
     ) -> List[str]:
+        tok = self.tokenizer
+        width = max(len(ids) for ids in batch)
+        processor = None
+        if constrain_to is not None:
+            from .constrained import substring_processor
+
+            processor = substring_processor(tok, constrain_to, separators, prompt_length=width, eos_token_id=self._eos_ids())
+        if self.shrink_batches:
+            rows = self._decode_shrinking(batch, max_new_tokens, stop, processor)
+        else:
+            rows = self._decode_generate(batch, max_new_tokens, stop, processor)
+        answers: List[str] = []
+        for row in rows:
+            self._stats["generated_tokens"] += len(row)
+            text = tok.decode(row, skip_special_tokens=True)
+            answers.append(cut_at_stop(text, stop))
+        return answers
+
+    def _decode_generate(
+        self, batch: List[List[int]], max_new_tokens: int, stop: Sequence[str], processor: Any
+    ) -> List[List[int]]:
+        """Greedy decoding of a left-padded batch by ``model.generate`` (every row is computed
+        until the longest answer ends). RETURNS: The generated token ids of each row."""
         import torch
 
         tok = self.tokenizer
-        width = max(len(ids) for ids in batch)
         pad = tok.pad_token_id
         kwargs = greedy_inputs(batch, pad, self._device(), max_new_tokens)
         if stop and self.token_stop and all(len(x) == 1 for x in stop):
@@ -276,29 +298,16 @@ class HFModel:
             kwargs["stopping_criteria"] = StoppingCriteriaList([TokenStop(tok, stop, self._device())])
         elif stop:
             kwargs.update(stop_strings=list(stop), tokenizer=tok)
-        if constrain_to is not None:
+        if processor is not None:
             from transformers import LogitsProcessorList
 
-            from .constrained import substring_processor
-
-            kwargs["logits_processor"] = LogitsProcessorList(
-                [substring_processor(tok, constrain_to, separators, prompt_length=width, eos_token_id=self._eos_ids())]
-            )
-        if self.shrink_batches and all(hasattr(p, "constrain") for p in kwargs.get("logits_processor", [])):
-            rows = self._decode_shrinking(batch, max_new_tokens, stop, kwargs.get("logits_processor"))
-        else:
-            self._stats["prompt_tokens"] += sum(len(ids) for ids in batch)
-            with torch.no_grad():
-                out = self.model.generate(**kwargs)
-            new = out[:, width:]
-            self._stats["forward_passes"] += int(new.shape[1]) or 1
-            rows = [[t for t in row if t != pad] for row in new.tolist()]
-        answers: List[str] = []
-        for row in rows:
-            self._stats["generated_tokens"] += len(row)
-            text = tok.decode(row, skip_special_tokens=True)
-            answers.append(cut_at_stop(text, stop))
-        return answers
+            kwargs["logits_processor"] = LogitsProcessorList([processor])
+        self._stats["prompt_tokens"] += sum(len(ids) for ids in batch)
+        with torch.no_grad():
+            out = self.model.generate(**kwargs)
+        new = out[:, kwargs["input_ids"].shape[1] :]
+        self._stats["forward_passes"] += int(new.shape[1]) or 1
+        return [[t for t in row if t != pad] for row in new.tolist()]
 
     def _eos_ids(self) -> List[int]:
         eos = self.model.generation_config.eos_token_id
@@ -308,15 +317,14 @@ class HFModel:
         return sorted(ids)
 
     def _decode_shrinking(
-        self, batch: List[List[int]], max_new_tokens: int, stop: Sequence[str], processors: Any
+        self, batch: List[List[int]], max_new_tokens: int, stop: Sequence[str], processor: Any
     ) -> List[List[int]]:
         """Greedy decoding of a batch of prompts (token ids) that drops each row from the batch
         (and from the key/value cache) as soon as it is finished, so a long answer does not keep
         the short ones' rows in every step, as ``generate`` does. A prefix common to all the
         prompts (the instruction) is computed once and its cache copied to every row; the tails
         follow, left-padded. Same stop rules as ``generate`` (EOS, ``max_new_tokens``, stop
-        strings); ``processors`` must have ``constrain(rows, generated, scores)`` (as
-        ``SubstringLogitsProcessor``); others go through ``generate``.
+        strings) and the same constraint (``processor``: a ``SubstringLogitsProcessor`` or None).
         RETURNS: The generated token ids of each row (EOS included where it ended the row).
         """
         import torch
@@ -328,7 +336,6 @@ class HFModel:
         eos = set(self._eos_ids())
         one_char = bool(stop) and all(len(x) == 1 for x in stop)
         stop_mask = TokenStop(tok, stop, "cpu").mask if one_char else None
-        procs = list(processors or [])
         common = min(min(_common_prefix(batch[0], ids) for ids in batch), min(len(ids) for ids in batch) - 1)
         if len(batch) < 2 or common < _MIN_SHARED:
             common = 0
@@ -353,8 +360,8 @@ class HFModel:
             next_pos = positions[:, -1:] + 1
             while True:
                 scores = logits.float()
-                for proc in procs:
-                    scores = proc.constrain(active, [out[r] for r in active], scores)
+                if processor is not None:
+                    scores = processor.constrain(active, [out[r] for r in active], scores)
                 chosen = scores.argmax(-1).tolist()
                 keep: List[int] = []
                 for k, (r, t) in enumerate(zip(active, chosen)):
@@ -630,8 +637,7 @@ class HFModel:
         cache = None
         if state is not None:
             prev, cache = state
-            while reuse < min(len(prev), len(ids) - 1) and prev[reuse] == ids[reuse]:
-                reuse += 1
+            reuse = min(_common_prefix(prev, ids), len(ids) - 1)
             if reuse > 0:
                 cache.crop(reuse)
         if reuse == 0:

@@ -53,7 +53,7 @@ class Settings:
         demos = list(demos or [])
         if stage in self.stage_demos:
             keep = self.stage_demos[stage]
-            demos = demos[len(demos) - keep :] if keep else []
+            demos = demos[-keep:] if keep else []
         return {
             "labels": self.labels,
             "descriptions": self.descriptions,
