@@ -126,7 +126,7 @@ def tiny_bert_path(tmp_path_factory) -> str:
 
 # -- fakes -------------------------------------------------------------------------------------
 _TEXT = re.compile(r"^Text: (.*?)(?:\n(?:What is the type|In this text, is)|\Z)", re.S)
-_CLASSIFY = re.compile(r'What is the type of "(.*)" in this text\?')
+_CLASSIFY = re.compile(r'What is the type of "(.*)"(?: in this text)?\?')  # classify.v2 and v1
 _BOUNDARY = re.compile(r'Copy the complete name of the (\S+) that begins with "(.*)"')
 _VALIDATE = re.compile(r'In this text, is "(.*)" an entity of type (\S+?)(?: \(|\?)')
 

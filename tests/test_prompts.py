@@ -113,3 +113,43 @@ def test_undefined_variable_is_an_error(tmp_path):
     (tmp_path / "undef.jinja").write_text('{{ turn("user") }}{{ missing_var }}')
     with pytest.raises(Exception, match="missing_var"):
         render("undef.jinja", str(tmp_path), text="x", **ctx())
+
+
+def test_classify_v2_shows_each_text_and_the_options_once():
+    msgs = render("classify.v2.jinja", text="Bob went to Berlin.", span="Berlin", options=LABELS + ["none"], **ctx())
+    users = [m["content"] for m in msgs if m["role"] == "user"]
+    assert [m["content"] for m in msgs if m["role"] == "assistant"] == ["ORG", "PER", "none", "LOC"]
+    # the first question about a text carries the text, the others do not
+    assert users[0] == 'Text: Apple hired Tim Cook.\nWhat is the type of "Apple"?'
+    assert users[1:3] == ['What is the type of "Tim Cook"?', 'What is the type of "hired"?']
+    assert users[3] == 'Text: Paris is big.\nWhat is the type of "Paris"?'
+    assert users[-1] == 'Text: Bob went to Berlin.\nWhat is the type of "Berlin"?'
+    text = "\n".join(m["content"] for m in msgs)
+    assert text.count("Apple hired Tim Cook.") == 1
+    assert text.count("PER, ORG, LOC, none") == 1 and "PER, ORG, LOC, none" in msgs[0]["content"]
+
+
+def test_classify_v2_without_none():
+    msgs = render("classify.v2.jinja", text="Bob.", span="Bob", options=LABELS, **ctx())
+    assert "none" not in msgs[0]["content"]
+    assert [m["content"] for m in msgs if m["role"] == "assistant"] == ["ORG", "PER", "LOC"]
+
+
+def test_classify_v2_example_with_only_negatives_still_shows_its_text():
+    ex = [{"text": "Nothing here.", "entities": [], "non_entities": ["Nothing"]}]
+    msgs = render("classify.v2.jinja", text="x", span="x", options=LABELS + ["none"], **ctx(examples=ex))
+    assert msgs[1]["content"] == 'Text: Nothing here.\nWhat is the type of "Nothing"?'
+
+
+def test_validate_v2_shows_each_text_once():
+    msgs = render("validate.v2.jinja", text="Bob went to Berlin.", span="Bob", label="PER", **ctx())
+    users = [m["content"] for m in msgs if m["role"] == "user"]
+    assert [m["content"] for m in msgs if m["role"] == "assistant"] == ["Yes", "No", "Yes"]
+    assert users[0] == 'Text: Apple hired Tim Cook.\nIn this text, is "Apple" an entity of type ORG? Answer Yes or No.'
+    assert users[1].startswith('In this text, is "hired" an entity of type ')
+    assert users[-1] == 'Text: Bob went to Berlin.\nIn this text, is "Bob" an entity of type PER (a person)? Answer Yes or No.'
+    assert "\n".join(m["content"] for m in msgs).count("Apple hired Tim Cook.") == 1
+    assert "- PER: a person" in msgs[0]["content"]
+    ex = [{"text": "Nothing here.", "entities": [], "non_entities": ["Nothing"]}]
+    msgs = render("validate.v2.jinja", text="x", span="x", label="PER", **ctx(examples=ex))
+    assert msgs[1]["content"].startswith('Text: Nothing here.\nIn this text, is "Nothing"')

@@ -42,8 +42,12 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
     "no-trim": {"name": "no-trim (spans as extracted)", "overrides": {"boundary_rule": None}},
 }
 # What a results file written before a key existed ran with.
-LEGACY_META: Dict[str, Any] = {"stage_demos": {}}
-RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule", "stage_demos")
+# What results files written before a meta key existed ran with (so that they still resume).
+LEGACY_META: Dict[str, Any] = {
+    "stage_demos": {},
+    "templates": {"extract": "extract.v1.jinja", "classify": "classify.v1.jinja", "validate": "validate.v1.jinja", "boundary": "boundary.v1.jinja"},
+}
+RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule", "stage_demos", "templates")
 
 
 def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
@@ -212,7 +216,8 @@ def evaluate(
             "members": member_list, "n_sentences": len(refs), "tagger": tagger,
             "type_prior": overrides.get("type_prior", DEFAULT_CONFIG["type_prior"]),
             "boundary_rule": overrides.get("boundary_rule", DEFAULT_CONFIG["boundary_rule"]),
-            "stage_demos": overrides.get("stage_demos", DEFAULT_CONFIG["stage_demos"])}
+            "stage_demos": overrides.get("stage_demos", DEFAULT_CONFIG["stage_demos"]),
+            "templates": {**DEFAULT_CONFIG["templates"], **overrides.get("templates", {})}}
     output.mkdir(parents=True, exist_ok=True)
     results: Dict[str, Any] = _previous(output, meta)  # finished variants of this evaluation
     for variant, opts in _variants(member_list, alone, ablate, only).items():

@@ -31,7 +31,7 @@ class Settings:
     templates: Dict[str, str] = field(
         default_factory=lambda: {
             "extract": "extract.v1.jinja",
-            "classify": "classify.v1.jinja",
+            "classify": "classify.v2.jinja",
             "validate": "validate.v1.jinja",
             "boundary": "boundary.v1.jinja",
         }

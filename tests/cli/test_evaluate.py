@@ -58,6 +58,12 @@ def test_finished_variants_are_kept(tmp_path):
     assert list(_previous(tmp_path, {**meta, "name": "renamed"})) == ["ensemble"]
     assert list(_previous(tmp_path, {**meta, "stage_demos": {}})) == ["ensemble"]  # written before the key: all demos
     assert _previous(tmp_path, {**meta, "stage_demos": {"validate": 1}}) == {}
+    from spacy_el4ner.cli.evaluate import LEGACY_META
+    from spacy_el4ner.component import DEFAULT_CONFIG
+
+    # written before templates were recorded: the v1 prompts, so today's defaults start over
+    assert list(_previous(tmp_path, {**meta, "templates": LEGACY_META["templates"]})) == ["ensemble"]
+    assert _previous(tmp_path, {**meta, "templates": DEFAULT_CONFIG["templates"]}) == {}
     assert list(_previous(tmp_path, {**meta, "tagger": "none"})) == ["ensemble"]  # written without one
     _write(tmp_path, "run", {**meta, "tagger": "en_core_web_sm"}, {"ensemble": res})
     assert _previous(tmp_path, {**meta, "tagger": "none"}) == {}  # other POS weights: start over

@@ -196,7 +196,7 @@ def test_classify_without_none_option(nlp):
     assert set(next(iter(units[0].candidates.values())).label_probs["a"]) == set(LABELS)
     prompt = a.calls[0][1][0]
     assert "- none" not in prompt[0]["content"]
-    assert prompt[-1]["content"].endswith("Answer with one word: PER, ORG, LOC.")
+    assert "Answer with one word: PER, ORG, LOC. " in prompt[0]["content"]  # classify.v2: options once, in the system message
 
 
 def test_classify_nothing_to_do(settings):
