@@ -153,3 +153,4 @@ def test_validate_v2_shows_each_text_once():
     ex = [{"text": "Nothing here.", "entities": [], "non_entities": ["Nothing"]}]
     msgs = render("validate.v2.jinja", text="x", span="x", label="PER", **ctx(examples=ex))
     assert msgs[1]["content"].startswith('Text: Nothing here.\nIn this text, is "Nothing"')
+

@@ -234,6 +234,68 @@ def test_packed_scoring_equals_naive_in_one_pass_per_sentence(tiny_llm_path):
         HFModel(tiny_llm_path, pack_tokens=0)
 
 
+def validate_prompt(span: str, text: str = "Apple hired Tim Cook in Cupertino."):
+    return [
+        {"role": "system", "content": "You give the type of an entity mention in a text. Types: PER, ORG, LOC."},
+        {"role": "user", "content": f'Text: {text}\nIs "{span}" a PER? Answer Yes or No.'},
+    ]
+
+
+def test_a_later_call_reuses_the_prefix_of_an_earlier_one(tiny_llm_path):
+    # e.g. a verifier's prompts that begin like the classification prompts of the same text
+    model = HFModel(tiny_llm_path, dtype="float32", device="cpu")
+    naive = HFModel(tiny_llm_path, dtype="float32", device="cpu", share_prefix=False)
+    first = [classify_prompt("Apple"), classify_prompt("Tim Cook")]
+    model.score(first, [CONTS, CONTS])
+    kept = list(model._prefixes)
+    assert len(kept) == 1 and model._prefix_total == len(kept[0]) > 30
+    before = model.stats["prompt_tokens"]
+    second = [validate_prompt("Apple"), validate_prompt("Tim Cook")]
+    got = model.score(second, [["Yes", "No"]] * 2)
+    for g, w in zip(got, naive.score(second, [["Yes", "No"]] * 2)):
+        assert g == pytest.approx(w, abs=1e-3)
+    ids = [model.tokenizer(model.format(p), add_special_tokens=False)["input_ids"] for p in second]
+    shared = next(i for i, (a, b) in enumerate(zip(kept[0], ids[0])) if a != b)
+    assert shared > 20  # the system message and the text
+    # only what follows the kept prefix is computed (and the continuations beyond their first token)
+    extra = sum(len(c) - 1 for c in model.continuation_ids(["Yes", "No"]))
+    common = next(i for i, (a, b) in enumerate(zip(*ids)) if a != b)  # the two questions' common start
+    assert model.stats["prompt_tokens"] - before == (common - shared) + sum(len(x) - common + extra for x in ids)
+    # the kept classification prefix was copied, not consumed: a third call still finds it
+    assert tuple(kept[0]) in model._prefixes
+    before = model.stats["prompt_tokens"]
+    model.score([classify_prompt("Cupertino")], [CONTS])
+    ids3 = model.tokenizer(model.format(classify_prompt("Cupertino")), add_special_tokens=False)["input_ids"]
+    extra = sum(len(c) - 1 for c in model.continuation_ids(CONTS))
+    assert model.stats["prompt_tokens"] - before == len(ids3) - len(kept[0]) + extra
+
+
+def test_kept_prefixes_stay_within_their_bound(tiny_llm_path):
+    texts = [f"Text number {i} is about Apple and Tim Cook in Cupertino." for i in range(4)]
+    prompts = [validate_prompt(s, t) for t in texts for s in ("Apple", "Tim Cook")]
+    model = HFModel(tiny_llm_path, dtype="float32", device="cpu", prefix_cache_tokens=100)
+    model.score(prompts, [["Yes", "No"]] * len(prompts))
+    sizes = [len(k) for k in model._prefixes]
+    assert 0 < model._prefix_total == sum(sizes) <= 100
+    assert len(sizes) < 4  # not all four texts fit: the first ones are kept, the last ones not
+    first_text = model.tokenizer(model.format(prompts[0]), add_special_tokens=False)["input_ids"]
+    assert any(tuple(first_text[: len(k)]) == k for k in model._prefixes)
+    # two calls later, the old prefixes make room for new ones
+    other = [validate_prompt("Apple", "Another text entirely, about Paris and Berlin.")]
+    model.score(other, [["Yes", "No"]])
+    model.score([validate_prompt("Berlin", "A third text, on London.")], [["Yes", "No"]])
+    assert model._prefix_total <= 100
+    newest = model.tokenizer(model.format(validate_prompt("Berlin", "A third text, on London.")), add_special_tokens=False)["input_ids"]
+    assert any(tuple(newest[: len(k)]) == k and len(k) > 20 for k in model._prefixes)
+    none_kept = HFModel(tiny_llm_path, dtype="float32", device="cpu", prefix_cache_tokens=0)
+    want = none_kept.score(prompts, [["Yes", "No"]] * len(prompts))
+    for g, w in zip(want, HFModel(tiny_llm_path, dtype="float32", device="cpu", share_prefix=False).score(prompts, [["Yes", "No"]] * len(prompts))):
+        assert g == pytest.approx(w, abs=1e-3)
+    assert len(none_kept._prefixes) == 1  # only the newest
+    with pytest.raises(ValueError, match="prefix_cache_tokens"):
+        HFModel(tiny_llm_path, prefix_cache_tokens=-1)
+
+
 def test_batched_scoring_equals_shared_prefix(tiny_llm_path):
     # the accelerator path (padded batches of rows) gives the CPU path's scores, with fewer passes
     seq = HFModel(str(tiny_llm_path), dtype="float32", score_batching="off")
