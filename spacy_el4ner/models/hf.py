@@ -19,6 +19,11 @@ SCORE_BATCHING = ("auto", "packed", "on", "off")
 _PASS_TOKENS = 32
 # A prefix shared by every prompt of a generation batch is computed once when at least this long.
 _MIN_SHARED = 16
+# A row stops when its newest tokens are one block repeated at least 3 times and over at least
+# this many tokens (a small model caught in a loop: '"CBC", "clickbait", "CBC", "clickbait", ...'
+# until max_new_tokens), since everything after that is the same block again.
+_LOOP_TOKENS = 16
+_LOOP_BLOCK = 32
 # One copy of each model per process, whatever the number of pipelines or members naming it.
 _SHARED: Dict[Tuple[Any, ...], Tuple[Any, Any]] = {}
 
@@ -105,6 +110,8 @@ class HFModel:
         # Greedy decoding drops finished rows from the batch (``_decode_shrinking``); False: one
         # ``model.generate`` per batch, which computes every row until the longest answer ends.
         self.shrink_batches = True
+        # Stop a row caught in a repetition loop (``looping``), in both decoding paths.
+        self.stop_loops = True
         self._model: Any = None
         self._tokenizer: Any = None
         self._stats: Dict[str, int] = {
@@ -313,6 +320,11 @@ class HFModel:
             kwargs["stopping_criteria"] = StoppingCriteriaList([TokenStop(tok, stop, self._device())])
         elif stop:
             kwargs.update(stop_strings=list(stop), tokenizer=tok)
+        if self.stop_loops:
+            from transformers import StoppingCriteriaList
+
+            criteria = kwargs.setdefault("stopping_criteria", StoppingCriteriaList())
+            criteria.append(LoopStop(kwargs["input_ids"].shape[1]))
         if processor is not None:
             from transformers import LogitsProcessorList
 
@@ -322,7 +334,10 @@ class HFModel:
             out = self.model.generate(**kwargs)
         new = out[:, kwargs["input_ids"].shape[1] :]
         self._stats["forward_passes"] += int(new.shape[1]) or 1
-        return [[t for t in row if t != pad] for row in new.tolist()]
+        rows = [[t for t in row if t != pad] for row in new.tolist()]
+        if self.stop_loops:  # a finished row is not padded when the model has no EOS criterion
+            rows = [_cut_loop(row) for row in rows]
+        return rows
 
     def _eos_ids(self) -> List[int]:
         eos = self.model.generation_config.eos_token_id
@@ -386,6 +401,7 @@ class HFModel:
                         or len(out[r]) >= max_new_tokens
                         or (stop_mask is not None and t < stop_mask.shape[0] and bool(stop_mask[t]))
                         or (bool(stop) and not one_char and any(x in tok.decode(out[r]) for x in stop))
+                        or (self.stop_loops and looping(out[r]))
                     )
                     if not finished:
                         keep.append(k)
@@ -790,6 +806,43 @@ class TokenStop:
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         last = input_ids[:, -1]
         return self.mask[last.clamp(max=self.mask.shape[0] - 1)]
+
+
+def looping(ids: Sequence[int]) -> bool:
+    """RETURNS (bool): Whether ``ids`` (generated tokens) end with one block of 1 to
+    ``_LOOP_BLOCK`` tokens repeated at least 3 times, the repeats covering ``_LOOP_TOKENS`` or more."""
+    n = len(ids)
+    for size in range(1, _LOOP_BLOCK + 1):
+        times = max(3, -(-_LOOP_TOKENS // size))
+        if times * size > n:
+            if 3 * size > n:
+                break
+            continue
+        block = list(ids[n - size :])
+        if all(list(ids[n - (k + 1) * size : n - k * size]) == block for k in range(1, times)):
+            return True
+    return False
+
+
+def _cut_loop(ids: List[int]) -> List[int]:
+    """RETURNS: ``ids`` up to the token that first makes them ``looping`` (all of them if none)."""
+    for end in range(1, len(ids) + 1):
+        if looping(ids[:end]):
+            return ids[:end]
+    return ids
+
+
+class LoopStop:
+    """``generate`` stopping criterion: a row stops when its answer is ``looping``."""
+
+    def __init__(self, prompt_length: int) -> None:
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        rows = input_ids[:, self.prompt_length :].tolist()
+        return torch.tensor([looping(r) for r in rows], dtype=torch.bool, device=input_ids.device)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:

@@ -83,6 +83,44 @@ def test_shrinking_batches_decode_like_generate(tiny_llm_path, constrained):
     assert len({a for batch in answers[True] for a in batch}) > 3  # answers of different lengths
 
 
+def test_looping():
+    from spacy_el4ner.models.hf import looping
+
+    block = [5, 6, 7, 8, 9, 10]  # 6 tokens: 3 repeats make 18 >= 16 tokens
+    assert looping([1, 2] + block * 3)
+    assert not looping([1, 2] + block * 2)  # twice is not a loop
+    assert not looping(block * 3 + [1])  # the newest tokens must be the repeats
+    assert looping([9] * 16) and not looping([9] * 15)  # a one-token block needs 16 repeats
+    assert not looping([4, 4, 4])  # e.g. "!!!" in an answer
+    assert looping([3, 4] * 8) and not looping([3, 4] * 7)
+    assert not looping(list(range(64)))
+    assert not looping([])
+
+
+@pytest.mark.parametrize("shrink", [False, True])
+def test_a_looping_row_stops_early_in_both_decoding_paths(tiny_llm_path, shrink):
+    from spacy_el4ner.models.hf import looping
+
+    # the random model loops ("oneoneone...", "****...") on the last three, not on the first two
+    prompts = ["Text: Apple", "Text: Hi", "Text: Obama", "Paris", "a"]
+    free = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=6)
+    free.stop_loops = False
+    free.shrink_batches = shrink
+    guarded = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=6)
+    guarded.shrink_batches = shrink
+    tok = free.tokenizer
+    long_ = free.generate(prompts, max_new_tokens=48)
+    short = guarded.generate(prompts, max_new_tokens=48)
+    cut = 0
+    for a, b in zip(long_, short):
+        assert a.startswith(b)  # the same answer, stopped earlier or not at all
+        if a != b:
+            cut += 1
+            assert looping(tok(b, add_special_tokens=False)["input_ids"])
+    assert cut == 3
+    assert guarded.stats["generated_tokens"] < free.stats["generated_tokens"]
+
+
 def test_shrinking_batches_compute_a_shared_instruction_once(tiny_llm_path):
     system = "You are a careful named entity recognizer. List every person, place and company in the text."
     prompts = [[{"role": "system", "content": system}, {"role": "user", "content": f"Text: {t}"}] for t in ("Apple hired Tim Cook.", "Paris", "Bob flew to Rome.")]
