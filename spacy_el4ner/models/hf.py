@@ -110,7 +110,9 @@ class HFModel:
         # Greedy decoding drops finished rows from the batch (``_decode_shrinking``); False: one
         # ``model.generate`` per batch, which computes every row until the longest answer ends.
         self.shrink_batches = True
-        # Stop a row caught in a repetition loop (``looping``), in both decoding paths.
+        # Stop a row caught in a repetition loop (``looping``), in both decoding paths. The answer
+        # is the same up to the loop, so the response cache key does not change: an answer cached
+        # before this rule may run on with the loop, which parses to the same items.
         self.stop_loops = True
         self._model: Any = None
         self._tokenizer: Any = None
