@@ -322,11 +322,6 @@ class HFModel:
             kwargs["stopping_criteria"] = StoppingCriteriaList([TokenStop(tok, stop, self._device())])
         elif stop:
             kwargs.update(stop_strings=list(stop), tokenizer=tok)
-        if self.stop_loops:
-            from transformers import StoppingCriteriaList
-
-            criteria = kwargs.setdefault("stopping_criteria", StoppingCriteriaList())
-            criteria.append(LoopStop(kwargs["input_ids"].shape[1]))
         if processor is not None:
             from transformers import LogitsProcessorList
 
@@ -337,7 +332,7 @@ class HFModel:
         new = out[:, kwargs["input_ids"].shape[1] :]
         self._stats["forward_passes"] += int(new.shape[1]) or 1
         rows = [[t for t in row if t != pad] for row in new.tolist()]
-        if self.stop_loops:  # a finished row is not padded when the model has no EOS criterion
+        if self.stop_loops:  # the same answers as the shrinking decoder (this path is the naive baseline)
             rows = [_cut_loop(row) for row in rows]
         return rows
 
@@ -500,8 +495,7 @@ class HFModel:
         size = 0
 
         def run() -> None:
-            n_common = min(min(_common_prefix(group[0][0], ids) for ids, _ in group), min(len(ids) for ids, _ in group) - 1)
-            state = self._take_prefix(group[0][0][:n_common])
+            state = self._take_prefix(group[0][0][: _group_prefix(group)])
             scores, (prefix, cache) = self._score_packed(group, state)
             self._keep_prefix(prefix, cache, call)
             out.extend(scores)
@@ -579,7 +573,7 @@ class HFModel:
         from transformers import DynamicCache
 
         dev = self._device()
-        n_common = min(min(_common_prefix(group[0][0], ids) for ids, _ in group), min(len(ids) for ids, _ in group) - 1)
+        n_common = _group_prefix(group)
         prefix = group[0][0][:n_common]
         reuse = 0
         cache = None
@@ -756,6 +750,12 @@ def _copy_cache(cache: Any, length: int) -> Any:
     )
 
 
+def _group_prefix(group: Sequence[Tuple[List[int], Any]]) -> int:
+    """RETURNS (int): The length of the prefix common to a group's prompts, leaving each at least
+    one token of its own (its last logits give the continuations' first tokens)."""
+    return min(min(_common_prefix(group[0][0], ids) for ids, _ in group), min(len(ids) for ids, _ in group) - 1)
+
+
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """RETURNS (int): The length of the longest common prefix of two token id lists."""
     n = 0
@@ -832,19 +832,6 @@ def _cut_loop(ids: List[int]) -> List[int]:
         if looping(ids[:end]):
             return ids[:end]
     return ids
-
-
-class LoopStop:
-    """``generate`` stopping criterion: a row stops when its answer is ``looping``."""
-
-    def __init__(self, prompt_length: int) -> None:
-        self.prompt_length = prompt_length
-
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
-
-        rows = input_ids[:, self.prompt_length :].tolist()
-        return torch.tensor([looping(r) for r in rows], dtype=torch.bool, device=input_ids.device)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
