@@ -59,6 +59,9 @@ class HFModel:
         repeated text, a later stage whose prompts begin like an earlier stage's) computes only
         what differs. Prefixes of calls before the previous one are dropped first; a prefix that
         does not fit is not kept. 0: keep only the newest one.
+    draft_tokens (int): Greedy decoding drafts up to this many tokens per row and step by prompt
+        lookup (an extraction answer copies text of the prompt) and keeps those the model would
+        have chosen: fewer passes for the same answers (0: off).
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class HFModel:
         score_batching: str = "auto",
         pack_tokens: int = 512,
         prefix_cache_tokens: int = 8192,
+        draft_tokens: int = 2,
     ) -> None:
         if score_batching not in SCORE_BATCHING:
             raise ValueError(f"score_batching must be one of {SCORE_BATCHING}, not '{score_batching}'")
@@ -114,6 +118,10 @@ class HFModel:
         # is the same up to the loop, so the response cache key does not change: an answer cached
         # before this rule may run on with the loop, which parses to the same items.
         self.stop_loops = True
+        # Greedy decoding feeds up to this many drafted tokens per row and step (``lookup_draft``)
+        # and keeps those the model itself would have chosen: the same answer in fewer passes
+        # (0: off). 2 measured best on this CPU (1-4 within noise; wider passes cost more here).
+        self.draft_tokens = draft_tokens
         self._model: Any = None
         self._tokenizer: Any = None
         self._stats: Dict[str, int] = {
@@ -122,6 +130,7 @@ class HFModel:
             "prompt_tokens": 0,
             "generated_tokens": 0,
             "cache_hits": 0,
+            "drafted_tokens": 0,
         }
 
     def __repr__(self) -> str:
@@ -352,10 +361,16 @@ class HFModel:
         prompts (the instruction) is computed once and its cache copied to every row; the tails
         follow, left-padded. Same stop rules as ``generate`` (EOS, ``max_new_tokens``, stop
         strings) and the same constraint (``processor``: a ``SubstringLogitsProcessor`` or None).
+        Unconstrained, each step also feeds up to ``draft_tokens`` drafted tokens per row
+        (``lookup_draft``: what followed the same tokens earlier in the prompt or answer) and
+        takes those that greedy decoding would have chosen, so several tokens can come out of
+        one pass; the keys/values of the drafts not taken are masked out for later steps.
+        Exact in exact arithmetic; in bf16 a wider pass rounds differently, so an answer may
+        differ where two tokens are nearly tied (3 of 144 extraction answers on WNUT-17), as it
+        does when the batch changes.
         RETURNS: The generated token ids of each row (EOS included where it ended the row).
         """
         import torch
-        from transformers import DynamicCache
 
         tok = self.tokenizer
         dev = self._device()
@@ -366,42 +381,46 @@ class HFModel:
         common = min(min(_common_prefix(batch[0], ids) for ids in batch), min(len(ids) for ids in batch) - 1)
         if len(batch) < 2 or common < _MIN_SHARED:
             common = 0
-        cache = DynamicCache()
-        tails = [ids[common:] for ids in batch]
-        width = max(len(t) for t in tails)
-        ids = torch.tensor([[pad] * (width - len(t)) + list(t) for t in tails], device=dev)
-        mask = torch.tensor([[1] * common + [0] * (width - len(t)) + [1] * len(t) for t in tails], device=dev)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, common:]
+        draft = self.draft_tokens if processor is None else 0
         out: List[List[int]] = [[] for _ in batch]
         active = list(range(len(batch)))
         with torch.no_grad():
-            if common:
-                self.model(input_ids=torch.tensor([batch[0][:common]], device=dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
-                self._stats["forward_passes"] += 1
-                cache.batch_repeat_interleave(len(batch))
-            self._stats["prompt_tokens"] += common + sum(len(t) for t in tails)
-            logits = self.model(
-                input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1
-            ).logits[:, -1]
-            self._stats["forward_passes"] += 1
-            next_pos = positions[:, -1:] + 1
+            cache, mask, next_pos, last = self._prefill_padded(batch, common)
+            logits = last.unsqueeze(1)  # (rows, positions, vocab): the positions fed in this step
+            drafts: List[List[int]] = [[] for _ in batch]
             while True:
-                scores = logits.float()
-                if processor is not None:
-                    scores = processor.constrain(active, [out[r] for r in active], scores)
-                chosen = scores.argmax(-1).tolist()
                 keep: List[int] = []
-                for k, (r, t) in enumerate(zip(active, chosen)):
-                    out[r].append(t)
-                    finished = (
-                        t in eos
-                        or len(out[r]) >= max_new_tokens
-                        or (stop_mask is not None and t < stop_mask.shape[0] and bool(stop_mask[t]))
-                        or (bool(stop) and not one_char and any(x in tok.decode(out[r]) for x in stop))
-                        or (self.stop_loops and looping(out[r]))
-                    )
+                valid: List[int] = []
+                best = None if processor is not None else logits.float().argmax(-1).tolist()
+                for k, r in enumerate(active):
+                    finished = False
+                    j = 0
+                    for j in range(len(drafts[k]) + 1):
+                        if best is not None:
+                            t = best[k][j]
+                        else:
+                            t = int(processor.constrain([r], [out[r]], logits[k : k + 1, j].float())[0].argmax())
+                        out[r].append(t)
+                        finished = (
+                            t in eos
+                            or len(out[r]) >= max_new_tokens
+                            or (stop_mask is not None and t < stop_mask.shape[0] and bool(stop_mask[t]))
+                            or (bool(stop) and not one_char and any(x in tok.decode(out[r]) for x in stop))
+                            or (self.stop_loops and looping(out[r]))
+                        )
+                        # the next drafted token was fed after this one: its logits hold if it is the one chosen
+                        if finished or j >= len(drafts[k]) or drafts[k][j] != t:
+                            break
+                    valid.append(j + 1)  # the inputs of this step whose keys/values are right
                     if not finished:
                         keep.append(k)
+                width = logits.shape[1]
+                if width > 1:  # drafted tokens that were not taken: masked out of the cache
+                    taken = torch.arange(width, device=dev).unsqueeze(0) < torch.tensor(valid, device=dev).unsqueeze(1)
+                    mask[:, -width:] = taken.to(mask.dtype)
+                # next_pos: the position of the first input of a step (after the prefill, of the
+                # prompt's last token); the token fed next goes after the inputs that were right
+                next_pos = next_pos + torch.tensor(valid, device=dev).unsqueeze(1)
                 if not keep:
                     break
                 if len(keep) < len(active):
@@ -409,14 +428,44 @@ class HFModel:
                     cache.batch_select_indices(index)
                     mask, next_pos = mask[index], next_pos[index]
                     active = [active[k] for k in keep]
-                step = torch.tensor([[out[r][-1]] for r in active], device=dev)
-                mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=dev)], dim=1)
+                drafts = [lookup_draft(batch[r] + out[r], draft) for r in active] if draft else [[] for _ in active]
+                width = 1 + max(len(d) for d in drafts)
+                step = torch.tensor([[out[r][-1]] + d + [pad] * (width - 1 - len(d)) for r, d in zip(active, drafts)], device=dev)
+                fed = torch.tensor([[1] * (1 + len(d)) + [0] * (width - 1 - len(d)) for d in drafts], dtype=mask.dtype, device=dev)
+                mask = torch.cat([mask, fed], dim=1)
+                positions = next_pos + torch.arange(width, device=dev).unsqueeze(0)
                 logits = self.model(
-                    input_ids=step, attention_mask=mask, position_ids=next_pos, past_key_values=cache, use_cache=True
-                ).logits[:, -1]
+                    input_ids=step, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
+                    logits_to_keep=width,
+                ).logits
                 self._stats["forward_passes"] += 1
-                next_pos = next_pos + 1
+                self._stats["drafted_tokens"] += sum(len(d) for d in drafts)
         return out
+
+    def _prefill_padded(self, batch: List[List[int]], common: int) -> Tuple[Any, Any, Any, Any]:
+        """One forward pass over the left-padded prompt tails (after their ``common`` prefix,
+        computed once). RETURNS: (cache, attention mask, each row's next position, last logits)."""
+        import torch
+        from transformers import DynamicCache
+
+        dev = self._device()
+        pad = self.tokenizer.pad_token_id
+        cache = DynamicCache()
+        tails = [ids[common:] for ids in batch]
+        width = max(len(t) for t in tails)
+        ids = torch.tensor([[pad] * (width - len(t)) + list(t) for t in tails], device=dev)
+        mask = torch.tensor([[1] * common + [0] * (width - len(t)) + [1] * len(t) for t in tails], device=dev)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, common:]
+        if common:
+            self.model(input_ids=torch.tensor([batch[0][:common]], device=dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
+            self._stats["forward_passes"] += 1
+            cache.batch_repeat_interleave(len(batch))
+        self._stats["prompt_tokens"] += common + sum(len(t) for t in tails)
+        logits = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1
+        ).logits[:, -1]
+        self._stats["forward_passes"] += 1
+        return cache, mask, positions[:, -1:], logits
 
     def score(self, prompts: Sequence[Prompt], continuations: Sequence[Sequence[str]]) -> List[List[float]]:
         """See ``Model.score``.
@@ -764,6 +813,23 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
             break
         n += 1
     return n
+
+
+def lookup_draft(context: Sequence[int], n: int, ngram: int = 3, window: int = 1024) -> List[int]:
+    """Prompt lookup: the ``n`` tokens that followed the latest earlier occurrence of the longest
+    (up to ``ngram`` tokens) end of ``context`` (the prompt and the answer so far) within its last
+    ``window`` tokens. An extraction answer copies the input text, so its next tokens are often
+    there. RETURNS (List[int]): The drafted tokens (none when the end occurs nowhere before)."""
+    if n <= 0:
+        return []
+    ctx = list(context[-window:])
+    end = len(ctx)
+    for size in range(min(ngram, end - 1), 0, -1):
+        tail = ctx[end - size :]
+        for i in range(end - size - 1, -1, -1):
+            if ctx[i : i + size] == tail:
+                return ctx[i + size : i + size + n]
+    return []
 
 
 def greedy_inputs(batch: Sequence[Sequence[int]], pad: int, device: Any, max_new_tokens: int) -> Dict[str, Any]:

@@ -469,3 +469,68 @@ def test_constrained_generation_copies_only_input_text(tiny):
     assert free != out or all(not a for a in free)
     with pytest.raises(ValueError):
         tiny.generate(prompts, max_new_tokens=4, constrain_to=texts[:1])
+
+
+def test_lookup_draft():
+    from spacy_el4ner.models.hf import lookup_draft
+
+    # the tokens after the latest earlier occurrence of the longest end (up to 3 tokens)
+    assert lookup_draft([1, 2, 3, 4, 5, 9, 2, 3], 2) == [4, 5]
+    assert lookup_draft([1, 2, 3, 7, 2, 3, 8, 2, 3], 3) == [8, 2, 3]  # the latest occurrence
+    assert lookup_draft([5, 2, 3, 6, 1, 2, 3, 7, 9, 2, 3], 1) == [7]
+    assert lookup_draft([4, 6, 1, 2, 3, 5, 2, 3], 2) == [5, 2]  # "5 2 3" occurs nowhere before, "2 3" does
+    assert lookup_draft([1, 2, 3, 4], 3) == []  # the end occurs nowhere before
+    assert lookup_draft([1, 2, 3, 1], 2) == [2, 3]
+    assert lookup_draft([1, 2, 1], 0) == [] and lookup_draft([], 3) == [] and lookup_draft([7], 3) == []
+
+
+def _truth_drafts(monkeypatch, truth, wrong=False):
+    """lookup_draft replaced by one that knows the greedy answers (or proposes wrong tokens)."""
+    import spacy_el4ner.models.hf as hf
+
+    def draft(context, n, **_):
+        for prompt, answer in truth:
+            if context[: len(prompt)] == prompt:
+                done = len(context) - len(prompt)
+                nxt = answer[done : done + n]
+                return [t + 1 for t in nxt] if wrong else nxt
+        raise AssertionError("unknown prompt")
+
+    monkeypatch.setattr(hf, "lookup_draft", draft)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_drafted_tokens_give_greedy_answers_in_fewer_passes(tiny_llm_path, monkeypatch, n):
+    prompts = ["Text: Apple hired Tim Cook.", "Text: Paris", "Text: Obama", "Paris", "a"]
+    plain = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=5, draft_tokens=0)
+    plain.stop_loops = False
+    captured = []
+    decode = plain._decode_shrinking
+    monkeypatch.setattr(plain, "_decode_shrinking", lambda batch, *a: captured.append((batch, decode(batch, *a))) or captured[-1][1])
+    expected = plain.generate(prompts, max_new_tokens=24)
+    truth = list(zip(*captured[0]))
+    assert plain.stats["drafted_tokens"] == 0
+    for wrong in (False, True):
+        _truth_drafts(monkeypatch, truth, wrong)
+        model = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=5, draft_tokens=n)
+        model.stop_loops = False
+        assert model.generate(prompts, max_new_tokens=24) == expected
+        assert model.stats["drafted_tokens"] > 0
+        if wrong:  # every draft rejected: one token a pass, as without drafts
+            assert model.stats["forward_passes"] == plain.stats["forward_passes"]
+        else:  # up to n + 1 tokens a pass
+            longest = max(len(a) for _, a in truth)
+            assert model.stats["forward_passes"] <= 1 + -(-(longest - 1) // (n + 1))
+
+
+def test_prompt_lookup_drafts_keep_the_answers(tiny_llm_path):
+    # the real drafter on a random model that loops (its drafts are then taken) and one that does not
+    prompts = ["Text: Apple hired Tim Cook.", "Text: Hi", "Text: Obama", "Paris", "a", "Text: The Nile flows north through Egypt."]
+    answers, stats = {}, {}
+    for n in (0, 2, 4):
+        model = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=6, draft_tokens=n)
+        answers[n] = model.generate(prompts, max_new_tokens=40, stop=("]",))
+        stats[n] = model.stats
+    assert answers[2] == answers[0] and answers[4] == answers[0]
+    assert stats[2]["forward_passes"] < stats[0]["forward_passes"]
+    assert stats[2]["generated_tokens"] == stats[0]["generated_tokens"]
