@@ -2,11 +2,12 @@
 # Full test splits for benchmarks/RESULTS.md, cheapest runs first. Resumable twice over: model
 # responses are cached in .el4ner_cache, and finished variants are kept in each results.json.
 # Usage: bash benchmarks/run_full.sh [STEP...]   steps: wnut wnut-cheap ncbi ncbi-cheap wnut-random
-#        ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 (default: all, in that order)
+#        ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
 # Steps wnut-s8 ncbi-s8 politics-s8: the ensemble with session 8's defaults (classify.v2, validation with the
 # nearest demonstration) in results/*-full-s8; extraction prompts are unchanged, so it comes from the cache.
+# Steps wnut-s9 ncbi-s9 politics-s9: session 9's defaults (classification with the 3 nearest demonstrations).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -20,9 +21,12 @@ P="$D/crossner/politics/test.txt --store stores/politics-train --output benchmar
 W8="$D/wnut17/test.conll --store stores/wnut17-train500 --output benchmarks/results/wnut17-test-full-s8 --name WNUT-17-test-all-1287-session-8"
 N8="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/results/ncbi-test-full-s8 --name NCBI-disease-test-all-940-session-8"
 P8="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s8 --name CrossNER-politics-test-all-651-session-8"
+W9="$D/wnut17/test.conll --store stores/wnut17-train500 --output benchmarks/results/wnut17-test-full-s9 --name WNUT-17-test-all-1287-session-9"
+N9="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/results/ncbi-test-full-s9 --name NCBI-disease-test-all-940-session-9"
+P9="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s9 --name CrossNER-politics-test-all-651-session-9"
 Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
-STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8}
+STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9}
 for step in $STEPS; do
   case $step in
     wnut) $E $W --variants none ;;
@@ -39,6 +43,9 @@ for step in $STEPS; do
     wnut-s8) $E $W8 --variants none ;;
     ncbi-s8) $E $N8 --variants none ;;
     politics-s8) $E $P8 --variants none ;;
+    wnut-s9) $E $W9 --variants none ;;
+    ncbi-s9) $E $N9 --variants none ;;
+    politics-s9) $E $P9 --variants none ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done

@@ -64,11 +64,12 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "validation": True,
     "verifier": "first",
     "validation_threshold": 0.0,
+    "validation_skip_above": 0.9,
     "min_confidence": 0.3,
     "refine_boundaries": False,
     "refine_margin": 0.0,
     "max_new_tokens": 64,
-    "stage_demos": {"validate": 1},
+    "stage_demos": {"classify": 3, "validate": 1},
     "constrained_extraction": False,
     "max_unit_tokens": 200,
     "batch_size": 16,
@@ -112,6 +113,7 @@ def make_el4ner(
     validation: bool,
     verifier: str,
     validation_threshold: float,
+    validation_skip_above: float,
     min_confidence: float,
     refine_boundaries: bool,
     refine_margin: float,
@@ -148,6 +150,7 @@ def make_el4ner(
         validation=validation,
         verifier=verifier,
         validation_threshold=validation_threshold,
+        validation_skip_above=validation_skip_above,
         min_confidence=min_confidence,
         refine_boundaries=refine_boundaries,
         refine_margin=refine_margin,
@@ -195,6 +198,7 @@ class EL4NER(Pipe):
         validation: bool = True,
         verifier: str = "first",
         validation_threshold: float = 0.0,
+        validation_skip_above: float = 0.9,
         min_confidence: float = 0.3,
         refine_boundaries: bool = False,
         refine_margin: float = 0.0,
@@ -217,6 +221,8 @@ class EL4NER(Pipe):
             raise ValueError(f"el4ner: verifier must be 'first', 'all' or a member name ({list(members)}), not '{verifier}'")
         if not 0.0 <= validation_threshold <= 1.0:
             raise ValueError("el4ner: validation_threshold must be between 0 and 1")
+        if not 0.0 <= validation_skip_above <= 1.0:
+            raise ValueError("el4ner: validation_skip_above must be between 0 and 1 (1: validate every typed span)")
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError("el4ner: min_confidence must be between 0 and 1")
         if refine_margin < 0.0:
@@ -251,6 +257,7 @@ class EL4NER(Pipe):
         self.validation = validation
         self.verifier = verifier
         self.validation_threshold = validation_threshold
+        self.validation_skip_above = validation_skip_above
         self.min_confidence = min_confidence
         self.refine_boundaries = refine_boundaries
         self.refine_margin = refine_margin
@@ -380,7 +387,9 @@ class EL4NER(Pipe):
         if self.validation:
             with self._timed("validate"):
                 # a span whose P(label) is below min_confidence is rejected whatever P(yes) is
-                validate(units, self._verifiers(), self.settings, skip_below=self.min_confidence)
+                validate(
+                    units, self._verifiers(), self.settings, skip_below=self.min_confidence, skip_above=self.validation_skip_above
+                )
             if self.refine_boundaries:
                 with self._timed("refine"):
                     self.stats["refined"] += refine(docs, units, self._verifiers(), self.settings, self.refine_margin)

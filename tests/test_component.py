@@ -336,6 +336,7 @@ def test_model_error_raises_without_handler(nlp, scripts):
         ({"refine_margin": -0.5}, "refine_margin"),
         ({"stage_demos": {"classify": -1}}, "stage_demos maps a stage"),
         ({"stage_demos": {"vote": 2}}, "stage_demos maps a stage"),
+        ({"validation_skip_above": 1.5}, "validation_skip_above must be between 0 and 1"),
     ],
 )
 def test_bad_config_values(nlp, script, overrides, match):

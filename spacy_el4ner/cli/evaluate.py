@@ -45,9 +45,10 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
 # What results files written before a meta key existed ran with (so that they still resume).
 LEGACY_META: Dict[str, Any] = {
     "stage_demos": {},
+    "validation_skip_above": 1.0,
     "templates": {"extract": "extract.v1.jinja", "classify": "classify.v1.jinja", "validate": "validate.v1.jinja", "boundary": "boundary.v1.jinja"},
 }
-RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule", "stage_demos", "templates")
+RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule", "stage_demos", "templates", "validation_skip_above")
 
 
 def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
@@ -216,7 +217,9 @@ def evaluate(
             "members": member_list, "n_sentences": len(refs), "tagger": tagger,
             "type_prior": overrides.get("type_prior", DEFAULT_CONFIG["type_prior"]),
             "boundary_rule": overrides.get("boundary_rule", DEFAULT_CONFIG["boundary_rule"]),
-            "stage_demos": overrides.get("stage_demos", DEFAULT_CONFIG["stage_demos"]),
+            # config dicts are merged with the defaults: {"classify": 2} keeps the default "validate"
+            "stage_demos": {**DEFAULT_CONFIG["stage_demos"], **overrides.get("stage_demos", {})},
+            "validation_skip_above": overrides.get("validation_skip_above", DEFAULT_CONFIG["validation_skip_above"]),
             "templates": {**DEFAULT_CONFIG["templates"], **overrides.get("templates", {})}}
     output.mkdir(parents=True, exist_ok=True)
     results: Dict[str, Any] = _previous(output, meta)  # finished variants of this evaluation

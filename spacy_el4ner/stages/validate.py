@@ -13,20 +13,25 @@ logger = logging.getLogger("spacy_el4ner")
 YES_NO = ("Yes", "No")
 
 
-def validate(units: List[Unit], verifiers: Mapping[str, Model], settings: Settings, skip_below: float = 0.0) -> None:
+def validate(
+    units: List[Unit], verifiers: Mapping[str, Model], settings: Settings, skip_below: float = 0.0, skip_above: float = 1.0
+) -> None:
     """Set ``candidate.validation`` = mean P(Yes) over the verifiers, for every typed candidate.
 
     skip_below (float): Candidates whose label score (times their entity score, when set) is
         below this are not asked (their confidence could not reach it anyway); they keep
         ``validation`` None.
+    skip_above (float): Candidates whose label score is above this are not asked either (kept
+        as typed) when classification had a choice (more than one option); 1.0: never.
     """
+    choice = len(settings.labels) + int(settings.none_option) > 1
     jobs: List[Candidate] = []
     prompts: List[str] = []
     for unit in units:
         ctx = settings.context(unit.demos, "validate")
         for cand in unit.candidates.values():
             bound = cand.label_score * (cand.entity_score if cand.entity_score is not None else 1.0)
-            if cand.label is None or bound < skip_below:
+            if cand.label is None or bound < skip_below or (choice and cand.label_score > skip_above):
                 continue
             jobs.append(cand)
             prompts.append(

@@ -58,6 +58,8 @@ def test_finished_variants_are_kept(tmp_path):
     assert list(_previous(tmp_path, {**meta, "name": "renamed"})) == ["ensemble"]
     assert list(_previous(tmp_path, {**meta, "stage_demos": {}})) == ["ensemble"]  # written before the key: all demos
     assert _previous(tmp_path, {**meta, "stage_demos": {"validate": 1}}) == {}
+    assert list(_previous(tmp_path, {**meta, "validation_skip_above": 1.0})) == ["ensemble"]  # before the key: all validated
+    assert _previous(tmp_path, {**meta, "validation_skip_above": 0.9}) == {}
     from spacy_el4ner.cli.evaluate import LEGACY_META
     from spacy_el4ner.component import DEFAULT_CONFIG
 

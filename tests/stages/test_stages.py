@@ -220,6 +220,27 @@ def test_validate_sets_mean_p_yes(nlp, settings):
     assert 'is "Barack Obama" an entity of type PER' in str(v1.calls[0][1])
 
 
+def test_validate_skips_confidently_typed_spans(nlp, settings):
+    docs, units = extracted(nlp, settings)
+    classify(units, {"a": FakeModel("a", labels={"Barack Obama": "PER", "Paris": "LOC"})}, settings)
+    scores = {c.text: c.label_score for c in units[0].candidates.values() if c.label}
+    assert all(0.85 < p < 0.95 for p in scores.values())
+    for above, asked in ((0.95, 3), (0.85, 0)):
+        for c in units[0].candidates.values():
+            c.validation = None
+        v = FakeModel("v", yes={"Barack Obama": 0.1, "Paris": 0.1})
+        validate(units, {"v": v}, settings, skip_above=above)
+        assert sum(len(p) for _, p in v.calls) == asked
+        assert all((c.validation is None) == (asked == 0) for c in units[0].candidates.values() if c.label)
+    # one label and no "none": the label score is 1 without a choice, so it says nothing; asked
+    single = Settings(labels=["PER"])
+    docs, units = extracted(nlp, single)
+    classify(units, {"a": FakeModel("a")}, single)
+    v = FakeModel("v")
+    validate(units, {"v": v}, single, skip_above=0.5)
+    assert sum(len(p) for _, p in v.calls) == 4
+
+
 def test_stage_demos_keeps_the_most_similar(nlp):
     demos = [Demo(text=f"Demo number {i} about Paris.", entities=[("Paris", "LOC")], non_entities=["about"]) for i in range(4)]
     settings = Settings(labels=list(LABELS), stage_demos={"classify": 1, "validate": 0})
