@@ -378,7 +378,7 @@ class HFModel:
         eos = set(self._eos_ids())
         one_char = bool(stop) and all(len(x) == 1 for x in stop)
         stop_mask = TokenStop(tok, stop, "cpu").mask if one_char else None
-        common = min(min(_common_prefix(batch[0], ids) for ids in batch), min(len(ids) for ids in batch) - 1)
+        common = _shared_prefix(batch)
         if len(batch) < 2 or common < _MIN_SHARED:
             common = 0
         draft = self.draft_tokens if processor is None else 0
@@ -444,7 +444,8 @@ class HFModel:
 
     def _prefill_padded(self, batch: List[List[int]], common: int) -> Tuple[Any, Any, Any, Any]:
         """One forward pass over the left-padded prompt tails (after their ``common`` prefix,
-        computed once). RETURNS: (cache, attention mask, each row's next position, last logits)."""
+        computed once). RETURNS: (cache, attention mask, the position of each row's last prompt
+        token, its logits)."""
         import torch
         from transformers import DynamicCache
 
@@ -799,10 +800,15 @@ def _copy_cache(cache: Any, length: int) -> Any:
     )
 
 
+def _shared_prefix(prompts: Sequence[Sequence[int]]) -> int:
+    """RETURNS (int): The length of the prefix common to ``prompts`` (token id lists), leaving
+    each at least one token of its own (its last logits give what comes next)."""
+    return min(min(_common_prefix(prompts[0], ids) for ids in prompts), min(len(ids) for ids in prompts) - 1)
+
+
 def _group_prefix(group: Sequence[Tuple[List[int], Any]]) -> int:
-    """RETURNS (int): The length of the prefix common to a group's prompts, leaving each at least
-    one token of its own (its last logits give the continuations' first tokens)."""
-    return min(min(_common_prefix(group[0][0], ids) for ids, _ in group), min(len(ids) for ids, _ in group) - 1)
+    """RETURNS (int): ``_shared_prefix`` of a scoring group's prompts."""
+    return _shared_prefix([ids for ids, _ in group])
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
