@@ -39,6 +39,10 @@ class HFModel:
     max_context (int): Longest prompt + answer in tokens; longer prompts are cut from the left.
     trust_remote_code (bool): Allow model code from the model folder. Off unless you turn it on.
     adapter (Optional[str]): Folder of a peft (LoRA) adapter to apply on top of the model.
+    merge_adapter (bool): Add the adapter's low-rank update into the base weights once at load
+        (``merge_and_unload``): a plain model again, as fast as the base one and with every
+        decoding path of it (the same function up to the rounding of the weights' dtype).
+        False: keep the peft wrapper, which computes the update beside every adapted layer.
     cache (Optional[ResponseCache]): On-disk cache of responses.
     share_prefix (bool): Reuse the key/value cache of the common prompt prefix when scoring
         (False: one full forward pass per prompt and continuation, the naive baseline).
@@ -81,6 +85,7 @@ class HFModel:
         pack_tokens: int = 512,
         prefix_cache_tokens: int = 8192,
         draft_tokens: int = 2,
+        merge_adapter: bool = True,
     ) -> None:
         if score_batching not in SCORE_BATCHING:
             raise ValueError(f"score_batching must be one of {SCORE_BATCHING}, not '{score_batching}'")
@@ -100,6 +105,7 @@ class HFModel:
         self.max_context = max_context
         self.trust_remote_code = trust_remote_code
         self.adapter = adapter
+        self.merge_adapter = merge_adapter
         self.cache = cache
         self.share_prefix = share_prefix
         self.score_batching = score_batching
@@ -164,7 +170,7 @@ class HFModel:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = self._resolve_path()
-        share_key = (path, self.dtype, self.device, self.device_map, self.adapter, self.trust_remote_code)
+        share_key = (path, self.dtype, self.device, self.device_map, self.adapter, self.merge_adapter, self.trust_remote_code)
         if share_key in _SHARED:
             self._tokenizer, self._model = _SHARED[share_key]
             return
@@ -192,7 +198,16 @@ class HFModel:
                 from peft import PeftModel
             except ImportError as err:  # pragma: no cover
                 raise ModelLoadError("adapter= needs peft: pip install 'peft>=0.10'") from err
-            model = PeftModel.from_pretrained(model, self.adapter)
+            try:
+                model = PeftModel.from_pretrained(model, self.adapter)
+            except (OSError, ValueError) as err:
+                raise ModelLoadError(
+                    f"Could not load adapter '{self.adapter}' on model '{self.name}': {err}\nGive the "
+                    "folder written by `python -m spacy_el4ner finetune` (adapter_config.json and "
+                    "adapter_model.safetensors) for this same base model."
+                ) from err
+            if self.merge_adapter:
+                model = model.merge_and_unload()
         model.eval()
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:

@@ -154,13 +154,20 @@ def test_adapter_round_trips_through_hfmodel(cllmfs, tiny_llm_path):
     out, _, _ = cllmfs
     base = HFModel(tiny_llm_path, dtype="float32", device="cpu")
     tuned = HFModel(tiny_llm_path, adapter=str(out), dtype="float32", device="cpu")
-    assert isinstance(tuned.model, PeftModel) and not isinstance(base.model, PeftModel)
+    wrapped = HFModel(tiny_llm_path, adapter=str(out), dtype="float32", device="cpu", merge_adapter=False)
+    # merged at load: a plain model again; unmerged: the peft wrapper
+    assert not isinstance(tuned.model, PeftModel) and not isinstance(base.model, PeftModel)
+    assert isinstance(wrapped.model, PeftModel)
     from spacy_el4ner.finetune.format import build_messages
 
     prompt = build_messages("Barack Obama visited Paris and London last year.", "LOC")
     conts = [[format_answer(["Paris", "London"]), format_answer([])]]
     s_base, s_tuned = base.score([prompt], conts)[0], tuned.score([prompt], conts)[0]
     assert all(abs(a - b) > 1e-3 for a, b in zip(s_base, s_tuned))
+    # merging changes no score beyond float32 rounding, and the base model's weights stay as loaded
+    s_wrapped = wrapped.score([prompt], conts)[0]
+    assert all(abs(a - b) < 1e-4 for a, b in zip(s_tuned, s_wrapped))
+    assert base.score([prompt], conts)[0] == s_base
     # training taught the answer format: the tuned model prefers the gold answer far more
     assert s_tuned[0] > s_base[0]
     g_base = base.generate([prompt], max_new_tokens=8)
@@ -196,7 +203,11 @@ def test_pipeline_with_adapter_member_serializes(cllmfs, tiny_llm_path, tmp_path
     assert saved["adapter"] == str(out) and saved["name"] == tiny_llm_path
     model = loaded.get_pipe("el4ner").members["tuned"]
     assert isinstance(model, HFModel) and model.adapter == str(out)
-    assert isinstance(model.model, PeftModel)
+    assert model.merge_adapter and not isinstance(model.model, PeftModel)
+    # the adapter is in the weights: the loaded member differs from the bare base model
+    bare = HFModel(tiny_llm_path, dtype="float32", device="cpu").model
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(model.model.state_dict()[q], bare.state_dict()[q])
     doc = loaded("Tim Cook flew to Paris.")
     assert all(e.label_ in LABELS for e in doc.ents)
 

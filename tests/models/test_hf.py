@@ -534,3 +534,9 @@ def test_prompt_lookup_drafts_keep_the_answers(tiny_llm_path):
     assert answers[2] == answers[0] and answers[4] == answers[0]
     assert stats[2]["forward_passes"] < stats[0]["forward_passes"]
     assert stats[2]["generated_tokens"] == stats[0]["generated_tokens"]
+
+
+def test_missing_adapter_folder(tiny_llm_path, tmp_path):
+    m = HFModel(tiny_llm_path, adapter=str(tmp_path / "no-such-adapter"), dtype="float32", device="cpu")
+    with pytest.raises(ModelLoadError, match="(?s)Could not load adapter '.*no-such-adapter'.*finetune"):
+        m.load()
