@@ -17,6 +17,7 @@ from spacy import util
 from . import registry as _registry  # noqa: F401  (registers the functions)
 from .align import select_entities
 from .ensemble import VOTING_RULES, acceptance
+from .models.adapters import load_adapters, save_adapters
 from .models.protocol import Embedder, Model
 from .sentences import split_units
 from .stages import Settings, classify, extract, refine, validate
@@ -487,6 +488,7 @@ class EL4NER(Pipe):
         serialize = {
             "cfg": lambda p: srsly.write_json(p, self._cfg()),
             "store": lambda p: self.store.to_disk(p),
+            "adapters": lambda p: save_adapters(self.members, p),
         }
         util.to_disk(path, serialize, exclude)
 
@@ -494,6 +496,7 @@ class EL4NER(Pipe):
         deserialize = {
             "cfg": lambda p: self._set_cfg(srsly.read_json(p)),
             "store": lambda p: self.store.from_disk(p),
+            "adapters": lambda p: load_adapters(self.members, p),
         }
         util.from_disk(path, deserialize, exclude)
         self.store.labels = list(self.settings.labels)

@@ -185,9 +185,14 @@ def test_adapter_round_trips_through_hfmodel(cllmfs, tiny_llm_path):
 def test_pipeline_with_adapter_member_serializes(cllmfs, tiny_llm_path, tmp_path):
     from peft import PeftModel
 
+    import shutil
+
     out, _, _ = cllmfs
+    # a copy of the adapter that goes away after saving: the saved pipeline must carry its own
+    adapter = tmp_path / "adapter"
+    shutil.copytree(out, adapter)
     nlp = spacy.blank("en")
-    member = {"@el4ner_models": "el4ner.HFModel.v1", "name": tiny_llm_path, "adapter": str(out), "dtype": "float32", "device": "cpu"}
+    member = {"@el4ner_models": "el4ner.HFModel.v1", "name": tiny_llm_path, "adapter": str(adapter), "dtype": "float32", "device": "cpu"}
     nlp.add_pipe(
         "el4ner",
         config={
@@ -198,11 +203,15 @@ def test_pipeline_with_adapter_member_serializes(cllmfs, tiny_llm_path, tmp_path
         },
     )
     nlp.to_disk(tmp_path / "pipeline")
+    copy = tmp_path / "pipeline" / "el4ner" / "adapters" / "tuned"
+    assert (copy / "adapter_config.json").is_file() and (copy / "adapter_model.safetensors").is_file()
+    assert not any(p.name.startswith("checkpoint") for p in copy.iterdir())
+    shutil.rmtree(adapter)
     loaded = spacy.load(tmp_path / "pipeline")
     saved = loaded.config["components"]["el4ner"]["members"]["members"]["tuned"]
-    assert saved["adapter"] == str(out) and saved["name"] == tiny_llm_path
+    assert saved["adapter"] == str(adapter) and saved["name"] == tiny_llm_path
     model = loaded.get_pipe("el4ner").members["tuned"]
-    assert isinstance(model, HFModel) and model.adapter == str(out)
+    assert isinstance(model, HFModel) and model.adapter == str(copy)
     assert model.merge_adapter and not isinstance(model.model, PeftModel)
     # the adapter is in the weights: the loaded member differs from the bare base model
     bare = HFModel(tiny_llm_path, dtype="float32", device="cpu").model
@@ -210,6 +219,18 @@ def test_pipeline_with_adapter_member_serializes(cllmfs, tiny_llm_path, tmp_path
     assert not torch.equal(model.model.state_dict()[q], bare.state_dict()[q])
     doc = loaded("Tim Cook flew to Paris.")
     assert all(e.label_ in LABELS for e in doc.ents)
+    # saved again from where it was loaded: the copy stays as it is
+    loaded.to_disk(tmp_path / "pipeline")
+    assert (copy / "adapter_model.safetensors").is_file()
+
+
+def test_saving_a_member_whose_adapter_is_gone_warns(tiny_llm_path, tmp_path, caplog):
+    from spacy_el4ner.models.adapters import save_adapters
+
+    member = HFModel(tiny_llm_path, adapter=str(tmp_path / "gone"), dtype="float32", device="cpu")
+    with caplog.at_level("WARNING", logger="spacy_el4ner"):
+        save_adapters({"m": member}, tmp_path / "adapters")
+    assert "has no adapter_config.json" in caplog.text and not (tmp_path / "adapters").exists()
 
 
 def test_evaluate_scores_parsed_answers(docs, monkeypatch):
