@@ -120,7 +120,7 @@ def _write(output: Path, name: str, meta: Dict[str, Any], results: Dict[str, Any
                   "| run | extracted (union) | per member | typed none | typed wrong | typed right | validated | in doc.ents | predicted | FP: type | FP: boundary | FP: spurious |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for v, st in staged:
-            per = ", ".join(f"{m.split('-instruct')[0]} {p}" for m, p in st["extracted_by_pct"].items())
+            per = ", ".join(f"{m.replace('-instruct', '')} {p}" for m, p in st["extracted_by_pct"].items())
             lines.append(f"| {v} | {st['extracted_pct']} | {per} | {st.get('untyped_pct', '')} | {st.get('mistyped_pct', '')} | {st['typed_pct']} | {st['accepted_pct']} | {st['in_ents_pct']} | {st['predicted']} | {st['fp_type']} | {st['fp_boundary']} | {st['fp_spurious']} |")
     (output / "results.md").write_text("\n".join(lines) + "\n")
 
