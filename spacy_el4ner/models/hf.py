@@ -40,9 +40,10 @@ class HFModel:
     trust_remote_code (bool): Allow model code from the model folder. Off unless you turn it on.
     adapter (Optional[str]): Folder of a peft (LoRA) adapter to apply on top of the model.
     merge_adapter (bool): Add the adapter's low-rank update into the base weights once at load
-        (``merge_and_unload``): a plain model again, as fast as the base one and with every
-        decoding path of it (the same function up to the rounding of the weights' dtype).
-        False: keep the peft wrapper, which computes the update beside every adapted layer.
+        (``merge_and_unload``): a plain model of the base architecture again, on every decoding
+        path of it (the same function up to the rounding of the weights' dtype; generation
+        measured as fast as with the wrapper on a CPU). False: keep the peft wrapper, which
+        computes the update beside every adapted layer.
     cache (Optional[ResponseCache]): On-disk cache of responses.
     share_prefix (bool): Reuse the key/value cache of the common prompt prefix when scoring
         (False: one full forward pass per prompt and continuation, the naive baseline).
