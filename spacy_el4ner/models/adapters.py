@@ -59,6 +59,4 @@ def load_adapters(members: Mapping[str, Any], path: Path) -> None:
             continue
         copy = path / _slug(name)
         if (copy / "adapter_config.json").is_file():
-            if getattr(model, "_model", None) is not None:
-                logger.info("Member %s is already loaded; its adapter copy %s is used from the next load", name, copy)
             model.adapter = str(copy)
