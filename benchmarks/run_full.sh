@@ -3,7 +3,7 @@
 # responses are cached in .el4ner_cache, and finished variants are kept in each results.json.
 # Usage: bash benchmarks/run_full.sh [STEP...]   steps: wnut wnut-cheap ncbi ncbi-cheap wnut-random
 #        ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9
-#        wnut-cllmfs ncbi-cllmfs (default: all, in that order)
+#        wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
 # Steps wnut-s8 ncbi-s8 politics-s8: the ensemble with session 8's defaults (classify.v2, validation with the
@@ -12,6 +12,10 @@
 # Steps wnut-cllmfs ncbi-cllmfs (session 10): the default pair + Qwen with a CLLMFS adapter (one bf16 epoch on the
 # store's 500 training sentences, trained first if adapters/ lacks it, ~9 min for WNUT-17) as a third member, and
 # the adapted member alone, in results/*-full-s10-cllmfs.
+# Step wnut-dev-rules (session 11): on WNUT-17 dev (first 400), how to combine the adapted member with the pair:
+# as in wnut-cllmfs, adapted member first (it verifies and breaks ties), and first + weight 2 + extraction quorum 2.
+# Step wnut-cllmfs-quorum: the rule chosen there, once on the full WNUT-17 test (results/*-full-s11-adapted-first-quorum).
+# Both keep the pre-extraction for retrieval with the base Qwen, so every rule sees the same demonstrations.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -30,13 +34,21 @@ N9="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/re
 P9="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s9 --name CrossNER-politics-test-all-651-session-9"
 Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
-STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs}
+STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum}
 FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype bfloat16 --no-checkpoints --seed 0 --lambda 0.1"
 cllmfs() {  # DATASET TRAIN DEV TEST STORE NAME
   local a="adapters/$1-500-cllmfs" m="qwen2.5-coder-0.5b-instruct+adapters/$1-500-cllmfs"
   [ -f "$a/adapter_model.safetensors" ] || $FT --train "$2" --dev "$3" --output "$a"
   $E "$4" --store "$5" --output "benchmarks/results/$1-test-full-s10-cllmfs" --name "$6" \
     --members "qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct,$m" --variants "alone:$m"
+}
+WA=qwen2.5-coder-0.5b-instruct+adapters/wnut17-500-cllmfs
+WFIRST="$WA,qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct"
+WRULE=(--set "member_weights={\"$WA\": 2.0}" --set extraction_quorum=2.0)
+wdev() {  # OUTPUT NAME MEMBERS EXTRA...  (WNUT-17 dev, first 400; retrieval from the base Qwen's pre-extraction)
+  local out=$1 name=$2 members=$3; shift 3
+  $E $D/wnut17/dev.conll --store stores/wnut17-train500 --limit 400 --pre-extraction-by qwen2.5-coder-0.5b-instruct \
+    --output "benchmarks/results/$out" --name "$name" --members "$members" "$@"
 }
 for step in $STEPS; do
   case $step in
@@ -59,6 +71,15 @@ for step in $STEPS; do
     politics-s9) $E $P9 --variants none ;;
     wnut-cllmfs) cllmfs wnut17 $D/wnut17/train.conll $D/wnut17/dev.conll $D/wnut17/test.conll stores/wnut17-train500 WNUT-17-test-all-1287-session-10-cllmfs-member ;;
     ncbi-cllmfs) cllmfs ncbi $D/ncbi-disease/train.tsv $D/ncbi-disease/devel.tsv $D/ncbi-disease/test.tsv stores/ncbi-train500 NCBI-disease-test-all-940-session-10-cllmfs-member ;;
+    wnut-dev-rules)
+      [ -f adapters/wnut17-500-cllmfs/adapter_model.safetensors ] || $FT --train $D/wnut17/train.conll --dev $D/wnut17/dev.conll --output adapters/wnut17-500-cllmfs
+      wdev wnut17-dev400-s11 WNUT-17-dev-400-three-members "qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct,$WA" --variants "alone:$WA"
+      wdev wnut17-dev400-s11-adapted-first WNUT-17-dev-400-adapted-first "$WFIRST" --variants none
+      wdev wnut17-dev400-s11-adapted-first-quorum WNUT-17-dev-400-adapted-first-w2-quorum2 "$WFIRST" --variants none "${WRULE[@]}" ;;
+    wnut-cllmfs-quorum)
+      $E $D/wnut17/test.conll --store stores/wnut17-train500 --pre-extraction-by qwen2.5-coder-0.5b-instruct --variants none \
+        --output benchmarks/results/wnut17-test-full-s11-adapted-first-quorum --name WNUT-17-test-all-1287-session-11-adapted-first-w2-quorum2 \
+        --members "$WFIRST" "${WRULE[@]}" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done

@@ -5,8 +5,9 @@ in ``doc.spans[spans_key]`` (every candidate, who extracted it, its label, wheth
 accepted), so it needs no extra model call. Spans match by character offsets; predicted and
 reference docs must have the same text.
 """
+import random
 from collections import Counter
-from typing import Any, Dict, Iterable, Tuple
+from typing import Any, Dict, Iterable, Sequence, Tuple
 
 from spacy.training import Example
 
@@ -79,3 +80,52 @@ def stage_breakdown(examples: Iterable[Example], spans_key: str = "el4ner") -> D
         out[f"{k}_pct"] = _pct(c[k], c["gold"])
     out["extracted_by_pct"] = {m: _pct(n, c["gold"]) for m, n in by.items()}
     return out
+
+
+Counts = Tuple[int, int, int]  # (true positives, false positives, false negatives) of one sentence
+
+
+def _f1(rows: Sequence[Counts]) -> float:
+    tp = sum(r[0] for r in rows)
+    wrong = sum(r[1] + r[2] for r in rows)
+    return 2.0 * tp / (2 * tp + wrong) if tp or wrong else 0.0
+
+
+def paired_bootstrap(a: Sequence[Counts], b: Sequence[Counts], samples: int = 2000, seed: int = 0) -> Dict[str, float]:
+    """How sure is it that run A's micro F1 beats run B's on the same sentences?
+
+    Resamples sentences with replacement (the same sentences for both runs) and recomputes
+    both F1s: the spread of the difference says whether a margin is larger than the choice
+    of sentences.
+
+    a, b (Sequence[Counts]): Per sentence, in the same order: (tp, fp, fn) of each run.
+    samples (int): Bootstrap samples.
+    seed (int): Random seed (the same seed gives the same interval).
+    RETURNS (Dict[str, float]): ``f1_a``, ``f1_b``, ``diff`` (A - B), ``ci_low`` / ``ci_high``
+        (the central 95% of the resampled differences) and ``p_not_better`` (share of samples
+        where A does not beat B), F1s in percent.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired_bootstrap: the runs cover {len(a)} and {len(b)} sentences; compare runs on the same sentences")
+    if not a:
+        raise ValueError("paired_bootstrap: no sentences to compare")
+    if samples < 1:
+        raise ValueError("paired_bootstrap: samples must be >= 1")
+    rng = random.Random(seed)
+    n = len(a)
+    diffs = []
+    for _ in range(samples):
+        idx = [rng.randrange(n) for _ in range(n)]
+        diffs.append(_f1([a[i] for i in idx]) - _f1([b[i] for i in idx]))
+    diffs.sort()
+    lo, hi = diffs[int(0.025 * samples)], diffs[min(samples - 1, int(0.975 * samples))]
+    f1_a, f1_b = _f1(a), _f1(b)
+    return {
+        "f1_a": round(100 * f1_a, 2),
+        "f1_b": round(100 * f1_b, 2),
+        "diff": round(100 * (f1_a - f1_b), 2),
+        "ci_low": round(100 * lo, 2),
+        "ci_high": round(100 * hi, 2),
+        "p_not_better": round(sum(d <= 0 for d in diffs) / samples, 3),
+        "sentences": n,
+    }

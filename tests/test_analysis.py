@@ -42,3 +42,30 @@ def test_stage_breakdown_without_candidates():
     pred = _doc(nlp, [(9, 10, "LOC")])
     st = stage_breakdown([Example(pred, ref)])
     assert (st["gold"], st["extracted"], st["fp_spurious"]) == (1, 0, 1)
+
+
+def test_paired_bootstrap_sees_a_clear_margin_and_a_tie():
+    import pytest
+
+    from spacy_el4ner.analysis import paired_bootstrap
+
+    better = [(1, 0, 0)] * 50 + [(0, 1, 1)] * 10  # 50 of 60 sentences right
+    worse = [(1, 0, 0)] * 30 + [(0, 1, 1)] * 30  # 30 of 60
+    res = paired_bootstrap(better, worse, samples=500, seed=1)
+    assert res["f1_a"] == 83.33 and res["f1_b"] == 50.0
+    assert res["ci_low"] > 0 and res["p_not_better"] == 0.0 and res["sentences"] == 60
+    same = paired_bootstrap(worse, worse, samples=200)
+    assert same["diff"] == 0.0 and same["ci_low"] == same["ci_high"] == 0.0 and same["p_not_better"] == 1.0
+    # the same seed gives the same interval
+    assert paired_bootstrap(better, worse, samples=500, seed=1) == res
+
+
+def test_paired_bootstrap_refuses_unpaired_runs():
+    import pytest
+
+    from spacy_el4ner.analysis import paired_bootstrap
+
+    with pytest.raises(ValueError, match="same sentences"):
+        paired_bootstrap([(1, 0, 0)], [(1, 0, 0), (0, 1, 0)])
+    with pytest.raises(ValueError, match="no sentences"):
+        paired_bootstrap([], [])

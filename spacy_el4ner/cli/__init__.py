@@ -1,10 +1,11 @@
-"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate}``."""
+"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,benchmark,finetune}``."""
 import logging
 import os
 
 import typer
 
 from .benchmark import bench_worker, benchmark
+from .compare import compare
 from .data import convert, store_app
 from .evaluate import evaluate
 from .finetune import finetune
@@ -16,6 +17,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(store_app, name="store")
 app.command("convert")(convert)
 app.command("evaluate")(evaluate)
+app.command("compare")(compare)
 app.command("quickstart")(quickstart)
 app.command("benchmark")(benchmark)
 app.command("bench-worker", hidden=True)(bench_worker)

@@ -1,0 +1,62 @@
+"""``compare``: is one evaluated run better than another on the same sentences?"""
+import json
+from pathlib import Path
+from typing import List, Tuple
+
+import typer
+from wasabi import msg
+
+from ..analysis import Counts, paired_bootstrap
+
+
+def read_predictions(path: Path) -> Tuple[List[str], List[Counts]]:
+    """Read ``evaluate --save-predictions`` output.
+
+    RETURNS: The sentences' texts and, per sentence, (tp, fp, fn) by exact span and label.
+    """
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file; give a predictions-*.jsonl that `evaluate --save-predictions` wrote")
+    texts: List[str] = []
+    counts: List[Counts] = []
+    with path.open(encoding="utf8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                gold = {(int(g[0]), int(g[1]), str(g[2])) for g in row["gold"]}
+                pred = {(int(p[0]), int(p[1]), str(p[2])) for p in row["predicted"]}
+                text = str(row["text"])
+            except (ValueError, KeyError, TypeError, IndexError) as err:
+                raise ValueError(f"{path}, line {n}: not a predictions line (needs text, gold, predicted): {err}") from err
+            texts.append(text)
+            counts.append((len(pred & gold), len(pred - gold), len(gold - pred)))
+    return texts, counts
+
+
+def compare(
+    run_a: Path = typer.Argument(..., help="predictions-*.jsonl of run A (evaluate --save-predictions)"),
+    run_b: Path = typer.Argument(..., help="predictions-*.jsonl of run B, same data and sentences"),
+    samples: int = typer.Option(2000, "--samples", help="Bootstrap samples"),
+    seed: int = typer.Option(0, "--seed", help="Random seed"),
+    output: Path = typer.Option(None, "--output", help="Also write the numbers to this JSON file"),
+) -> None:
+    """Paired bootstrap over sentences: micro F1 of A minus B, with a 95% interval."""
+    try:
+        texts_a, a = read_predictions(run_a)
+        texts_b, b = read_predictions(run_b)
+        if texts_a != texts_b:
+            bad = next((i for i, (x, y) in enumerate(zip(texts_a, texts_b)) if x != y), min(len(texts_a), len(texts_b)))
+            raise ValueError(f"the runs differ at sentence {bad + 1} ({len(texts_a)} vs {len(texts_b)} sentences): compare runs of the same split with the same --limit")
+        res = paired_bootstrap(a, b, samples=samples, seed=seed)
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
+        return
+    msg.info(
+        f"{res['sentences']} sentences: F1 A {res['f1_a']:.1f}, B {res['f1_b']:.1f}, A - B {res['diff']:+.1f} "
+        f"(95% interval {res['ci_low']:+.1f} to {res['ci_high']:+.1f}; A not better in {100 * res['p_not_better']:.0f}% of {samples} resamples)"
+    )
+    if output is not None:
+        import srsly
+
+        srsly.write_json(output, {"run_a": str(run_a), "run_b": str(run_b), "samples": samples, "seed": seed, **res})
