@@ -45,8 +45,6 @@ def test_stage_breakdown_without_candidates():
 
 
 def test_paired_bootstrap_sees_a_clear_margin_and_a_tie():
-    import pytest
-
     from spacy_el4ner.analysis import paired_bootstrap
 
     better = [(1, 0, 0)] * 50 + [(0, 1, 1)] * 10  # 50 of 60 sentences right
