@@ -87,6 +87,18 @@ DEFAULT_CONFIG: Dict[str, Any] = {
 }
 
 
+def _store_labels(store: DemoStore) -> List[str]:
+    """A store's labels; for a store saved without labels, those of its docs' entities in order
+    of appearance (as from examples)."""
+    in_docs = [e.label_ for doc in getattr(store, "docs", []) for e in doc.ents]
+    return list(getattr(store, "labels", None) or dict.fromkeys(in_docs))
+
+
+def _is_placeholder(doc: Doc) -> bool:
+    """Whether ``doc`` is the example spaCy's ``Language.initialize`` makes up when it gets none."""
+    return [t.text for t in doc] == ["x", "y", "z"] and not doc.ents
+
+
 @Language.factory(
     "el4ner",
     assigns=["doc.ents", "doc.spans"],
@@ -279,6 +291,11 @@ class EL4NER(Pipe):
             member_weights=dict(member_weights or {}),
             extraction_quorum=extraction_quorum,
         )
+        if not self.settings.labels:
+            # a store loaded from its config `path` knows its labels: use them, as
+            # initialize(store_path=...) does, instead of failing with "no labels"
+            self.settings.labels = _store_labels(store)
+            self.store.labels = list(self.settings.labels)
         self.timings: Dict[str, float] = {}
         self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "refined": 0, "trimmed": 0, "below_quorum": 0}
 
@@ -310,15 +327,15 @@ class EL4NER(Pipe):
                 self.add_label(label)
         if store_path:
             loaded = DemoStore(self.vocab, self.settings.labels, self.encoder).from_disk(store_path)
-            # a store saved without labels: take them from its docs, as from examples
-            in_docs = [e.label_ for doc in loaded.docs for e in doc.ents]
-            for label in loaded.labels or list(dict.fromkeys(in_docs)):
+            for label in _store_labels(loaded):
                 self.add_label(label)
             self.store.labels = list(self.settings.labels)
             self.store.add(loaded.docs)
         if get_examples is not None:
             validate_get_examples(get_examples, "EL4NER.initialize")
-            refs = [eg.reference for eg in get_examples()]
+            # nlp.initialize() without data passes spaCy's placeholder example ("x y z", nothing
+            # annotated): it is not a demonstration
+            refs = [eg.reference for eg in get_examples() if not _is_placeholder(eg.reference)]
             if not self.settings.labels:
                 for ref in refs:
                     for ent in ref.ents:

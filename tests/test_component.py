@@ -191,6 +191,20 @@ def test_initialize_from_store_path(nlp, script, labelled_docs, tmp_path, store_
     assert len(pipe.store) == 4
 
 
+@pytest.mark.parametrize("store_labels", [["LOC", "PER", "ORG"], []])
+def test_store_path_in_config_gives_labels(nlp, script, labelled_docs, tmp_path, store_labels):
+    store = DemoStore(nlp.vocab, store_labels, HashEmbedder())
+    store.add(labelled_docs[:2])
+    store.to_disk(tmp_path / "store")
+    pipe = nlp.add_pipe("el4ner", config=config(script, store={"@el4ner_stores": "el4ner.DemoStore.v1", "path": str(tmp_path / "store")}))
+    # without `labels`, the store's (or, saved without labels, its docs') labels; no initialize needed
+    assert pipe.labels == tuple(store_labels or ["ORG", "PER", "LOC"])
+    assert len(pipe.store) == 2
+    nlp.initialize()
+    assert pipe.labels == tuple(store_labels or ["ORG", "PER", "LOC"]) and len(pipe.store) == 2
+    check_ents(nlp("Tim Cook visited Paris."), pipe.labels)
+
+
 def test_initialize_with_labels_rejects_store_with_others(nlp, script, labelled_docs, tmp_path):
     store = DemoStore(nlp.vocab, ["LOC", "PER", "ORG"], HashEmbedder())
     store.add(labelled_docs[:2])
