@@ -3,7 +3,7 @@
 # responses are cached in .el4ner_cache, and finished variants are kept in each results.json.
 # Usage: bash benchmarks/run_full.sh [STEP...]   steps: wnut wnut-cheap ncbi ncbi-cheap wnut-random
 #        ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9
-#        wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum (default: all, in that order)
+#        wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
 # Steps wnut-s8 ncbi-s8 politics-s8: the ensemble with session 8's defaults (classify.v2, validation with the
@@ -16,6 +16,9 @@
 # as in wnut-cllmfs, adapted member first (it verifies and breaks ties), and first + weight 2 + extraction quorum 2.
 # Step wnut-cllmfs-quorum: the rule chosen there, once on the full WNUT-17 test (results/*-full-s11-adapted-first-quorum).
 # Both keep the pre-extraction for retrieval with the base Qwen, so every rule sees the same demonstrations.
+# Steps politics-dev-rules (dev, first 100) and politics-test200-rules (test, first 200: the full split would take
+# ~1.6 h at 9 s per sentence for three members): the same rules on CrossNER politics, adapter trained first
+# (one bf16 epoch, ~25-35 min); the adapted member alone under the same defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -34,7 +37,7 @@ N9="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/re
 P9="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s9 --name CrossNER-politics-test-all-651-session-9"
 Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
-STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum}
+STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules}
 FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype bfloat16 --no-checkpoints --seed 0 --lambda 0.1"
 cllmfs() {  # DATASET TRAIN DEV TEST STORE NAME
   local a="adapters/$1-500-cllmfs" m="qwen2.5-coder-0.5b-instruct+adapters/$1-500-cllmfs"
@@ -50,6 +53,10 @@ wdev() {  # OUTPUT NAME MEMBERS EXTRA...  (WNUT-17 dev, first 400; retrieval fro
   $E $D/wnut17/dev.conll --store stores/wnut17-train500 --limit 400 --pre-extraction-by qwen2.5-coder-0.5b-instruct \
     --output "benchmarks/results/$out" --name "$name" --members "$members" "$@"
 }
+PA=qwen2.5-coder-0.5b-instruct+adapters/politics-cllmfs
+PFIRST="$PA,qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct"
+PRULE=(--set "member_weights={\"$PA\": 2.0}" --set extraction_quorum=2.0)
+padapter() { [ -f adapters/politics-cllmfs/adapter_model.safetensors ] || $FT --train $D/crossner/politics/train.txt --dev $D/crossner/politics/dev.txt --output adapters/politics-cllmfs; }
 for step in $STEPS; do
   case $step in
     wnut) $E $W --variants none ;;
@@ -80,6 +87,22 @@ for step in $STEPS; do
       $E $D/wnut17/test.conll --store stores/wnut17-train500 --pre-extraction-by qwen2.5-coder-0.5b-instruct --variants none \
         --output benchmarks/results/wnut17-test-full-s11-adapted-first-quorum --name WNUT-17-test-all-1287-session-11-adapted-first-w2-quorum2 \
         --members "$WFIRST" "${WRULE[@]}" ;;
+    politics-dev-rules)
+      padapter
+      PD="$D/crossner/politics/dev.txt --store stores/politics-train --limit 100 --pre-extraction-by qwen2.5-coder-0.5b-instruct"
+      $E $PD --output benchmarks/results/politics-dev100-s11 --name CrossNER-politics-dev-100-three-members \
+        --members "qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct,$PA" --variants "alone:$PA"
+      $E $PD --output benchmarks/results/politics-dev100-s11-adapted-first --name CrossNER-politics-dev-100-adapted-first \
+        --members "$PFIRST" --variants none
+      $E $PD --output benchmarks/results/politics-dev100-s11-adapted-first-quorum --name CrossNER-politics-dev-100-adapted-first-w2-quorum2 \
+        --members "$PFIRST" --variants none "${PRULE[@]}" ;;
+    politics-test200-rules)
+      padapter
+      PT="$D/crossner/politics/test.txt --store stores/politics-train --limit 200 --pre-extraction-by qwen2.5-coder-0.5b-instruct"
+      $E $PT --output benchmarks/results/politics-test200-s11-adapted-first --name CrossNER-politics-test-first-200-adapted-first \
+        --members "$PFIRST" --variants "alone:$PA"
+      $E $PT --output benchmarks/results/politics-test200-s11-adapted-first-quorum --name CrossNER-politics-test-first-200-adapted-first-w2-quorum2 \
+        --members "$PFIRST" --variants none "${PRULE[@]}" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done
