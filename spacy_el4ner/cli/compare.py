@@ -1,8 +1,9 @@
 """``compare``: is one evaluated run better than another on the same sentences?"""
 import json
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
+import srsly
 import typer
 from wasabi import msg
 
@@ -39,7 +40,7 @@ def compare(
     run_b: Path = typer.Argument(..., help="predictions-*.jsonl of run B, same data and sentences"),
     samples: int = typer.Option(2000, "--samples", help="Bootstrap samples"),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
-    output: Path = typer.Option(None, "--output", help="Also write the numbers to this JSON file"),
+    output: Optional[Path] = typer.Option(None, "--output", help="Also write the numbers to this JSON file"),
 ) -> None:
     """Paired bootstrap over sentences: micro F1 of A minus B, with a 95% interval."""
     try:
@@ -57,6 +58,4 @@ def compare(
         f"(95% interval {res['ci_low']:+.1f} to {res['ci_high']:+.1f}; A not better in {100 * res['p_not_better']:.0f}% of {samples} resamples)"
     )
     if output is not None:
-        import srsly
-
         srsly.write_json(output, {"run_a": str(run_a), "run_b": str(run_b), "samples": samples, "seed": seed, **res})
