@@ -2,8 +2,8 @@
 
 Reads a ``predictions-*.jsonl`` that ``evaluate --save-predictions`` wrote and re-scores it as
 if only the accepted candidates passing a filter on *who extracted them* had been kept (the
-overlap rule re-applied: highest confidence, then longest, then earliest). A replay cannot ask
-a member that was not asked in the run, so it only narrows what the run accepted.
+component's overlap rule re-applied, ``spacy_el4ner.align.non_overlapping``). A replay cannot
+ask a member that was not asked in the run, so it only narrows what the run accepted.
 
     python benchmarks/replay_filters.py results/wnut17-dev400-s11-adapted-first/predictions-ensemble.jsonl \
         --strong qwen2.5-coder-0.5b-instruct+adapters/wnut17-500-cllmfs
@@ -11,17 +11,9 @@ a member that was not asked in the run, so it only narrows what the run accepted
 import argparse
 import json
 from collections import Counter
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, Sequence
 
-Cand = Tuple[int, int, str, float]
-
-
-def non_overlapping(cands: Sequence[Cand]) -> List[Cand]:
-    out: List[Cand] = []
-    for c in sorted(cands, key=lambda c: (-c[3], -(c[1] - c[0]), c[0])):
-        if all(c[1] <= t[0] or c[0] >= t[1] for t in out):
-            out.append(c)
-    return out
+from spacy_el4ner.align import non_overlapping  # the component's overlap rule, on character offsets
 
 
 def score(rows: Sequence[dict], keep: Callable[[dict], bool]) -> Dict[str, float]:
