@@ -2,7 +2,8 @@
 
 Reads a ``predictions-*.jsonl`` that ``evaluate --save-predictions`` wrote and re-scores it as
 if only the accepted candidates passing a filter on *who extracted them* had been kept (the
-component's overlap rule re-applied, ``spacy_el4ner.align.non_overlapping``). A replay cannot
+component's overlap rule re-applied, ``spacy_el4ner.calibration.replay_counts``;
+``python -m spacy_el4ner calibrate`` chooses such a filter by finder set). A replay cannot
 ask a member that was not asked in the run, so it only narrows what the run accepted.
 
     python benchmarks/replay_filters.py results/wnut17-dev400-s11-adapted-first/predictions-ensemble.jsonl \
@@ -13,18 +14,12 @@ import json
 from collections import Counter
 from typing import Callable, Dict, Sequence
 
-from spacy_el4ner.align import non_overlapping  # the component's overlap rule, on character offsets
+from spacy_el4ner.calibration import replay_counts  # the component's overlap rule, on character offsets
 
 
 def score(rows: Sequence[dict], keep: Callable[[dict], bool]) -> Dict[str, float]:
-    tp = fp = fn = 0
-    for r in rows:
-        gold = {(g[0], g[1], g[2]) for g in r["gold"]}
-        cands = [(c["start"], c["end"], c["label"], c["confidence"]) for c in r["candidates"] if c.get("accepted") and keep(c)]
-        pred = {(s, e, lab) for s, e, lab, _ in non_overlapping(cands)}
-        tp += len(pred & gold)
-        fp += len(pred - gold)
-        fn += len(gold - pred)
+    counts = replay_counts(rows, keep)  # the replay `calibrate` uses
+    tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
     p = tp / max(tp + fp, 1)
     r_ = tp / max(tp + fn, 1)
     return {"P": 100 * p, "R": 100 * r_, "F1": 200 * p * r_ / max(p + r_, 1e-9), "predicted": tp + fp}

@@ -3,7 +3,9 @@
 # responses are cached in .el4ner_cache, and finished variants are kept in each results.json.
 # Usage: bash benchmarks/run_full.sh [STEP...]   steps: wnut wnut-cheap ncbi ncbi-cheap wnut-random
 #        ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9
-#        wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules (default: all, in that order)
+#        wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules
+#        wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated
+#        ncbi-calibrated (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
 # Steps wnut-s8 ncbi-s8 politics-s8: the ensemble with session 8's defaults (classify.v2, validation with the
@@ -19,6 +21,14 @@
 # Steps politics-dev-rules (dev, first 100) and politics-test200-rules (test, first 200: the full split would take
 # ~1.6 h at 9 s per sentence for three members): the same rules on CrossNER politics, adapter trained first
 # (one bf16 epoch, ~25-35 min); the adapted member alone under the same defaults.
+# Steps wnut-calibrated politics-calibrated (session 12): `calibrate` chooses accept_finder_sets from the dev union run
+# (adapted member first) of the *-dev-rules step, the dev run is repeated with them (the replay must agree with the
+# component), then the test split (WNUT-17 all 1,287; politics first 200) runs once with them.
+# Steps *-pair-calibrated: the same for the default pair (no adapter): a dev union run (with Qwen alone), calibrate,
+# then the full test split with the chosen sets and Qwen alone under the current defaults.
+# Step ncbi-calibrated: NCBI-disease with a CLLMFS adapter (trained first if missing, as wnut-cllmfs does): dev (first
+# 100) union run with the adapted member first, calibrate, then the first 200 test sentences with the chosen sets
+# and the adapted member alone (the full split would take ~1.5 h).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -37,7 +47,7 @@ N9="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/re
 P9="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s9 --name CrossNER-politics-test-all-651-session-9"
 Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
-STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules}
+STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated}
 FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype bfloat16 --no-checkpoints --seed 0 --lambda 0.1"
 cllmfs() {  # DATASET TRAIN DEV TEST STORE NAME
   local a="adapters/$1-500-cllmfs" m="qwen2.5-coder-0.5b-instruct+adapters/$1-500-cllmfs"
@@ -57,6 +67,17 @@ PA=qwen2.5-coder-0.5b-instruct+adapters/politics-cllmfs
 PFIRST="$PA,qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct"
 PRULE=(--set "member_weights={\"$PA\": 2.0}" --set extraction_quorum=2.0)
 padapter() { [ -f adapters/politics-cllmfs/adapter_model.safetensors ] || $FT --train $D/crossner/politics/train.txt --dev $D/crossner/politics/dev.txt --output adapters/politics-cllmfs; }
+finder_sets() {  # DEV_RUN_DIR: calibrate on its union predictions, print the accept_finder_sets JSON
+  python -m spacy_el4ner calibrate "benchmarks/results/$1/predictions-ensemble.jsonl" --output "benchmarks/results/$1/calibration.json" >&2
+  python -c "import json, sys; print(json.dumps(json.load(open(sys.argv[1]))['accept_finder_sets']))" "benchmarks/results/$1/calibration.json"
+}
+pair_calibrated() {  # NAME DEV DEV_LIMIT TEST STORE
+  local dev="$1-dev$3-s12-pair" test="$1-test-full-s12-pair-calibrated" sets
+  $E "$2" --store "$5" --limit "$3" --output "benchmarks/results/$dev" --name "$1-dev-$3-default-pair" --variants "$Q"
+  sets=$(finder_sets "$dev")
+  $E "$4" --store "$5" --output "benchmarks/results/$test" --name "$1-test-full-default-pair-calibrated" \
+    --variants "$Q" --set "accept_finder_sets=$sets"
+}
 for step in $STEPS; do
   case $step in
     wnut) $E $W --variants none ;;
@@ -103,6 +124,31 @@ for step in $STEPS; do
         --members "$PFIRST" --variants "alone:$PA"
       $E $PT --output benchmarks/results/politics-test200-s11-adapted-first-quorum --name CrossNER-politics-test-first-200-adapted-first-w2-quorum2 \
         --members "$PFIRST" --variants none "${PRULE[@]}" ;;
+    wnut-calibrated)
+      [ -f benchmarks/results/wnut17-dev400-s11-adapted-first/predictions-ensemble.jsonl ] || bash "$0" wnut-dev-rules
+      WSETS=$(finder_sets wnut17-dev400-s11-adapted-first)
+      wdev wnut17-dev400-s12-calibrated WNUT-17-dev-400-adapted-first-calibrated "$WFIRST" --variants none --set "accept_finder_sets=$WSETS"
+      $E $D/wnut17/test.conll --store stores/wnut17-train500 --pre-extraction-by qwen2.5-coder-0.5b-instruct --variants none \
+        --output benchmarks/results/wnut17-test-full-s12-calibrated --name WNUT-17-test-all-1287-session-12-calibrated \
+        --members "$WFIRST" --set "accept_finder_sets=$WSETS" ;;
+    politics-calibrated)
+      [ -f benchmarks/results/politics-dev100-s11-adapted-first/predictions-ensemble.jsonl ] || bash "$0" politics-dev-rules
+      PSETS=$(finder_sets politics-dev100-s11-adapted-first)
+      PT="$D/crossner/politics/test.txt --store stores/politics-train --limit 200 --pre-extraction-by qwen2.5-coder-0.5b-instruct"
+      $E $PT --output benchmarks/results/politics-test200-s12-calibrated --name CrossNER-politics-test-first-200-calibrated \
+        --members "$PFIRST" --variants none --set "accept_finder_sets=$PSETS" ;;
+    wnut-pair-calibrated) pair_calibrated wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll stores/wnut17-train500 ;;
+    politics-pair-calibrated) pair_calibrated politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt stores/politics-train ;;
+    ncbi-pair-calibrated) pair_calibrated ncbi $D/ncbi-disease/devel.tsv 200 $D/ncbi-disease/test.tsv stores/ncbi-train500 ;;
+    ncbi-calibrated)
+      NA=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500-cllmfs
+      [ -f adapters/ncbi-500-cllmfs/adapter_model.safetensors ] || $FT --train $D/ncbi-disease/train.tsv --dev $D/ncbi-disease/devel.tsv --output adapters/ncbi-500-cllmfs
+      NOPT="--store stores/ncbi-train500 --pre-extraction-by qwen2.5-coder-0.5b-instruct --members $NA,qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct"
+      $E $D/ncbi-disease/devel.tsv --limit 100 $NOPT --output benchmarks/results/ncbi-dev100-s12-adapted-first \
+        --name NCBI-disease-dev-100-adapted-first --variants "alone:$NA"
+      NSETS=$(finder_sets ncbi-dev100-s12-adapted-first)
+      $E $D/ncbi-disease/test.tsv --limit 200 $NOPT --output benchmarks/results/ncbi-test200-s12-calibrated \
+        --name NCBI-disease-test-first-200-calibrated --variants "alone:$NA" --set "accept_finder_sets=$NSETS" ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done

@@ -85,7 +85,8 @@ def stage_breakdown(examples: Iterable[Example], spans_key: str = "el4ner") -> D
 Counts = Tuple[int, int, int]  # (true positives, false positives, false negatives) of one sentence
 
 
-def _f1(rows: Sequence[Counts]) -> float:
+def micro_f1(rows: Sequence[Counts]) -> float:
+    """Micro F1 (0-1) of per-sentence (tp, fp, fn) counts."""
     tp = sum(r[0] for r in rows)
     wrong = sum(r[1] + r[2] for r in rows)
     return 2.0 * tp / (2 * tp + wrong) if tp or wrong else 0.0
@@ -116,10 +117,10 @@ def paired_bootstrap(a: Sequence[Counts], b: Sequence[Counts], samples: int = 20
     diffs = []
     for _ in range(samples):
         idx = [rng.randrange(n) for _ in range(n)]
-        diffs.append(_f1([a[i] for i in idx]) - _f1([b[i] for i in idx]))
+        diffs.append(micro_f1([a[i] for i in idx]) - micro_f1([b[i] for i in idx]))
     diffs.sort()
     lo, hi = diffs[int(0.025 * samples)], diffs[min(samples - 1, int(0.975 * samples))]
-    f1_a, f1_b = _f1(a), _f1(b)
+    f1_a, f1_b = micro_f1(a), micro_f1(b)
     return {
         "f1_a": round(100 * f1_a, 2),
         "f1_b": round(100 * f1_b, 2),

@@ -59,6 +59,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     },
     "member_weights": {},
     "extraction_quorum": 0.0,
+    "accept_finder_sets": [],
     "voting": "majority",
     "lazy_voting": True,
     "none_option": False,
@@ -120,6 +121,7 @@ def make_el4ner(
     boundary_rule: Optional[BoundaryRule],
     member_weights: Dict[str, float],
     extraction_quorum: float,
+    accept_finder_sets: List[List[str]],
     voting: str,
     lazy_voting: bool,
     none_option: bool,
@@ -157,6 +159,7 @@ def make_el4ner(
         boundary_rule=boundary_rule,
         member_weights=member_weights,
         extraction_quorum=extraction_quorum,
+        accept_finder_sets=accept_finder_sets,
         voting=voting,
         lazy_voting=lazy_voting,
         none_option=none_option,
@@ -205,6 +208,7 @@ class EL4NER(Pipe):
         boundary_rule: Optional[BoundaryRule] = None,
         member_weights: Optional[Mapping[str, float]] = None,
         extraction_quorum: float = 0.0,
+        accept_finder_sets: Optional[Sequence[Sequence[str]]] = None,
         voting: str = "majority",
         lazy_voting: bool = True,
         none_option: bool = False,
@@ -247,6 +251,14 @@ class EL4NER(Pipe):
             raise ValueError(f"el4ner: member_weights name models that are not members: {sorted(unknown_members)}; members: {list(members)}")
         if extraction_quorum < 0:
             raise ValueError("el4ner: extraction_quorum must be >= 0 (0: the union of the members' spans)")
+        finder_sets: List[List[str]] = []
+        for finder_set in accept_finder_sets or []:
+            if isinstance(finder_set, str) or not finder_set or set(finder_set) - set(members):
+                raise ValueError(
+                    f"el4ner: accept_finder_sets is a list of lists of member names (e.g. [[\"a\"], [\"a\", \"b\"]]); "
+                    f"got {finder_set!r}; members: {list(members)}. `python -m spacy_el4ner calibrate` writes one."
+                )
+            finder_sets.append(list(finder_set))
         bad = {k: v for k, v in (stage_demos or {}).items() if k not in STAGES or not isinstance(v, int) or v < 0}
         if bad:
             raise ValueError(
@@ -290,6 +302,7 @@ class EL4NER(Pipe):
             constrained=constrained_extraction,
             member_weights=dict(member_weights or {}),
             extraction_quorum=extraction_quorum,
+            accept_finder_sets=finder_sets,
         )
         if not self.settings.labels:
             # a store loaded from its config `path` knows its labels: use them, as

@@ -347,6 +347,9 @@ def test_model_error_raises_without_handler(nlp, scripts):
         ({"label_descriptions": {"ALIEN": "?"}}, "label_descriptions name labels not in"),
         ({"member_weights": {"nobody": 2.0}}, "member_weights name models that are not members"),
         ({"extraction_quorum": -1.0}, "extraction_quorum must be >= 0"),
+        ({"accept_finder_sets": [["nobody"]]}, "accept_finder_sets is a list of lists of member names"),
+        ({"accept_finder_sets": ["a"]}, "accept_finder_sets"),  # spaCy's config validation: not List[List[str]]
+        ({"accept_finder_sets": [[]]}, "accept_finder_sets is a list of lists of member names"),
         ({"refine_margin": -0.5}, "refine_margin"),
         ({"stage_demos": {"classify": -1}}, "stage_demos maps a stage"),
         ({"stage_demos": {"vote": 2}}, "stage_demos maps a stage"),
@@ -356,6 +359,19 @@ def test_model_error_raises_without_handler(nlp, scripts):
 def test_bad_config_values(nlp, script, overrides, match):
     with pytest.raises(ValueError, match=match):
         nlp.add_pipe("el4ner", config=config(script, labels=LABELS, **overrides))
+
+
+def test_accept_finder_sets_keeps_only_spans_of_those_members(nlp, script):
+    # only the spans that b found (alone or with a): Paris and Angela Merkel (a alone) are left out
+    nlp.add_pipe("el4ner", config=config(script, labels=LABELS, accept_finder_sets=[["b"], ["a", "b"]]))
+    doc = nlp(TEXT)
+    found = dict(ents(doc))
+    assert "Berlin" in found and "Apple" in found
+    assert "Paris" not in found and "Angela Merkel" not in found
+    assert all(set(d["extracted_by"]) & {"b"} for d in doc.spans["el4ner"].attrs["details"])
+    assert nlp.get_pipe("el4ner").stats["below_quorum"] >= 2
+    # the setting is part of the config: it survives nlp.to_disk -> spacy.load
+    assert nlp.config["components"]["el4ner"]["accept_finder_sets"] == [["b"], ["a", "b"]]
 
 
 def test_direct_construction(nlp):

@@ -1,10 +1,11 @@
-"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,benchmark,finetune}``."""
+"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,benchmark,finetune}``."""
 import logging
 import os
 
 import typer
 
 from .benchmark import bench_worker, benchmark
+from .calibrate import calibrate
 from .compare import compare
 from .data import convert, store_app
 from .evaluate import evaluate
@@ -18,6 +19,7 @@ app.add_typer(store_app, name="store")
 app.command("convert")(convert)
 app.command("evaluate")(evaluate)
 app.command("compare")(compare)
+app.command("calibrate")(calibrate)
 app.command("quickstart")(quickstart)
 app.command("benchmark")(benchmark)
 app.command("bench-worker", hidden=True)(bench_worker)

@@ -64,6 +64,18 @@ def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str]
     return out
 
 
+def _for_members(overrides: Dict[str, Any], members: Sequence[str], all_members: Sequence[str]) -> Dict[str, Any]:
+    """The settings for a run of some of the members (a member alone): rules on who extracted a
+    span (``accept_finder_sets``, ``extraction_quorum``) belong to the whole ensemble and are
+    dropped, and ``member_weights`` keep the members of the run."""
+    if list(members) == list(all_members):
+        return overrides
+    out = {k: v for k, v in overrides.items() if k not in ("accept_finder_sets", "extraction_quorum")}
+    if isinstance(out.get("member_weights"), dict):
+        out["member_weights"] = {m: w for m, w in out["member_weights"].items() if m in members}
+    return out
+
+
 def _previous(output: Path, meta: Dict[str, Any]) -> Dict[str, Any]:
     """Results of an earlier run of the same evaluation in ``output`` (same data, store, labels,
     settings, members and sentence count), so that finished variants are not run again."""
@@ -230,7 +242,8 @@ def evaluate(
         nlp = build_pipeline(
             label_list, opts.get("members", member_list), store, k, pre_extraction, cache, tagger,
             random=opts.get("random", False), voting=opts.get("voting", "majority"),
-            validation=opts.get("validation", True), overrides={**overrides, **opts.get("overrides", {})},
+            validation=opts.get("validation", True),
+            overrides={**_for_members(overrides, opts.get("members", member_list), member_list), **opts.get("overrides", {})},
             max_empty=None if max_empty < 0 else max_empty,
             pre_extraction_by=pre_by if pre_by in ("first", "all") else [m for m in pre_by.split(",") if m],
         )

@@ -24,6 +24,8 @@ class Settings:
     member_weights: Weight of each member's extraction (default 1.0 each).
     extraction_quorum: A span found by the members is a candidate when the summed weights of the
         members that found it reach this (0: the union, the paper's rule).
+    accept_finder_sets: If not empty, a span is a candidate only when the set of members that
+        found it is one of these (``calibrate`` measures which sets pay on labelled dev data).
     """
 
     labels: List[str]
@@ -43,10 +45,20 @@ class Settings:
     constrained: bool = False
     member_weights: Dict[str, float] = field(default_factory=dict)
     extraction_quorum: float = 0.0
+    accept_finder_sets: List[List[str]] = field(default_factory=list)
 
     def support(self, names: Iterable[str]) -> float:
         """The summed extraction weight of the members in ``names``."""
         return sum(self.member_weights.get(n, 1.0) for n in names)
+
+    def accepts(self, names: Iterable[str]) -> bool:
+        """Whether a span found by exactly the members in ``names`` may become a candidate: its
+        summed weight reaches ``extraction_quorum`` and, if ``accept_finder_sets`` is set, the
+        set of finders is one of them."""
+        names = set(names)
+        if self.support(names) < self.extraction_quorum:
+            return False
+        return not self.accept_finder_sets or any(names == set(s) for s in self.accept_finder_sets)
 
     def context(self, demos: Optional[List[Demo]] = None, stage: Optional[str] = None) -> Dict[str, object]:
         """The template variables for ``demos`` (most similar last), cut to ``stage_demos[stage]``."""

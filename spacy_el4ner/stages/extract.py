@@ -71,15 +71,16 @@ def extract_spans(
 
 def extract(docs: List[Doc], units: List[Unit], members: Mapping[str, Model], settings: Settings) -> int:
     """Few-shot extraction by every member; adds the union to ``unit.candidates`` (or, with an
-    ``extraction_quorum``, the spans whose finders' summed weight reaches it).
-    RETURNS (int): How many spans were found but left out by the quorum (logged at DEBUG).
+    ``extraction_quorum`` or ``accept_finder_sets``, the spans whose finders pass them:
+    ``Settings.accepts``).
+    RETURNS (int): How many spans were found but left out by those rules (logged at DEBUG).
     """
     below = 0
     for unit, spans in zip(units, extract_spans(docs, units, members, settings, with_demos=True)):
         for (start, end), names in sorted(spans.items()):
-            if settings.support(names) < settings.extraction_quorum:
+            if not settings.accepts(names):
                 below += 1
-                logger.debug("below quorum: %r found by %s", unit.text[start:end], sorted(names))
+                logger.debug("left out (quorum / finder sets): %r found by %s", unit.text[start:end], sorted(names))
                 continue
             for name in sorted(names):
                 unit.add_candidate(start, end, name)

@@ -1,5 +1,5 @@
 """evaluate's pipeline builder: members with adapters, retriever versions."""
-from spacy_el4ner.cli.evaluate import build_pipeline
+from spacy_el4ner.cli.evaluate import _for_members, build_pipeline
 from spacy_el4ner.store import DemoStore
 
 from conftest import make_hash_embedder, make_labelled_docs
@@ -71,3 +71,12 @@ def test_finished_variants_are_kept(tmp_path):
     assert _previous(tmp_path, {**meta, "tagger": "none"}) == {}  # other POS weights: start over
     (tmp_path / "results.json").write_text("{not json")
     assert _previous(tmp_path, meta) == {}
+
+
+def test_member_alone_runs_drop_the_ensembles_finder_rules():
+    overrides = {"accept_finder_sets": [["a"], ["a", "b"]], "extraction_quorum": 2.0,
+                 "member_weights": {"a": 2.0, "b": 1.0}, "none_option": True}
+    # the ensemble keeps its settings
+    assert _for_members(overrides, ["a", "b"], ["a", "b"]) == overrides
+    # "b" alone: its spans are all it has; weights of absent members would be a config error
+    assert _for_members(overrides, ["b"], ["a", "b"]) == {"member_weights": {"b": 1.0}, "none_option": True}

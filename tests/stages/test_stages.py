@@ -577,3 +577,24 @@ def test_classify_single_label_needs_no_model_call(nlp):
     docs, units = extracted(nlp, with_none, '["Paris"]')
     classify(units, {"a": a}, with_none)
     assert len(a.calls) == 1  # "Disease" or "none": a real choice
+
+
+def test_extract_accept_finder_sets(nlp):
+    members = {
+        "strong": FakeModel("strong", {TEXT: '["Barack Obama", "flew"]'}),
+        "weak1": FakeModel("weak1", {TEXT: '["London", "flew", "Paris"]'}),
+        "weak2": FakeModel("weak2", {TEXT: '["London"]'}),
+    }
+    settings = Settings(labels=list(LABELS), accept_finder_sets=[["strong"], ["weak2", "weak1"]])
+    assert settings.accepts(["strong"]) and settings.accepts(["weak1", "weak2"])
+    assert not settings.accepts(["weak1"]) and not settings.accepts(["strong", "weak1"])  # exact sets, not supersets
+    docs = [nlp(TEXT)]
+    units = units_for(docs)
+    # "flew" (strong + weak1) and both "Paris" (weak1 alone) are not accepted sets
+    assert extract(docs, units, members, settings) == 3
+    assert sorted(cand_texts(units[0]).values()) == ["Barack Obama", "London"]
+    # with a quorum as well, both rules must pass
+    settings.member_weights, settings.extraction_quorum = {"strong": 2.0}, 2.0
+    assert settings.accepts(["strong"]) and settings.accepts(["weak1", "weak2"])
+    settings.extraction_quorum = 3.0
+    assert not settings.accepts(["strong"])

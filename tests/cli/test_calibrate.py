@@ -1,0 +1,40 @@
+"""``calibrate`` on a saved predictions file."""
+import json
+
+from typer.testing import CliRunner
+
+from spacy_el4ner.cli import app
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf8")
+    return path
+
+
+def _row(i):
+    cands = [
+        {"start": 0, "end": 3, "label": "PER", "extracted_by": ["big", "small"], "confidence": 0.9, "accepted": True},
+        {"start": 4, "end": 7, "label": "PER", "extracted_by": ["small"], "confidence": 0.8, "accepted": True},
+    ]
+    return {"text": "Tim saw Ann", "gold": [[0, 3, "PER", "Tim"]], "predicted": [], "candidates": cands}
+
+
+def test_calibrate_cli_prints_the_setting_and_writes_json(tmp_path):
+    preds = _write(tmp_path / "predictions-ensemble.jsonl", [_row(i) for i in range(10)])
+    out = tmp_path / "calibration.json"
+    res = CliRunner().invoke(app, ["calibrate", str(preds), "--output", str(out), "--samples", "50"])
+    assert res.exit_code == 0, res.output
+    assert 'accept_finder_sets = [["big", "small"]]' in res.output
+    assert "--set 'accept_finder_sets=" in res.output
+    saved = json.loads(out.read_text())
+    assert saved["accept_finder_sets"] == [["big", "small"]]
+    assert saved["f1_union"] < saved["f1_calibrated"] == 100.0
+
+
+def test_calibrate_cli_names_a_bad_line(tmp_path):
+    preds = tmp_path / "bad.jsonl"
+    preds.write_text(json.dumps(_row(0)) + "\n" + json.dumps({"text": "x", "gold": [[0]]}) + "\n", encoding="utf8")
+    res = CliRunner().invoke(app, ["calibrate", str(preds)])
+    assert res.exit_code == 1 and "line 2" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["calibrate", str(tmp_path / "missing.jsonl")])
+    assert res.exit_code == 1 and "no such file" in " ".join(res.output.split())
