@@ -8,27 +8,22 @@ import typer
 from wasabi import msg
 
 from ..calibration import calibrate_finder_sets
+from .predictions import read_prediction_rows
 
 
 def read_rows(path: Path) -> List[Dict[str, Any]]:
     """The lines of a ``predictions-*.jsonl``, with the keys calibration needs checked."""
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file; give a predictions-*.jsonl that `evaluate --save-predictions` wrote")
-    rows: List[Dict[str, Any]] = []
-    with path.open(encoding="utf8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                for g in row["gold"]:
-                    int(g[0]), int(g[1]), str(g[2])
-                for c in row["candidates"]:
-                    int(c["start"]), int(c["end"]), str(c["label"]), list(c.get("extracted_by") or [])
-            except (ValueError, KeyError, TypeError, IndexError) as err:
-                raise ValueError(f"{path}, line {n}: not a predictions line (needs gold and candidates): {err}") from err
-            rows.append(row)
-    return rows
+    return read_prediction_rows(path, ("gold", "candidates"))
+
+
+def _renames(items: List[str]) -> Dict[str, str]:
+    out: Dict[str, str] = {}
+    for item in items:
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise ValueError(f"--rename takes OLD=NEW, got {item!r}")
+        out[old.strip()] = new.strip()
+    return out
 
 
 def calibrate(
@@ -36,6 +31,7 @@ def calibrate(
     output: Optional[Path] = typer.Option(None, "--output", help="Also write the calibration to this JSON file"),
     samples: int = typer.Option(2000, "--samples", help="Bootstrap samples (calibrated vs union)"),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
+    rename: List[str] = typer.Option([], "--rename", help="OLD=NEW: print member OLD (as named in the run) as NEW, your config's name for it"),
 ) -> None:
     """Precision of the spans found by each set of members, and the sets worth accepting.
 
@@ -44,7 +40,11 @@ def calibrate(
     members (and adapters) were not trained on, and test on other data.
     """
     try:
+        names = _renames(rename)
         res = calibrate_finder_sets(read_rows(predictions), samples=samples, seed=seed)
+        unknown = sorted(set(names) - set(res["members"]))
+        if unknown:
+            raise ValueError(f"--rename names members that are not in the run: {unknown}; its members: {res['members']}")
     except ValueError as err:
         msg.fail(str(err), exits=1)
         return
@@ -61,10 +61,11 @@ def calibrate(
     if not res["accept_finder_sets"]:
         msg.good("Every finder set pays: keep the union (accept_finder_sets = [], the default)")
     else:
-        value = json.dumps(res["accept_finder_sets"])
+        value = json.dumps([sorted(names.get(m, m) for m in s) for s in res["accept_finder_sets"]])
         # plain echo: wrapped lines could not be pasted into a config
         typer.echo(f"config:   accept_finder_sets = {value}")
-        typer.echo(f"evaluate: --set 'accept_finder_sets={value}'")
+        if not names:  # evaluate names the members as the run did
+            typer.echo(f"evaluate: --set 'accept_finder_sets={value}'")
     if output is not None:
         srsly.write_json(output, {"predictions": str(predictions), "samples": samples, "seed": seed, **res})
         msg.good(f"Wrote {output}")

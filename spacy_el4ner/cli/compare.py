@@ -1,5 +1,4 @@
 """``compare``: is one evaluated run better than another on the same sentences?"""
-import json
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -8,6 +7,7 @@ import typer
 from wasabi import msg
 
 from ..analysis import Counts, paired_bootstrap
+from .predictions import read_prediction_rows
 
 
 def read_predictions(path: Path) -> Tuple[List[str], List[Counts]]:
@@ -15,23 +15,13 @@ def read_predictions(path: Path) -> Tuple[List[str], List[Counts]]:
 
     RETURNS: The sentences' texts and, per sentence, (tp, fp, fn) by exact span and label.
     """
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file; give a predictions-*.jsonl that `evaluate --save-predictions` wrote")
     texts: List[str] = []
     counts: List[Counts] = []
-    with path.open(encoding="utf8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                gold = {(int(g[0]), int(g[1]), str(g[2])) for g in row["gold"]}
-                pred = {(int(p[0]), int(p[1]), str(p[2])) for p in row["predicted"]}
-                text = str(row["text"])
-            except (ValueError, KeyError, TypeError, IndexError) as err:
-                raise ValueError(f"{path}, line {n}: not a predictions line (needs text, gold, predicted): {err}") from err
-            texts.append(text)
-            counts.append((len(pred & gold), len(pred - gold), len(gold - pred)))
+    for row in read_prediction_rows(path, ("text", "gold", "predicted")):
+        gold = {(int(g[0]), int(g[1]), str(g[2])) for g in row["gold"]}
+        pred = {(int(p[0]), int(p[1]), str(p[2])) for p in row["predicted"]}
+        texts.append(str(row["text"]))
+        counts.append((len(pred & gold), len(pred - gold), len(gold - pred)))
     return texts, counts
 
 

@@ -38,3 +38,14 @@ def test_calibrate_cli_names_a_bad_line(tmp_path):
     assert res.exit_code == 1 and "line 2" in " ".join(res.output.split())
     res = CliRunner().invoke(app, ["calibrate", str(tmp_path / "missing.jsonl")])
     assert res.exit_code == 1 and "no such file" in " ".join(res.output.split())
+
+
+def test_calibrate_cli_renames_members(tmp_path):
+    preds = _write(tmp_path / "p.jsonl", [_row(i) for i in range(10)])
+    res = CliRunner().invoke(app, ["calibrate", str(preds), "--samples", "20", "--rename", "big=qwen", "--rename", "small=smol"])
+    assert res.exit_code == 0, res.output
+    assert 'accept_finder_sets = [["qwen", "smol"]]' in res.output
+    res = CliRunner().invoke(app, ["calibrate", str(preds), "--rename", "nobody=x"])
+    assert res.exit_code == 1 and "not in the run" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["calibrate", str(preds), "--rename", "big"])
+    assert res.exit_code == 1 and "OLD=NEW" in res.output
