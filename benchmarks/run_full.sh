@@ -5,7 +5,7 @@
 #        ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9
 #        wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules
 #        wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated
-#        ncbi-calibrated (default: all, in that order)
+#        ncbi-calibrated wnut-two-adapters (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
 # Steps wnut-s8 ncbi-s8 politics-s8: the ensemble with session 8's defaults (classify.v2, validation with the
@@ -29,6 +29,8 @@
 # Step ncbi-calibrated: NCBI-disease with a CLLMFS adapter (trained first if missing, as wnut-cllmfs does): dev (first
 # 100) union run with the adapted member first, calibrate, then the first 200 test sentences with the chosen sets
 # and the adapted member alone (the full split would take ~1.5 h).
+# Step wnut-two-adapters: a second WNUT-17 CLLMFS adapter trained the same way on the next 500 training sentences
+# (500-999), then the two adapted members + the base Qwen: dev 400 union run, calibrate, test first 400 with the sets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -47,7 +49,7 @@ N9="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/re
 P9="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s9 --name CrossNER-politics-test-all-651-session-9"
 Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
-STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated}
+STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters}
 FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype bfloat16 --no-checkpoints --seed 0 --lambda 0.1"
 cllmfs() {  # DATASET TRAIN DEV TEST STORE NAME
   local a="adapters/$1-500-cllmfs" m="qwen2.5-coder-0.5b-instruct+adapters/$1-500-cllmfs"
@@ -149,6 +151,18 @@ for step in $STEPS; do
       NSETS=$(finder_sets ncbi-dev100-s12-adapted-first)
       $E $D/ncbi-disease/test.tsv --limit 200 $NOPT --output benchmarks/results/ncbi-test200-s12-calibrated \
         --name NCBI-disease-test-first-200-calibrated --variants "alone:$NA" --set "accept_finder_sets=$NSETS" ;;
+    wnut-two-adapters)
+      [ -f adapters/wnut17-500-cllmfs/adapter_model.safetensors ] || $FT --train $D/wnut17/train.conll --dev $D/wnut17/dev.conll --output adapters/wnut17-500-cllmfs
+      mkdir -p corpus/slices
+      [ -f corpus/slices/wnut17-train-500-999.spacy ] || python -c "import spacy; from spacy.tokens import DocBin; from spacy_el4ner.readers import read_docs; \
+DocBin(docs=read_docs('$D/wnut17/train.conll', spacy.blank('en'))[500:1000]).to_disk('corpus/slices/wnut17-train-500-999.spacy')"
+      [ -f adapters/wnut17-500b-cllmfs/adapter_model.safetensors ] || $FT --train corpus/slices/wnut17-train-500-999.spacy --dev $D/wnut17/dev.conll --output adapters/wnut17-500b-cllmfs
+      WB=qwen2.5-coder-0.5b-instruct+adapters/wnut17-500b-cllmfs
+      TWO="--store stores/wnut17-train500 --pre-extraction-by qwen2.5-coder-0.5b-instruct --members $WA,$WB,qwen2.5-coder-0.5b-instruct --variants alone:$WB"
+      $E $D/wnut17/dev.conll --limit 400 $TWO --output benchmarks/results/wnut17-dev400-s12-two-adapters --name WNUT-17-dev-400-two-adapters-and-qwen
+      TSETS=$(finder_sets wnut17-dev400-s12-two-adapters)
+      $E $D/wnut17/test.conll --limit 400 $TWO --set "accept_finder_sets=$TSETS" --output benchmarks/results/wnut17-test400-s12-two-adapters \
+        --name WNUT-17-test-first-400-two-adapters-and-qwen-calibrated ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done
