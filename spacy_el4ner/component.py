@@ -310,6 +310,7 @@ class EL4NER(Pipe):
             self.settings.labels = _store_labels(store)
             self.store.labels = list(self.settings.labels)
         self.timings: Dict[str, float] = {}
+        # below_quorum: spans left out by extraction_quorum or accept_finder_sets (the name predates the latter)
         self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "refined": 0, "trimmed": 0, "below_quorum": 0}
 
     # -- labels ----------------------------------------------------------------------------
