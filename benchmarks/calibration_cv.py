@@ -15,16 +15,15 @@ import statistics
 from typing import Dict, List, Sequence
 
 from spacy_el4ner.analysis import micro_f1, paired_bootstrap
-from spacy_el4ner.calibration import _keeps, calibrate_finder_sets, finder_set_counts, replay_counts
+from spacy_el4ner.calibration import calibrate_finder_sets, finder_set_counts, keep_finder_sets, rank_finder_sets, replay_counts
 
 
 def evidence_sets(rows: Sequence[dict], samples: int = 200, need: float = 0.75) -> List[frozenset]:
-    counts = finder_set_counts(rows)
-    ranked = sorted(counts, key=lambda s: (-(counts[s]["right"] + 1) / (sum(counts[s].values()) + 2), -len(s), sorted(s)))
+    ranked = rank_finder_sets(finder_set_counts(rows))  # calibrate's order
     chosen = [ranked[0]]
-    current = replay_counts(rows, _keeps(chosen))
+    current = replay_counts(rows, keep_finder_sets(chosen))
     for s in ranked[1:]:
-        trial = replay_counts(rows, _keeps(chosen + [s]))
+        trial = replay_counts(rows, keep_finder_sets(chosen + [s]))
         if 1.0 - paired_bootstrap(trial, current, samples=samples, seed=0)["p_not_better"] >= need:
             chosen, current = chosen + [s], trial
     return chosen
@@ -44,10 +43,10 @@ def main() -> None:
             cal, held = [rows[i] for i in idx[: len(idx) // 2]], [rows[i] for i in idx[len(idx) // 2 :]]
             prefix = calibrate_finder_sets(cal, samples=1)["accept_finder_sets"]
             prefix_sets = [frozenset(s) for s in prefix]
-            keep_prefix = (lambda c: True) if not prefix else _keeps(prefix_sets)
+            keep_prefix = (lambda c: True) if not prefix else keep_finder_sets(prefix_sets)
             scores["union"].append(100 * micro_f1(replay_counts(held, lambda c: True)))
             scores["prefix"].append(100 * micro_f1(replay_counts(held, keep_prefix)))
-            scores["evidence"].append(100 * micro_f1(replay_counts(held, _keeps(evidence_sets(cal)))))
+            scores["evidence"].append(100 * micro_f1(replay_counts(held, keep_finder_sets(evidence_sets(cal)))))
         base = scores["union"]
         line = ", ".join(
             f"{k} {statistics.mean(v):.1f} (vs union {statistics.mean(a - b for a, b in zip(v, base)):+.1f}, "

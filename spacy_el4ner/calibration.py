@@ -65,7 +65,14 @@ def finder_set_counts(rows: Sequence[Mapping[str, Any]]) -> Dict[FinderSet, Coun
     return out
 
 
-def _keeps(accepted: Sequence[FinderSet]) -> Callable[[Mapping[str, Any]], bool]:
+def rank_finder_sets(counts: Mapping[FinderSet, Counter]) -> List[FinderSet]:
+    """Finder sets by Laplace-smoothed precision, best first (then larger sets, then by name): a
+    set seen twice and right twice does not outrank one right 90 of 100 times."""
+    return sorted(counts, key=lambda s: (-(counts[s]["right"] + 1) / (sum(counts[s].values()) + 2), -len(s), sorted(s)))
+
+
+def keep_finder_sets(accepted: Sequence[FinderSet]) -> Callable[[Mapping[str, Any]], bool]:
+    """A ``replay_counts`` filter: keep the candidates found by exactly one of ``accepted``."""
     chosen = set(accepted)
     # spans that no member extracted (none today) are not the rule's business: keep them
     return lambda c: not c.get("extracted_by") or frozenset(c["extracted_by"]) in chosen
@@ -94,11 +101,10 @@ def calibrate_finder_sets(
     members = sorted(set().union(*counts))
     if len(members) > max_members:
         raise ValueError(f"calibrate: {len(members)} members give {2 ** len(members)} finder sets; at most {max_members} members")
-    # Laplace-smoothed precision: a set seen twice and right twice does not outrank one right 90 of 100 times
-    ranked = sorted(counts, key=lambda s: (-(counts[s]["right"] + 1) / (sum(counts[s].values()) + 2), -len(s), sorted(s)))
+    ranked = rank_finder_sets(counts)
     prefix_f1: List[float] = []
     for i in range(len(ranked)):
-        prefix_f1.append(100.0 * micro_f1(replay_counts(rows, _keeps(ranked[: i + 1]))))
+        prefix_f1.append(100.0 * micro_f1(replay_counts(rows, keep_finder_sets(ranked[: i + 1]))))
     best = max(range(len(ranked)), key=lambda i: (round(prefix_f1[i], 6), -i))  # ties: the shorter prefix
     chosen = ranked[: best + 1]
     unseen = [
@@ -106,7 +112,7 @@ def calibrate_finder_sets(
         if frozenset(c) not in counts and any(frozenset(c) >= s for s in chosen)
     ]
     union = replay_counts(rows, lambda c: True)
-    calibrated = replay_counts(rows, _keeps(chosen))
+    calibrated = replay_counts(rows, keep_finder_sets(chosen))
     return {
         # every seen set chosen: the union, which also accepts sets the dev run never saw
         "accept_finder_sets": [] if len(chosen) == len(ranked) else [sorted(s) for s in chosen + unseen],
