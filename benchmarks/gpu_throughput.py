@@ -83,7 +83,8 @@ def main() -> None:
     ap.add_argument(
         "--score-modes",
         default="off,naive,on:8,on:32,on:128",
-        help="off: one prompt at a time, shared prefix; naive: no sharing (first 32 prompts); on:B: padded batches of B rows",
+        help="off: one prompt at a time, shared prefix; naive: no sharing (first 32 prompts); on:B: padded batches of B rows; "
+        "packed: the prompts sharing a prefix in one pass under a block mask (the CPU default)",
     )
     ap.add_argument("--no-stop-probe", type=int, default=0, help="also generate N prompts at batch 1 without stop strings")
     args = ap.parse_args()
@@ -160,8 +161,10 @@ def main() -> None:
         for call in (c for c in record["score"] if c["member"] == name):
             for mode in args.score_modes.split(","):
                 model.share_prefix = mode != "naive"
-                model.score_batching = "on" if mode.startswith("on") else "off"
+                model.score_batching = "on" if mode.startswith("on") else ("packed" if mode == "packed" else "off")
                 model.batch_size = int(mode.split(":")[1]) if ":" in mode else 1
+                model._prefixes.clear()  # no key/value cache kept from an earlier mode's run
+                model._prefix_total = 0
                 todo_p = call["prompts"] if mode != "naive" else call["prompts"][:32]
                 todo_c = call["continuations"][: len(todo_p)]
                 before = model.stats

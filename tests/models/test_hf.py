@@ -336,10 +336,11 @@ def test_kept_prefixes_stay_within_their_bound(tiny_llm_path):
 
 def test_batched_scoring_equals_shared_prefix(tiny_llm_path):
     # the accelerator path (padded batches of rows) gives the CPU path's scores, with fewer passes
-    seq = HFModel(str(tiny_llm_path), dtype="float32", score_batching="off")
-    bat = HFModel(str(tiny_llm_path), dtype="float32", score_batching="on", batch_size=3)
+    seq = HFModel(str(tiny_llm_path), dtype="float32", device="cpu", score_batching="off")
+    bat = HFModel(str(tiny_llm_path), dtype="float32", device="cpu", score_batching="on", batch_size=3)
     assert not seq._batch_scores() and bat._batch_scores()
-    assert HFModel(str(tiny_llm_path), dtype="float32")._batch_scores() is False  # auto: CPU here
+    # auto on a CPU (the GPU side is tests/models/test_hf_gpu.py)
+    assert HFModel(str(tiny_llm_path), dtype="float32", device="cpu")._batch_scores() is False
     prompts = [classify_prompt("Apple"), classify_prompt("Tim Cook"), "Unrelated short prompt", classify_prompt("Zürich")]
     conts = [CONTS, ["Yes", "No"], ["Yes", "No", "PER"], CONTS[::-1]]
     want = seq.score(prompts, conts)
@@ -440,8 +441,9 @@ def test_lazy_and_shared(tiny_llm_path):
 
 
 def test_naive_mode_scores_like_shared_mode(tiny_llm_path):
-    shared = HFModel(str(tiny_llm_path), dtype="float32", share_prefix=True)
-    naive = HFModel(str(tiny_llm_path), dtype="float32", share_prefix=False)
+    # device="cpu": on a GPU "auto" scoring runs padded rows, which share no prefix
+    shared = HFModel(str(tiny_llm_path), dtype="float32", device="cpu", share_prefix=True)
+    naive = HFModel(str(tiny_llm_path), dtype="float32", device="cpu", share_prefix=False)
     prompts = [classify_prompt("Tim Cook"), classify_prompt("Apple"), classify_prompt("Cupertino")]
     conts = [["PER", "ORG", "none of them"]] * 3
     a = shared.score(prompts, conts)
