@@ -60,6 +60,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "member_weights": {},
     "extraction_quorum": 0.0,
     "accept_finder_sets": [],
+    "member_demo_views": {},
     "voting": "majority",
     "lazy_voting": True,
     "none_option": False,
@@ -122,6 +123,7 @@ def make_el4ner(
     member_weights: Dict[str, float],
     extraction_quorum: float,
     accept_finder_sets: List[List[str]],
+    member_demo_views: Dict[str, int],
     voting: str,
     lazy_voting: bool,
     none_option: bool,
@@ -160,6 +162,7 @@ def make_el4ner(
         member_weights=member_weights,
         extraction_quorum=extraction_quorum,
         accept_finder_sets=accept_finder_sets,
+        member_demo_views=member_demo_views,
         voting=voting,
         lazy_voting=lazy_voting,
         none_option=none_option,
@@ -209,6 +212,7 @@ class EL4NER(Pipe):
         member_weights: Optional[Mapping[str, float]] = None,
         extraction_quorum: float = 0.0,
         accept_finder_sets: Optional[Sequence[Sequence[str]]] = None,
+        member_demo_views: Optional[Mapping[str, int]] = None,
         voting: str = "majority",
         lazy_voting: bool = True,
         none_option: bool = False,
@@ -259,6 +263,13 @@ class EL4NER(Pipe):
                     f"got {finder_set!r}; members: {list(members)}. `python -m spacy_el4ner calibrate` writes one."
                 )
             finder_sets.append(list(finder_set))
+        views = dict(member_demo_views or {})
+        bad_views = {k: v for k, v in views.items() if k not in members or isinstance(v, bool) or not isinstance(v, int) or v < 0}
+        if bad_views:
+            raise ValueError(
+                f"el4ner: member_demo_views maps member names ({list(members)}) to a demonstration view "
+                f"(0: the k most similar store docs, 1: the next k, ...), got {bad_views}"
+            )
         bad = {k: v for k, v in (stage_demos or {}).items() if k not in STAGES or not isinstance(v, int) or v < 0}
         if bad:
             raise ValueError(
@@ -303,6 +314,7 @@ class EL4NER(Pipe):
             member_weights=dict(member_weights or {}),
             extraction_quorum=extraction_quorum,
             accept_finder_sets=finder_sets,
+            member_demo_views=views,
         )
         if not self.settings.labels:
             # a store loaded from its config `path` knows its labels: use them, as

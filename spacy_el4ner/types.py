@@ -52,8 +52,18 @@ class Unit:
     query_spans: List[Tuple[int, int]] = field(default_factory=list)
     query_weights: List[float] = field(default_factory=list)
     demos: List[Demo] = field(default_factory=list)
+    # views 1, 2, ...: the next k demonstrations by similarity, for members given a view
+    # (``Settings.member_demo_views``); view 0 is ``demos``
+    demo_views: List[List[Demo]] = field(default_factory=list)
     candidates: Dict[Tuple[int, int], Candidate] = field(default_factory=dict)
     unaligned: List[Tuple[str, str]] = field(default_factory=list)  # (member, answer string)
+
+    def demos_for(self, view: int) -> List[Demo]:
+        """The demonstrations of ``view`` (0: ``demos``); a view the store was too small for
+        falls back to ``demos``."""
+        if 0 < view <= len(self.demo_views) and self.demo_views[view - 1]:
+            return self.demo_views[view - 1]
+        return self.demos
 
     def add_candidate(self, start: int, end: int, member: str) -> Candidate:
         cand = self.candidates.get((start, end))

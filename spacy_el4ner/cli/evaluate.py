@@ -71,9 +71,24 @@ def _for_members(overrides: Dict[str, Any], members: Sequence[str], all_members:
     if list(members) == list(all_members):
         return overrides
     out = {k: v for k, v in overrides.items() if k not in ("accept_finder_sets", "extraction_quorum")}
-    if isinstance(out.get("member_weights"), dict):
-        out["member_weights"] = {m: w for m, w in out["member_weights"].items() if m in members}
+    for key in ("member_weights", "member_demo_views"):
+        if isinstance(out.get(key), dict):
+            out[key] = {m: w for m, w in out[key].items() if m in members}
     return out
+
+
+def member_views(members: Sequence[str]) -> Dict[str, int]:
+    """The demonstration views named in member specs: ``NAME@VIEW`` (e.g. a second copy of a
+    model, ``qwen2.5-coder-0.5b-instruct@1``, that sees the next k demonstrations)."""
+    views: Dict[str, int] = {}
+    for m in members:
+        _, at, view = m.rpartition("@")
+        if not at:
+            continue
+        if not view.isdigit():
+            raise typer.BadParameter(f"member {m!r}: the part after '@' is a demonstration view, a number >= 0 (e.g. {m.rpartition('@')[0]}@1)")
+        views[m] = int(view)
+    return views
 
 
 def _previous(output: Path, meta: Dict[str, Any]) -> Dict[str, Any]:
@@ -160,11 +175,15 @@ def build_pipeline(
         }
     cache_cfg = {"@el4ner_caches": "el4ner.ResponseCache.v1", "path": str(cache)} if cache else None
     members_cfg: Dict[str, Any]
-    if any("+" in m for m in members):
-        # NAME+ADAPTER_DIR: a member with a (CLLMFS / LoRA) adapter, through EnsembleOf.v1
+    views = member_views(members)
+    if views and "member_demo_views" not in (overrides or {}):
+        overrides = {**(overrides or {}), "member_demo_views": views}
+    if any("+" in m or "@" in m for m in members):
+        # NAME+ADAPTER_DIR: a member with a (CLLMFS / LoRA) adapter; NAME@VIEW: a member that
+        # sees demonstration view VIEW; both through EnsembleOf.v1
         blocks: Dict[str, Any] = {}
         for m in members:
-            base, _, adapter = m.partition("+")
+            base, _, adapter = (m.rpartition("@")[0] if m in views else m).partition("+")
             block: Dict[str, Any] = {"@el4ner_models": "el4ner.HFModel.v1", "name": base, **(member_overrides or {})}
             if adapter:
                 block["adapter"] = adapter
@@ -191,7 +210,7 @@ def evaluate(
     data: Path = typer.Argument(..., help="Labelled test data (.spacy, BIO or JSONL)"),
     store: Path = typer.Option(..., "--store", help="Demonstration store folder (store build)"),
     output: Path = typer.Option(Path("metrics"), "--output", help="Folder for results.json and results.md"),
-    members: str = typer.Option(",".join(DEFAULT_MEMBERS), "--members", help="Comma-separated member models; NAME+ADAPTER_DIR adds a LoRA adapter"),
+    members: str = typer.Option(",".join(DEFAULT_MEMBERS), "--members", help="Comma-separated member models; NAME+ADAPTER_DIR adds a LoRA adapter; NAME@1 is a copy of NAME that sees the next k demonstrations"),
     labels: Optional[str] = typer.Option(None, "--labels", help="Labels (default: the store's)"),
     limit: int = typer.Option(0, "--limit", help="First N sentences only (0: all)"),
     k: int = typer.Option(4, "--k", help="Demonstrations per sentence"),

@@ -1,6 +1,6 @@
 """Stage 3: every member scores each label for each span; the members vote."""
 import logging
-from typing import Any, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from ..ensemble import NONE_LABEL, decided, softmax, vote
 from ..models.protocol import Model
@@ -34,17 +34,23 @@ def classify(
     no label won) and ``label_score``.
     """
     options = list(settings.labels) + ([NONE_LABEL] if settings.none_option else [])
-    jobs: List[Candidate] = []
-    prompts: List[Messages] = []
-    for unit in units:
-        ctx = settings.context(unit.demos, "classify")
-        for cand in unit.candidates.values():
-            jobs.append(cand)
-            prompts.append(
-                render(settings.templates["classify"], settings.prompt_dir, text=unit.text, span=cand.text, options=options, **ctx)
-            )
+    jobs: List[Candidate] = [cand for unit in units for cand in unit.candidates.values()]
     if not jobs:
         return
+    by_view: Dict[int, List[Messages]] = {}
+
+    def prompts_of(view: int) -> List[Messages]:
+        """The classification prompts with the demonstrations of ``view``, one per job."""
+        if view not in by_view:
+            out: List[Messages] = []
+            for unit in units:
+                ctx = settings.context(unit.demos_for(view), "classify")
+                for cand in unit.candidates.values():
+                    out.append(
+                        render(settings.templates["classify"], settings.prompt_dir, text=unit.text, span=cand.text, options=options, **ctx)
+                    )
+            by_view[view] = out
+        return by_view[view]
     priors = prior([c.text for c in jobs], store, settings.labels) if prior is not None and len(options) > 1 else None
     weight = prior.weight if prior is not None else 0.0
     if priors is not None:
@@ -66,6 +72,7 @@ def classify(
             # model says, so the answer is known without a forward pass
             scores = [[0.0] for _ in todo]
         else:
+            prompts = prompts_of(settings.view_of(name))
             scores = members[name].score([prompts[i] for i in todo], [options] * len(todo))
         for i, logps in zip(todo, scores):
             jobs[i].label_probs[name] = apply_prior(dict(zip(options, softmax(logps))), jobs[i].type_prior, weight)

@@ -26,6 +26,9 @@ class Settings:
         members that found it reach this (0: the union, the paper's rule).
     accept_finder_sets: If not empty, a span is a candidate only when the set of members that
         found it is one of these (``calibrate`` measures which sets pay on labelled dev data).
+    member_demo_views: Member -> demonstration view (default 0: the k most similar store docs;
+        1: the next k by similarity; ...). Members of one model with different views see
+        different demonstrations in extraction and classification: an ensemble of equals.
     """
 
     labels: List[str]
@@ -46,6 +49,16 @@ class Settings:
     member_weights: Dict[str, float] = field(default_factory=dict)
     extraction_quorum: float = 0.0
     accept_finder_sets: List[List[str]] = field(default_factory=list)
+    member_demo_views: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def demo_views(self) -> int:
+        """How many demonstration views the members use (1: every member sees the same k)."""
+        return 1 + max(self.member_demo_views.values(), default=0)
+
+    def view_of(self, member: str) -> int:
+        """The demonstration view of ``member``."""
+        return self.member_demo_views.get(member, 0)
 
     def support(self, names: Iterable[str]) -> float:
         """The summed extraction weight of the members in ``names``."""

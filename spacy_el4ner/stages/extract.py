@@ -20,8 +20,8 @@ STOP = ("]",)
 SEPARATORS = ('["', '", "', '"]', "[]", "[", "]", '"', ", ")
 
 
-def extract_prompt(unit: Unit, settings: Settings, with_demos: bool) -> Messages:
-    ctx = settings.context(unit.demos if with_demos else [], "extract")
+def extract_prompt(unit: Unit, settings: Settings, with_demos: bool, view: int = 0) -> Messages:
+    ctx = settings.context(unit.demos_for(view) if with_demos else [], "extract")
     return render(settings.templates["extract"], settings.prompt_dir, text=unit.text, **ctx)
 
 
@@ -41,8 +41,12 @@ def extract_spans(
     found: List[Dict[Tuple[int, int], Set[str]]] = [dict() for _ in units]
     if not units:
         return found
-    prompts = [extract_prompt(u, settings, with_demos) for u in units]
+    by_view: Dict[int, List[Messages]] = {}
     for name, model in members.items():
+        view = settings.view_of(name) if with_demos else 0
+        if view not in by_view:
+            by_view[view] = [extract_prompt(u, settings, with_demos, view) for u in units]
+        prompts = by_view[view]
         kwargs = {"constrain_to": [u.text for u in units], "separators": SEPARATORS} if settings.constrained else {}
         answers = model.generate(
             prompts, max_new_tokens=settings.max_new_tokens, stop=STOP, answer_prefix=ANSWER_PREFIX, **kwargs

@@ -19,7 +19,7 @@ PRE_EXTRACTION = ("llm", "heuristic", "llm+heuristic")
 
 
 class Retriever(Protocol):
-    """Sets ``unit.demos`` for every unit."""
+    """Sets ``unit.demos`` (and ``unit.demo_views`` when ``settings.demo_views`` > 1) for every unit."""
 
     def __call__(
         self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], store: DemoStore, settings: Settings
@@ -164,10 +164,17 @@ class SpanSimRetriever:
             # Ties (and units without spans) fall back to whole-text similarity.
             text_sim = doc_emb @ self.embedder.embed([unit.text])[0]
             order = sorted(range(len(store)), key=lambda i: (-sims[i], -float(text_sim[i]), i))
-            chosen = self._choose([i for i in order if store.docs[i].text != unit.text], store)
+            order = [i for i in order if store.docs[i].text != unit.text]
+            views: List[List[int]] = []
+            for _ in range(settings.demo_views):
+                chosen = self._choose(order, store)
+                views.append(chosen)
+                taken = set(chosen)
+                order = [i for i in order if i not in taken]
             # Most similar last: closest to the question.
-            unit.demos = [to_demo(store.docs[i]) for i in reversed(chosen)]
-            logger.debug("retrieved for %r: %s", unit.text[:60], [round(float(sims[i]), 3) for i in chosen])
+            unit.demos, *rest = [[to_demo(store.docs[i]) for i in reversed(v)] for v in views]
+            unit.demo_views = rest
+            logger.debug("retrieved for %r: %s", unit.text[:60], [round(float(sims[i]), 3) for i in views[0]])
 
 
     def _choose(self, order: List[int], store: DemoStore) -> List[int]:
@@ -201,4 +208,6 @@ class RandomRetriever:
             h = int(hashlib.sha256(f"{self.seed}:{unit.text}".encode("utf8")).hexdigest()[:12], 16)
             rng = random.Random(h)
             pool = [i for i in range(len(store)) if store.docs[i].text != unit.text]
-            unit.demos = [to_demo(store.docs[i]) for i in rng.sample(pool, min(self.k, len(pool)))]
+            drawn = rng.sample(pool, min(self.k * settings.demo_views, len(pool)))
+            unit.demos = [to_demo(store.docs[i]) for i in drawn[: self.k]]
+            unit.demo_views = [[to_demo(store.docs[i]) for i in drawn[v * self.k : (v + 1) * self.k]] for v in range(1, settings.demo_views)]

@@ -1,4 +1,6 @@
 """evaluate's pipeline builder: members with adapters, retriever versions."""
+import pytest
+
 from spacy_el4ner.cli.evaluate import _for_members, build_pipeline
 from spacy_el4ner.store import DemoStore
 
@@ -22,6 +24,27 @@ def test_member_with_adapter(nlp, tmp_path):
     assert (adapted.name, adapted.adapter) == ("qwen2.5-coder-0.5b-instruct", "adapters/x")
     assert adapted.cache is not None
     assert pipe.retriever.pre_extraction_by == "first"
+
+
+def test_member_with_a_demonstration_view(nlp, tmp_path):
+    import typer
+
+    from spacy_el4ner.cli.evaluate import member_views
+
+    path = _store(nlp, tmp_path)
+    members = ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-0.5b-instruct@1", "qwen2.5-coder-0.5b-instruct+adapters/x@2"]
+    nlp2 = build_pipeline(["LOC", "ORG", "PER"], members, path, 2, "llm", None, "none")
+    pipe = nlp2.get_pipe("el4ner")
+    assert list(pipe.members) == members
+    assert [(m.name, m.adapter) for m in pipe.members.values()] == [
+        ("qwen2.5-coder-0.5b-instruct", None), ("qwen2.5-coder-0.5b-instruct", None), ("qwen2.5-coder-0.5b-instruct", "adapters/x"),
+    ]
+    assert pipe.settings.member_demo_views == {members[1]: 1, members[2]: 2}
+    assert nlp2.config["components"]["el4ner"]["member_demo_views"] == {members[1]: 1, members[2]: 2}
+    with pytest.raises(typer.BadParameter, match="demonstration view"):
+        member_views(["qwen@one"])
+    # a member run alone keeps its own view
+    assert _for_members({"member_demo_views": {members[1]: 1}}, [members[1]], members) == {"member_demo_views": {members[1]: 1}}
 
 
 def test_pre_extraction_by_list(nlp, tmp_path):

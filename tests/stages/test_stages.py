@@ -598,3 +598,56 @@ def test_extract_accept_finder_sets(nlp):
     assert settings.accepts(["strong"]) and settings.accepts(["weak1", "weak2"])
     settings.extraction_quorum = 3.0
     assert not settings.accepts(["strong"])
+
+
+# -- demonstration views (member_demo_views) --------------------------------------------------
+def test_spansim_retriever_fills_the_next_k_as_view_1(nlp, store, hash_embedder):
+    docs = [nlp("yesterday Google opened an office near Paris")]
+    one = Settings(labels=list(LABELS))
+    two = Settings(labels=list(LABELS), member_demo_views={"b": 1})
+    assert (one.demo_views, two.demo_views, two.view_of("a"), two.view_of("b")) == (1, 2, 0, 1)
+    ranked = units_for(docs)
+    SpanSimRetriever(4, hash_embedder, pre_extraction="heuristic", max_empty=None)(docs, ranked, {}, store, one)
+    units = units_for(docs)
+    SpanSimRetriever(2, hash_embedder, pre_extraction="heuristic", max_empty=None)(docs, units, {}, store, two)
+    order = [d.text for d in reversed(ranked[0].demos)]  # most similar first
+    assert [d.text for d in reversed(units[0].demos)] == order[:2]
+    assert [[d.text for d in reversed(v)] for v in units[0].demo_views] == [order[2:4]]
+    assert units[0].demos_for(0) is units[0].demos and units[0].demos_for(1) is units[0].demo_views[0]
+    assert ranked[0].demo_views == [] and ranked[0].demos_for(1) is ranked[0].demos  # no view 1: view 0
+
+
+def test_a_view_past_the_store_falls_back_to_view_0(nlp, store, hash_embedder):
+    docs = [nlp("Paris and London")]
+    units = units_for(docs)
+    settings = Settings(labels=list(LABELS), member_demo_views={"b": 3})
+    SpanSimRetriever(2, hash_embedder, pre_extraction="heuristic", max_empty=None)(docs, units, {}, store, settings)
+    assert [len(v) for v in units[0].demo_views] == [2, 0, 0]  # a store of 4 docs
+    assert units[0].demos_for(3) is units[0].demos
+
+
+def test_random_retriever_draws_distinct_views(nlp, store):
+    docs = [nlp("Some new text about Paris.")]
+    units = units_for(docs)
+    RandomRetriever(2, seed=0)(docs, units, {}, store, Settings(labels=list(LABELS), member_demo_views={"b": 1}))
+    texts = [d.text for d in units[0].demos] + [d.text for d in units[0].demo_views[0]]
+    assert len(texts) == 4 and len(set(texts)) == 4
+
+
+def test_members_with_views_see_their_own_demonstrations(nlp):
+    settings = Settings(labels=list(LABELS), member_demo_views={"b": 1})
+    docs = [nlp(TEXT)]
+    units = units_for(docs)
+    units[0].demos = [Demo(text="Demo view zero about Rome.", entities=[("Rome", "LOC")])]
+    units[0].demo_views = [[Demo(text="Demo view one about Oslo.", entities=[("Oslo", "LOC")])]]
+    a = FakeModel("a", {TEXT: '["Paris"]'}, labels={"Paris": "LOC", "London": "LOC"})
+    b = FakeModel("b", {TEXT: '["London"]'}, labels={"Paris": "LOC", "London": "LOC"})
+    c = FakeModel("c", {TEXT: '["Paris"]'}, labels={"Paris": "LOC", "London": "LOC"})
+    extract(docs, units, {"a": a, "b": b, "c": c}, settings)
+    assert "view zero" in str(a.calls[0][1]) and "view one" not in str(a.calls[0][1])
+    assert "view one" in str(b.calls[0][1]) and "view zero" not in str(b.calls[0][1])
+    assert a.calls[0][1] == c.calls[0][1]  # one prompt list per view
+    assert {c_.text: c_.extracted_by for c_ in units[0].candidates.values()} == {"Paris": {"a", "c"}, "London": {"b"}}
+    classify(units, {"a": a, "b": b, "c": c}, settings, lazy=False)
+    assert "view one" in str(b.calls[-1][1]) and "view one" not in str(a.calls[-1][1])
+    assert all(cand.label == "LOC" for cand in units[0].candidates.values())
