@@ -5,7 +5,7 @@
 #        ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9
 #        wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules
 #        wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated
-#        ncbi-calibrated wnut-two-adapters (default: all, in that order)
+#        ncbi-calibrated wnut-two-adapters wnut-views politics-views (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
 # Steps wnut-s8 ncbi-s8 politics-s8: the ensemble with session 8's defaults (classify.v2, validation with the
@@ -31,6 +31,9 @@
 # and the adapted member alone (the full split would take ~1.5 h).
 # Step wnut-two-adapters: a second WNUT-17 CLLMFS adapter trained the same way on the next 500 training sentences
 # (500-999), then the two adapted members + the base Qwen: dev 400 union run, calibrate, test first 400 with the sets.
+# Steps wnut-views politics-views (session 13): three copies of the base Qwen that see different demonstrations
+# (member_demo_views: the top k by SpanSim, the next k, the k after), dev union run, calibrate, then the test split
+# (WNUT-17 all 1,287; politics first 200) once with the chosen sets. Qwen alone is the *-pair-calibrated steps' run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -49,7 +52,7 @@ N9="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/re
 P9="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s9 --name CrossNER-politics-test-all-651-session-9"
 Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
-STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters}
+STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters wnut-views politics-views}
 FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype bfloat16 --no-checkpoints --seed 0 --lambda 0.1"
 cllmfs() {  # DATASET TRAIN DEV TEST STORE NAME
   local a="adapters/$1-500-cllmfs" m="qwen2.5-coder-0.5b-instruct+adapters/$1-500-cllmfs"
@@ -79,6 +82,15 @@ pair_calibrated() {  # NAME DEV DEV_LIMIT TEST STORE
   sets=$(finder_sets "$dev")
   $E "$4" --store "$5" --output "benchmarks/results/$test" --name "$1-test-full-default-pair-calibrated" \
     --variants "$Q" --set "accept_finder_sets=$sets"
+}
+QV="qwen2.5-coder-0.5b-instruct,qwen2.5-coder-0.5b-instruct@1,qwen2.5-coder-0.5b-instruct@2"
+views() {  # NAME DEV DEV_LIMIT TEST TEST_LIMIT STORE
+  local dev="$1-dev$3-s13-views" test="$1-test$5-s13-views-calibrated" sets
+  $E "$2" --store "$6" --limit "$3" --pre-extraction-by qwen2.5-coder-0.5b-instruct --members "$QV" --variants none \
+    --output "benchmarks/results/$dev" --name "$1-dev-$3-three-views"
+  sets=$(finder_sets "$dev")
+  $E "$4" --store "$6" --limit "$5" --pre-extraction-by qwen2.5-coder-0.5b-instruct --members "$QV" --variants none \
+    --set "accept_finder_sets=$sets" --output "benchmarks/results/$test" --name "$1-test-$5-three-views-calibrated"
 }
 for step in $STEPS; do
   case $step in
@@ -163,6 +175,8 @@ DocBin(docs=read_docs('$D/wnut17/train.conll', spacy.blank('en'))[500:1000]).to_
       TSETS=$(finder_sets wnut17-dev400-s12-two-adapters)
       $E $D/wnut17/test.conll --limit 400 $TWO --set "accept_finder_sets=$TSETS" --output benchmarks/results/wnut17-test400-s12-two-adapters \
         --name WNUT-17-test-first-400-two-adapters-and-qwen-calibrated ;;
+    wnut-views) views wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll 0 stores/wnut17-train500 ;;
+    politics-views) views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
 done
