@@ -519,3 +519,26 @@ def test_entity_prior_scales_confidence(nlp, scripts, labelled_docs):
     nlp2.add_pipe("el4ner", config=config("sings"))
     nlp2.initialize(lambda: examples(nlp2, labelled_docs))
     assert ("sings", "PER") in ents(nlp2("Tim Cook sings."))
+
+
+def test_member_demo_views_in_a_config_survive_saving(nlp, labelled_docs, tmp_path):
+    # two copies of one (scripted) model; the copy with view 1 gets other demonstrations
+    member = {"@el4ner_models": "test.FakeMember.v1", "name": "m", "surfaces": ["Tim Cook", "Paris"], "labels": {"Tim Cook": "PER", "Paris": "LOC"}}
+    cfg = {
+        "labels": LABELS,
+        "members": {"@el4ner_models": "el4ner.EnsembleOf.v1", "members": {"m": member, "m@1": member}},
+        "encoder": {"@el4ner_encoders": "test.HashEmbedder.v1"},
+        "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v3", "k": 2, "pre_extraction": "heuristic", "max_empty": None},
+        "member_demo_views": {"m@1": 1},
+    }
+    pipe = nlp.add_pipe("el4ner", config=cfg)
+    nlp.initialize(lambda: examples(nlp, labelled_docs))
+    doc = nlp("Tim Cook flew to Paris.")
+    assert ents(doc) == [("Tim Cook", "PER"), ("Paris", "LOC")]
+    first, other = (str(pipe.members[n].calls[0][1]) for n in ("m", "m@1"))
+    shown = lambda prompt: {d.text for d in labelled_docs if d.text in prompt}  # noqa: E731
+    assert len(shown(first)) == 2 and len(shown(other)) == 2 and not shown(first) & shown(other)
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.get_pipe("el4ner").settings.member_demo_views == {"m@1": 1}
+    assert ents(loaded("Tim Cook flew to Paris.")) == ents(doc)
