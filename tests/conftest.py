@@ -124,6 +124,24 @@ def tiny_bert_path(tmp_path_factory) -> str:
     return str(path)
 
 
+def tiny_hf_config(llm_path: str, bert_path: str, labels: Sequence[str], device: Optional[str], surfaces: Sequence[str]) -> Dict:
+    """An el4ner config with the tiny random-weight LLM ("tiny", also the verifier) and a scripted
+    member ("fake") that makes sure there are candidates for the tiny model to type."""
+    hf = {"@el4ner_models": "el4ner.HFModel.v1", "name": llm_path, "dtype": "float32", "device": device, "batch_size": 4, "max_context": 1024}
+    return {
+        "labels": list(labels),
+        "members": {
+            "@el4ner_models": "el4ner.EnsembleOf.v1",
+            "members": {"tiny": hf, "fake": {"@el4ner_models": "test.FakeMember.v1", "name": "fake", "surfaces": list(surfaces)}},
+        },
+        "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": bert_path},
+        "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": 2, "pre_extraction": "llm"},
+        "verifier": "tiny",
+        "validation_threshold": 0.0,
+        "max_new_tokens": 8,
+    }
+
+
 # -- fakes -------------------------------------------------------------------------------------
 _TEXT = re.compile(r"^Text: (.*?)(?:\n(?:What is the type|In this text, is)|\Z)", re.S)
 _CLASSIFY = re.compile(r'What is the type of "(.*)"(?: in this text)?\?')  # classify.v2 and v1

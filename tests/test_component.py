@@ -408,31 +408,10 @@ def test_scorer(nlp, script, labelled_docs):
 
 # -- the real transformers backend, with a tiny random-weight model -------------------------
 def test_tiny_hf_model_end_to_end(tiny_llm_path, tiny_bert_path, labelled_docs):
+    from conftest import tiny_hf_config
+
     nlp = spacy.blank("en")
-    hf = {
-        "@el4ner_models": "el4ner.HFModel.v1",
-        "name": tiny_llm_path,
-        "dtype": "float32",
-        "device": "cpu",
-        "batch_size": 4,
-        "max_context": 1024,
-    }
-    cfg = {
-        "labels": LABELS,
-        "members": {
-            "@el4ner_models": "el4ner.EnsembleOf.v1",
-            "members": {
-                "tiny": hf,
-                # a scripted member makes sure there are candidates for the tiny model to type
-                "fake": {"@el4ner_models": "test.FakeMember.v1", "name": "fake", "surfaces": ["Tim Cook", "Paris"]},
-            },
-        },
-        "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": tiny_bert_path},
-        "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": 2, "pre_extraction": "llm"},
-        "verifier": "tiny",
-        "validation_threshold": 0.0,
-        "max_new_tokens": 8,
-    }
+    cfg = tiny_hf_config(tiny_llm_path, tiny_bert_path, LABELS, "cpu", ["Tim Cook", "Paris"])
     pipe = nlp.add_pipe("el4ner", config=cfg)
     assert type(pipe.members["tiny"]).__name__ == "HFModel"
     nlp.initialize(lambda: examples(nlp, labelled_docs))

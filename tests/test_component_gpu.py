@@ -12,20 +12,10 @@ TEXTS = ["Tim Cook flew to Paris.", "", "Angela Merkel met Emmanuel Macron in Be
 
 
 def run(device, tiny_llm_path, tiny_bert_path, labelled_docs):
+    from conftest import tiny_hf_config
+
     nlp = spacy.blank("en")
-    hf = {"@el4ner_models": "el4ner.HFModel.v1", "name": tiny_llm_path, "dtype": "float32", "device": device, "batch_size": 4, "max_context": 1024}
-    cfg = {
-        "labels": LABELS,
-        "members": {
-            "@el4ner_models": "el4ner.EnsembleOf.v1",
-            "members": {"tiny": hf, "fake": {"@el4ner_models": "test.FakeMember.v1", "name": "fake", "surfaces": ["Tim Cook", "Paris", "Berlin"]}},
-        },
-        "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": tiny_bert_path},
-        "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": 2, "pre_extraction": "llm"},
-        "verifier": "tiny",
-        "validation_threshold": 0.0,
-        "max_new_tokens": 8,
-    }
+    cfg = tiny_hf_config(tiny_llm_path, tiny_bert_path, LABELS, device, ["Tim Cook", "Paris", "Berlin"])
     pipe = nlp.add_pipe("el4ner", config=cfg)
     nlp.initialize(lambda: [Example(nlp.make_doc(d.text), d) for d in labelled_docs])
     docs = list(nlp.pipe(TEXTS, batch_size=2))
