@@ -4,7 +4,8 @@
 #    give the CPU's results, on tiny random-weight models), then the fast unit tests there;
 # 2. benchmarks/gpu_throughput.py: the recorded prompts of the default pipeline through HFModel
 #    on the members' real architectures and tokenizers with random bf16 weights.
-# Needs (built on the CPU machine, git-ignored, named in the device call's carry):
+# Needs (built on the CPU machine by benchmarks/gpu_bundle.sh, git-ignored, named in the device
+# call's carry):
 #   .gpusite/gsite.tar.xz  spaCy + thinc + transformers 4.53.2 + tokenizers 0.21 + peft ... for
 #                          cp312 (unpacked wheels, stripped .so files)
 #   .gpusite/gpu.tar.xz    .gpu/prompts32.json (benchmarks/dump_prompts.py 32) and .gpu/MEMBER/
