@@ -5,7 +5,8 @@
 #        ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9
 #        wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules
 #        wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated
-#        ncbi-calibrated wnut-two-adapters wnut-views politics-views (default: all, in that order)
+#        ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views
+#        (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
 # Steps wnut-s8 ncbi-s8 politics-s8: the ensemble with session 8's defaults (classify.v2, validation with the
@@ -34,6 +35,9 @@
 # Steps wnut-views politics-views (session 13): three copies of the base Qwen that see different demonstrations
 # (member_demo_views: the top k by SpanSim, the next k, the k after), dev union run, calibrate, then the test split
 # (WNUT-17 all 1,287; politics first 200) once with the chosen sets. Qwen alone is the *-pair-calibrated steps' run.
+# Steps wnut-adapter-views ncbi-adapter-views (session 14): the same with three copies of the CLLMFS-adapted Qwen (the
+# adapter of wnut-cllmfs / ncbi-calibrated, which must exist), the adapted member alone in the same test run (its
+# view-0 answers come from the cache). Step ncbi-views: three base-Qwen views on NCBI-disease (dev 100, test 200), Qwen alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -52,7 +56,7 @@ N9="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/re
 P9="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s9 --name CrossNER-politics-test-all-651-session-9"
 Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
-STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters wnut-views politics-views}
+STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views}
 FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype bfloat16 --no-checkpoints --seed 0 --lambda 0.1"
 cllmfs() {  # DATASET TRAIN DEV TEST STORE NAME
   local a="adapters/$1-500-cllmfs" m="qwen2.5-coder-0.5b-instruct+adapters/$1-500-cllmfs"
@@ -84,14 +88,16 @@ pair_calibrated() {  # NAME DEV DEV_LIMIT TEST STORE
     --variants "$Q" --set "accept_finder_sets=$sets"
 }
 QV="qwen2.5-coder-0.5b-instruct,qwen2.5-coder-0.5b-instruct@1,qwen2.5-coder-0.5b-instruct@2"
-views() {  # NAME DEV DEV_LIMIT TEST TEST_LIMIT STORE
-  local dev="$1-dev$3-s13-views" test="$1-test$5-s13-views-calibrated" sets
-  $E "$2" --store "$6" --limit "$3" --pre-extraction-by qwen2.5-coder-0.5b-instruct --members "$QV" --variants none \
-    --output "benchmarks/results/$dev" --name "$1-dev-$3-three-views"
+views() {  # NAME DEV DEV_LIMIT TEST TEST_LIMIT STORE [MEMBERS TAG TEST_VARIANTS]
+  local members=${7:-$QV} tag=${8:-s13-views} tv=${9:-none}
+  local dev="$1-dev$3-$tag" test="$1-test$5-$tag-calibrated" sets
+  $E "$2" --store "$6" --limit "$3" --pre-extraction-by qwen2.5-coder-0.5b-instruct --members "$members" --variants none \
+    --output "benchmarks/results/$dev" --name "$1-dev-$3-$tag"
   sets=$(finder_sets "$dev")
-  $E "$4" --store "$6" --limit "$5" --pre-extraction-by qwen2.5-coder-0.5b-instruct --members "$QV" --variants none \
-    --set "accept_finder_sets=$sets" --output "benchmarks/results/$test" --name "$1-test-$5-three-views-calibrated"
+  $E "$4" --store "$6" --limit "$5" --pre-extraction-by qwen2.5-coder-0.5b-instruct --members "$members" --variants "$tv" \
+    --set "accept_finder_sets=$sets" --output "benchmarks/results/$test" --name "$1-test-$5-$tag-calibrated"
 }
+NA=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500-cllmfs
 for step in $STEPS; do
   case $step in
     wnut) $E $W --variants none ;;
@@ -176,6 +182,9 @@ DocBin(docs=read_docs('$D/wnut17/train.conll', spacy.blank('en'))[500:1000]).to_
       $E $D/wnut17/test.conll --limit 400 $TWO --set "accept_finder_sets=$TSETS" --output benchmarks/results/wnut17-test400-s12-two-adapters \
         --name WNUT-17-test-first-400-two-adapters-and-qwen-calibrated ;;
     wnut-views) views wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll 0 stores/wnut17-train500 ;;
+    wnut-adapter-views) views wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2" s14-adapter-views "alone:$WA" ;;
+    ncbi-adapter-views) views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "alone:$NA" ;;
+    ncbi-views) views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$QV" s14-views "$Q" ;;
     politics-views) views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
