@@ -90,12 +90,12 @@ pair_calibrated() {  # NAME DEV DEV_LIMIT TEST STORE
 QV="qwen2.5-coder-0.5b-instruct,qwen2.5-coder-0.5b-instruct@1,qwen2.5-coder-0.5b-instruct@2"
 views() {  # NAME DEV DEV_LIMIT TEST TEST_LIMIT STORE [MEMBERS TAG TEST_VARIANTS]
   local members=${7:-$QV} tag=${8:-s13-views} tv=${9:-none}
-  local dev="$1-dev$3-$tag" test="$1-test$5-$tag-calibrated" sets
+  local dev="$1-dev$3-$tag" test="$1-test$5-$tag-calibrated" nm=${tag/s13-views/three-views} sets
   $E "$2" --store "$6" --limit "$3" --pre-extraction-by qwen2.5-coder-0.5b-instruct --members "$members" --variants none \
-    --output "benchmarks/results/$dev" --name "$1-dev-$3-$tag"
+    --output "benchmarks/results/$dev" --name "$1-dev-$3-$nm"
   sets=$(finder_sets "$dev")
   $E "$4" --store "$6" --limit "$5" --pre-extraction-by qwen2.5-coder-0.5b-instruct --members "$members" --variants "$tv" \
-    --set "accept_finder_sets=$sets" --output "benchmarks/results/$test" --name "$1-test-$5-$tag-calibrated"
+    --set "accept_finder_sets=$sets" --output "benchmarks/results/$test" --name "$1-test-$5-$nm-calibrated"
 }
 NA=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500-cllmfs
 for step in $STEPS; do
@@ -161,7 +161,6 @@ for step in $STEPS; do
     politics-pair-calibrated) pair_calibrated politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt stores/politics-train ;;
     ncbi-pair-calibrated) pair_calibrated ncbi $D/ncbi-disease/devel.tsv 200 $D/ncbi-disease/test.tsv stores/ncbi-train500 ;;
     ncbi-calibrated)
-      NA=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500-cllmfs
       [ -f adapters/ncbi-500-cllmfs/adapter_model.safetensors ] || $FT --train $D/ncbi-disease/train.tsv --dev $D/ncbi-disease/devel.tsv --output adapters/ncbi-500-cllmfs
       NOPT="--store stores/ncbi-train500 --pre-extraction-by qwen2.5-coder-0.5b-instruct --members $NA,qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct"
       $E $D/ncbi-disease/devel.tsv --limit 100 $NOPT --output benchmarks/results/ncbi-dev100-s12-adapted-first \
