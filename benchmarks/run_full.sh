@@ -36,7 +36,7 @@
 # (member_demo_views: the top k by SpanSim, the next k, the k after), dev union run, calibrate, then the test split
 # (WNUT-17 all 1,287; politics first 200) once with the chosen sets. Qwen alone is the *-pair-calibrated steps' run.
 # Steps wnut-adapter-views ncbi-adapter-views (session 14): the same with three copies of the CLLMFS-adapted Qwen (the
-# adapter of wnut-cllmfs / ncbi-calibrated, which must exist), the adapted member alone in the same test run (its
+# adapter of wnut-cllmfs / ncbi-calibrated, trained first if missing), the adapted member alone in the same test run (its
 # view-0 answers come from the cache). Step ncbi-views: three base-Qwen views on NCBI-disease (dev 100, test 200), Qwen alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,9 +58,12 @@ Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
 STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views}
 FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype bfloat16 --no-checkpoints --seed 0 --lambda 0.1"
+adapter() { [ -f "$1/adapter_model.safetensors" ] || $FT --train "$2" --dev "$3" --output "$1"; }  # DIR TRAIN DEV: unless trained
+wadapter() { adapter adapters/wnut17-500-cllmfs $D/wnut17/train.conll $D/wnut17/dev.conll; }
+nadapter() { adapter adapters/ncbi-500-cllmfs $D/ncbi-disease/train.tsv $D/ncbi-disease/devel.tsv; }
 cllmfs() {  # DATASET TRAIN DEV TEST STORE NAME
   local a="adapters/$1-500-cllmfs" m="qwen2.5-coder-0.5b-instruct+adapters/$1-500-cllmfs"
-  [ -f "$a/adapter_model.safetensors" ] || $FT --train "$2" --dev "$3" --output "$a"
+  adapter "$a" "$2" "$3"
   $E "$4" --store "$5" --output "benchmarks/results/$1-test-full-s10-cllmfs" --name "$6" \
     --members "qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct,$m" --variants "alone:$m"
 }
@@ -75,7 +78,7 @@ wdev() {  # OUTPUT NAME MEMBERS EXTRA...  (WNUT-17 dev, first 400; retrieval fro
 PA=qwen2.5-coder-0.5b-instruct+adapters/politics-cllmfs
 PFIRST="$PA,qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct"
 PRULE=(--set "member_weights={\"$PA\": 2.0}" --set extraction_quorum=2.0)
-padapter() { [ -f adapters/politics-cllmfs/adapter_model.safetensors ] || $FT --train $D/crossner/politics/train.txt --dev $D/crossner/politics/dev.txt --output adapters/politics-cllmfs; }
+padapter() { adapter adapters/politics-cllmfs $D/crossner/politics/train.txt $D/crossner/politics/dev.txt; }
 finder_sets() {  # DEV_RUN_DIR: calibrate on its union predictions, print the accept_finder_sets JSON
   python -m spacy_el4ner calibrate "benchmarks/results/$1/predictions-ensemble.jsonl" --output "benchmarks/results/$1/calibration.json" >&2
   python -c "import json, sys; print(json.dumps(json.load(open(sys.argv[1]))['accept_finder_sets']))" "benchmarks/results/$1/calibration.json"
@@ -120,7 +123,7 @@ for step in $STEPS; do
     wnut-cllmfs) cllmfs wnut17 $D/wnut17/train.conll $D/wnut17/dev.conll $D/wnut17/test.conll stores/wnut17-train500 WNUT-17-test-all-1287-session-10-cllmfs-member ;;
     ncbi-cllmfs) cllmfs ncbi $D/ncbi-disease/train.tsv $D/ncbi-disease/devel.tsv $D/ncbi-disease/test.tsv stores/ncbi-train500 NCBI-disease-test-all-940-session-10-cllmfs-member ;;
     wnut-dev-rules)
-      [ -f adapters/wnut17-500-cllmfs/adapter_model.safetensors ] || $FT --train $D/wnut17/train.conll --dev $D/wnut17/dev.conll --output adapters/wnut17-500-cllmfs
+      wadapter
       wdev wnut17-dev400-s11 WNUT-17-dev-400-three-members "qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct,$WA" --variants "alone:$WA"
       wdev wnut17-dev400-s11-adapted-first WNUT-17-dev-400-adapted-first "$WFIRST" --variants none
       wdev wnut17-dev400-s11-adapted-first-quorum WNUT-17-dev-400-adapted-first-w2-quorum2 "$WFIRST" --variants none "${WRULE[@]}" ;;
@@ -161,7 +164,7 @@ for step in $STEPS; do
     politics-pair-calibrated) pair_calibrated politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt stores/politics-train ;;
     ncbi-pair-calibrated) pair_calibrated ncbi $D/ncbi-disease/devel.tsv 200 $D/ncbi-disease/test.tsv stores/ncbi-train500 ;;
     ncbi-calibrated)
-      [ -f adapters/ncbi-500-cllmfs/adapter_model.safetensors ] || $FT --train $D/ncbi-disease/train.tsv --dev $D/ncbi-disease/devel.tsv --output adapters/ncbi-500-cllmfs
+      nadapter
       NOPT="--store stores/ncbi-train500 --pre-extraction-by qwen2.5-coder-0.5b-instruct --members $NA,qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct"
       $E $D/ncbi-disease/devel.tsv --limit 100 $NOPT --output benchmarks/results/ncbi-dev100-s12-adapted-first \
         --name NCBI-disease-dev-100-adapted-first --variants "alone:$NA"
@@ -169,11 +172,11 @@ for step in $STEPS; do
       $E $D/ncbi-disease/test.tsv --limit 200 $NOPT --output benchmarks/results/ncbi-test200-s12-calibrated \
         --name NCBI-disease-test-first-200-calibrated --variants "alone:$NA" --set "accept_finder_sets=$NSETS" ;;
     wnut-two-adapters)
-      [ -f adapters/wnut17-500-cllmfs/adapter_model.safetensors ] || $FT --train $D/wnut17/train.conll --dev $D/wnut17/dev.conll --output adapters/wnut17-500-cllmfs
+      wadapter
       mkdir -p corpus/slices
       [ -f corpus/slices/wnut17-train-500-999.spacy ] || python -c "import spacy; from spacy.tokens import DocBin; from spacy_el4ner.readers import read_docs; \
 DocBin(docs=read_docs('$D/wnut17/train.conll', spacy.blank('en'))[500:1000]).to_disk('corpus/slices/wnut17-train-500-999.spacy')"
-      [ -f adapters/wnut17-500b-cllmfs/adapter_model.safetensors ] || $FT --train corpus/slices/wnut17-train-500-999.spacy --dev $D/wnut17/dev.conll --output adapters/wnut17-500b-cllmfs
+      adapter adapters/wnut17-500b-cllmfs corpus/slices/wnut17-train-500-999.spacy $D/wnut17/dev.conll
       WB=qwen2.5-coder-0.5b-instruct+adapters/wnut17-500b-cllmfs
       TWO="--store stores/wnut17-train500 --pre-extraction-by qwen2.5-coder-0.5b-instruct --members $WA,$WB,qwen2.5-coder-0.5b-instruct --variants alone:$WB"
       $E $D/wnut17/dev.conll --limit 400 $TWO --output benchmarks/results/wnut17-dev400-s12-two-adapters --name WNUT-17-dev-400-two-adapters-and-qwen
@@ -181,8 +184,8 @@ DocBin(docs=read_docs('$D/wnut17/train.conll', spacy.blank('en'))[500:1000]).to_
       $E $D/wnut17/test.conll --limit 400 $TWO --set "accept_finder_sets=$TSETS" --output benchmarks/results/wnut17-test400-s12-two-adapters \
         --name WNUT-17-test-first-400-two-adapters-and-qwen-calibrated ;;
     wnut-views) views wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll 0 stores/wnut17-train500 ;;
-    wnut-adapter-views) views wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2" s14-adapter-views "alone:$WA" ;;
-    ncbi-adapter-views) views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "alone:$NA" ;;
+    wnut-adapter-views) wadapter; views wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2" s14-adapter-views "alone:$WA" ;;
+    ncbi-adapter-views) nadapter; views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "alone:$NA" ;;
     ncbi-views) views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$QV" s14-views "$Q" ;;
     politics-views) views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
