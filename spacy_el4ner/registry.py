@@ -84,7 +84,14 @@ def make_ensemble_of(members: Dict[str, Any]) -> Dict[str, Model]:
     # type, so Dict[str, Model] rejects every nested @el4ner_models block.)
     if not members:
         raise ValueError("The el4ner ensemble needs at least one member model")
-    return dict(members)
+    return MemberBlocks(members)
+
+
+class MemberBlocks(Dict[str, Model]):
+    """``EnsembleOf.v1``'s members. Their names are config section names, so a saved pipeline's
+    config.cfg can only be read back when they hold no ``.`` (the component checks on saving)."""
+
+    names_are_sections = True
 
 
 @registry.el4ner_encoders("el4ner.HFEncoder.v1")  # type: ignore[attr-defined]
