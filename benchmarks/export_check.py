@@ -12,9 +12,11 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import List
 
 import spacy
 from spacy.tokens import Doc
+from spacy.util import minibatch
 
 from spacy_el4ner.readers import read_docs
 
@@ -25,6 +27,8 @@ def main() -> None:
     parser.add_argument("data", type=Path, help="Labelled data the predictions were made on")
     parser.add_argument("predictions", type=Path, help="predictions-*.jsonl of evaluate --save-predictions")
     parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=8, help="Docs per nlp.pipe call, as evaluate --batch-size (8): "
+                        "other batches pad prompts differently, and bf16 decoding can then differ in a token")
     args = parser.parse_args()
     if args.pipeline.is_file():
         nlp = spacy.util.load_model_from_config(spacy.util.load_config(args.pipeline), auto_fill=True)
@@ -35,7 +39,9 @@ def main() -> None:
     if len(rows) < len(refs):
         raise SystemExit(f"{args.predictions} has {len(rows)} rows, fewer than the {len(refs)} sentences to check")
     t0 = time.perf_counter()
-    docs = list(nlp.pipe(Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r]) for r in refs))
+    docs: List[Doc] = []
+    for batch in minibatch(refs, size=args.batch_size):
+        docs.extend(nlp.pipe([Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r]) for r in batch]))
     elapsed = time.perf_counter() - t0
     same = 0
     for doc, row in zip(docs, rows):

@@ -405,6 +405,7 @@ class EL4NER(Pipe):
         """Run the four stages. RETURNS (List[Unit]): the units with their candidates."""
         if not self.settings.labels:
             raise ValueError("el4ner: no labels; call nlp.initialize() or set `labels` in the config")
+        self.store.require_loaded()
         units: List[Unit] = []
         for i, doc in enumerate(docs):
             units.extend(split_units(doc, i, self.max_unit_tokens))

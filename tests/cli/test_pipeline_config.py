@@ -105,3 +105,25 @@ def test_saving_a_pipeline_with_dotted_member_keys_says_what_to_fix(nlp, tmp_pat
     plain = build_pipeline(["LOC"], [Q], _store(nlp, tmp_path), 2, "llm", None, "none")
     plain.to_disk(tmp_path / "plain")
     assert list(spacy.load(tmp_path / "plain").get_pipe("el4ner").members) == [Q]
+
+
+def test_saved_pipeline_loads_from_another_working_directory(nlp, tmp_path, monkeypatch):
+    """The config keeps the store's relative path; spacy.load elsewhere uses the pipeline's own copy."""
+    from spacy_el4ner.store import StoreError
+
+    monkeypatch.chdir(tmp_path)
+    _store(nlp, tmp_path)  # tmp_path / "store", named relatively below
+    built = build_pipeline(["LOC", "ORG", "PER"], [Q], __import__("pathlib").Path("store"), 2, "llm", None, "none")
+    nlp2 = spacy.util.load_model_from_config(Config().from_str(pipeline_config(built).to_str()), auto_fill=True)
+    assert len(nlp2.get_pipe("el4ner").store) == len(make_labelled_docs(nlp))
+    nlp2.to_disk(tmp_path / "pipeline")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no ./store here
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert len(loaded.get_pipe("el4ner").store) == len(make_labelled_docs(nlp))
+    loaded.get_pipe("el4ner").store.require_loaded()  # the saved copy replaced the missing folder
+    # without a saved copy, a missing folder is an error on first use, saying what to do
+    bare = spacy.util.load_model_from_config(Config().from_str(pipeline_config(built).to_str()), auto_fill=True)
+    with pytest.raises(StoreError, match="does not exist .*store build"):
+        bare(bare.make_doc("Tim Cook visited Paris."))
