@@ -6,7 +6,7 @@
 #        wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules
 #        wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated
 #        ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views
-#        politics-adapter-views
+#        politics-adapter-views wnut-adapter-views-b
 #        (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
@@ -40,6 +40,9 @@
 # adapter of wnut-cllmfs / ncbi-calibrated, trained first if missing), the adapted member alone in the same test run (its
 # view-0 answers come from the cache). Step ncbi-views: three base-Qwen views on NCBI-disease (dev 100, test 200), Qwen alone.
 # Step politics-adapter-views (session 15): three views of the politics-adapted Qwen, dev 100, test first 200.
+# Step wnut-adapter-views-b (session 15): the three adapted WNUT-17 views + the second adapter (wnut-two-adapters'),
+# dev 400, test first 400; retrieval from the first adapted view's pre-extraction, as in wnut-adapter-views (where
+# the named base Qwen was no member and the views pre-extracted), so the views' answers come from the cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -58,7 +61,7 @@ N9="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/re
 P9="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s9 --name CrossNER-politics-test-all-651-session-9"
 Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
-STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views politics-adapter-views}
+STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views politics-adapter-views wnut-adapter-views-b}
 FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype bfloat16 --no-checkpoints --seed 0 --lambda 0.1"
 adapter() { [ -f "$1/adapter_model.safetensors" ] || $FT --train "$2" --dev "$3" --output "$1"; }  # DIR TRAIN DEV: unless trained
 wadapter() { adapter adapters/wnut17-500-cllmfs $D/wnut17/train.conll $D/wnut17/dev.conll; }
@@ -70,6 +73,13 @@ cllmfs() {  # DATASET TRAIN DEV TEST STORE NAME
     --members "qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct,$m" --variants "alone:$m"
 }
 WA=qwen2.5-coder-0.5b-instruct+adapters/wnut17-500-cllmfs
+WB=qwen2.5-coder-0.5b-instruct+adapters/wnut17-500b-cllmfs  # the same training on WNUT-17 train sentences 500-999
+wbadapter() {
+  mkdir -p corpus/slices
+  [ -f corpus/slices/wnut17-train-500-999.spacy ] || python -c "import spacy; from spacy.tokens import DocBin; from spacy_el4ner.readers import read_docs; \
+DocBin(docs=read_docs('$D/wnut17/train.conll', spacy.blank('en'))[500:1000]).to_disk('corpus/slices/wnut17-train-500-999.spacy')"
+  adapter adapters/wnut17-500b-cllmfs corpus/slices/wnut17-train-500-999.spacy $D/wnut17/dev.conll
+}
 WFIRST="$WA,qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct"
 WRULE=(--set "member_weights={\"$WA\": 2.0}" --set extraction_quorum=2.0)
 wdev() {  # OUTPUT NAME MEMBERS EXTRA...  (WNUT-17 dev, first 400; retrieval from the base Qwen's pre-extraction)
@@ -93,13 +103,13 @@ pair_calibrated() {  # NAME DEV DEV_LIMIT TEST STORE
     --variants "$Q" --set "accept_finder_sets=$sets"
 }
 QV="qwen2.5-coder-0.5b-instruct,qwen2.5-coder-0.5b-instruct@1,qwen2.5-coder-0.5b-instruct@2"
-views() {  # NAME DEV DEV_LIMIT TEST TEST_LIMIT STORE [MEMBERS TAG TEST_VARIANTS]
-  local members=${7:-$QV} tag=${8:-s13-views} tv=${9:-none}
+views() {  # NAME DEV DEV_LIMIT TEST TEST_LIMIT STORE [MEMBERS TAG TEST_VARIANTS PRE_EXTRACTION_BY]
+  local members=${7:-$QV} tag=${8:-s13-views} tv=${9:-none} pre=${10:-qwen2.5-coder-0.5b-instruct}
   local dev="$1-dev$3-$tag" test="$1-test$5-$tag-calibrated" nm=${tag/s13-views/three-views} sets
-  $E "$2" --store "$6" --limit "$3" --pre-extraction-by qwen2.5-coder-0.5b-instruct --members "$members" --variants none \
+  $E "$2" --store "$6" --limit "$3" --pre-extraction-by "$pre" --members "$members" --variants none \
     --output "benchmarks/results/$dev" --name "$1-dev-$3-$nm"
   sets=$(finder_sets "$dev")
-  $E "$4" --store "$6" --limit "$5" --pre-extraction-by qwen2.5-coder-0.5b-instruct --members "$members" --variants "$tv" \
+  $E "$4" --store "$6" --limit "$5" --pre-extraction-by "$pre" --members "$members" --variants "$tv" \
     --set "accept_finder_sets=$sets" --output "benchmarks/results/$test" --name "$1-test-$5-$nm-calibrated"
 }
 NA=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500-cllmfs
@@ -175,11 +185,7 @@ for step in $STEPS; do
         --name NCBI-disease-test-first-200-calibrated --variants "alone:$NA" --set "accept_finder_sets=$NSETS" ;;
     wnut-two-adapters)
       wadapter
-      mkdir -p corpus/slices
-      [ -f corpus/slices/wnut17-train-500-999.spacy ] || python -c "import spacy; from spacy.tokens import DocBin; from spacy_el4ner.readers import read_docs; \
-DocBin(docs=read_docs('$D/wnut17/train.conll', spacy.blank('en'))[500:1000]).to_disk('corpus/slices/wnut17-train-500-999.spacy')"
-      adapter adapters/wnut17-500b-cllmfs corpus/slices/wnut17-train-500-999.spacy $D/wnut17/dev.conll
-      WB=qwen2.5-coder-0.5b-instruct+adapters/wnut17-500b-cllmfs
+      wbadapter
       TWO="--store stores/wnut17-train500 --pre-extraction-by qwen2.5-coder-0.5b-instruct --members $WA,$WB,qwen2.5-coder-0.5b-instruct --variants alone:$WB"
       $E $D/wnut17/dev.conll --limit 400 $TWO --output benchmarks/results/wnut17-dev400-s12-two-adapters --name WNUT-17-dev-400-two-adapters-and-qwen
       TSETS=$(finder_sets wnut17-dev400-s12-two-adapters)
@@ -190,6 +196,8 @@ DocBin(docs=read_docs('$D/wnut17/train.conll', spacy.blank('en'))[500:1000]).to_
     ncbi-adapter-views) nadapter; views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "alone:$NA" ;;
     ncbi-views) views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$QV" s14-views "$Q" ;;
     politics-adapter-views) padapter; views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train "$PA,$PA@1,$PA@2" s15-adapter-views "alone:$PA" ;;
+    wnut-adapter-views-b) wadapter; wbadapter
+      views wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll 400 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b none "$WA" ;;
     politics-views) views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac

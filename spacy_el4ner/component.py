@@ -281,6 +281,7 @@ class EL4NER(Pipe):
         self.vocab = vocab
         self.name = name
         self.members = dict(members)
+        self._names_are_sections = bool(getattr(members, "names_are_sections", False))
         self.encoder = encoder
         self.retriever = retriever
         self.store = store
@@ -404,6 +405,7 @@ class EL4NER(Pipe):
         """Run the four stages. RETURNS (List[Unit]): the units with their candidates."""
         if not self.settings.labels:
             raise ValueError("el4ner: no labels; call nlp.initialize() or set `labels` in the config")
+        self.store.require_loaded()
         units: List[Unit] = []
         for i, doc in enumerate(docs):
             units.extend(split_units(doc, i, self.max_unit_tokens))
@@ -514,7 +516,20 @@ class EL4NER(Pipe):
             self.add_label(label)
         self.settings.descriptions.update(cfg.get("label_descriptions", {}))
 
+    def _check_savable(self) -> None:
+        """RAISES ValueError: if the saved config.cfg could not be read back (see ``MemberBlocks``)."""
+        dotted = [n for n in self.members if "." in n] if self._names_are_sections else []
+        if dotted:
+            raise ValueError(
+                f"el4ner: members {dotted} are el4ner.EnsembleOf.v1 keys with a '.'. The saved config.cfg "
+                "would read them as nested sections, and spacy.load could not load the pipeline. Name them "
+                f"without '.' (e.g. {[n.replace('.', '_') for n in dotted]}) wherever members are named: the "
+                "member blocks, member_weights, member_demo_views, accept_finder_sets, verifier, "
+                "pre_extraction_by. `evaluate --export-config` writes such a config."
+            )
+
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        self._check_savable()
         serialize = {"cfg": lambda: srsly.json_dumps(self._cfg()), "store": self.store.to_bytes}
         return util.to_bytes(serialize, exclude)
 
@@ -528,6 +543,7 @@ class EL4NER(Pipe):
         return self
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        self._check_savable()
         serialize = {
             "cfg": lambda p: srsly.write_json(p, self._cfg()),
             "store": lambda p: self.store.to_disk(p),

@@ -4,6 +4,7 @@ Registries: ``el4ner_models`` (ensembles / model backends), ``el4ner_encoders``,
 ``el4ner_retrievers``, ``el4ner_stores``, ``el4ner_caches``, ``el4ner_priors``, ``el4ner_boundaries``. A released ``vN`` never changes;
 new behaviour gets ``vN+1``.
 """
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from spacy.util import registry
@@ -84,7 +85,14 @@ def make_ensemble_of(members: Dict[str, Any]) -> Dict[str, Model]:
     # type, so Dict[str, Model] rejects every nested @el4ner_models block.)
     if not members:
         raise ValueError("The el4ner ensemble needs at least one member model")
-    return dict(members)
+    return MemberBlocks(members)
+
+
+class MemberBlocks(Dict[str, Model]):
+    """``EnsembleOf.v1``'s members. Their names are config section names, so a saved pipeline's
+    config.cfg can only be read back when they hold no ``.`` (the component checks on saving)."""
+
+    names_are_sections = True
 
 
 @registry.el4ner_encoders("el4ner.HFEncoder.v1")  # type: ignore[attr-defined]
@@ -155,12 +163,16 @@ def make_random_retriever(k: int = 4, seed: int = 0) -> Callable[[Embedder], Ran
 
 @registry.el4ner_stores("el4ner.DemoStore.v1")  # type: ignore[attr-defined]
 def make_demo_store(path: Optional[str] = None) -> Callable[[Vocab, Sequence[str], Embedder], DemoStore]:
-    """A DocBin demonstration store; ``path`` loads a saved store folder at construction."""
+    """A DocBin demonstration store; ``path`` loads a saved store folder at construction. A folder
+    that does not exist is an error when the store is first used, unless ``from_disk`` (``spacy.load``
+    of a saved pipeline, from any working directory) loaded the pipeline's own copy by then."""
 
     def build(vocab: Vocab, labels: Sequence[str], embedder: Embedder) -> DemoStore:
         store = DemoStore(vocab, labels, embedder)
-        if path:
-            store.from_disk(path)
+        if path and Path(path).exists():
+            store.from_disk(path)  # a broken store folder is an error right away
+        elif path:
+            store.missing_path = str(path)
         return store
 
     return build

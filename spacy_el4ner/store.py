@@ -39,6 +39,19 @@ class DemoStore:
         self._owners: Optional[numpy.ndarray] = None
         self._doc_emb: Optional[numpy.ndarray] = None
         self._emb_name: Optional[str] = None
+        # a configured folder that did not exist at construction: spacy.load builds the component
+        # from its config before from_disk() loads the saved copy, so this is an error only if
+        # nothing was loaded by the time the store is used (``require_loaded``)
+        self.missing_path: Optional[str] = None
+
+    def require_loaded(self) -> None:
+        """RAISES (StoreError): if the configured store folder was missing and nothing replaced it."""
+        if self.missing_path is not None:
+            raise StoreError(
+                f"Demonstration store '{self.missing_path}' does not exist (relative paths are read from the "
+                "working directory). Build it with `python -m spacy_el4ner store build`, fix the store's "
+                "`path` in the config, or load a saved pipeline (spacy.load), which holds its own copy."
+            )
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -196,6 +209,7 @@ class DemoStore:
         if not self.labels:
             self.labels = stored_labels
         self.docs = docs
+        self.missing_path = None
         self._invalidate()
         if arrays:
             try:

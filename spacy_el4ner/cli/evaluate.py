@@ -18,6 +18,7 @@ from ..component import DEFAULT_CONFIG
 from ..readers import read_docs
 from ..registry import DEFAULT_MEMBERS
 from ..store import DemoStore
+from .pipeline_config import pipeline_config
 
 
 def parse_settings(items: List[str]) -> Dict[str, Any]:
@@ -227,6 +228,7 @@ def evaluate(
     batch_size: int = typer.Option(8, "--batch-size"),
     name: str = typer.Option("", "--name", help="Run name in the results"),
     settings: List[str] = typer.Option([], "--set", help="Component setting KEY=JSON, e.g. --set none_option=false"),
+    export_config: Optional[Path] = typer.Option(None, "--export-config", help="Also write the ensemble's pipeline as a config.cfg (for spacy assemble / load_model_from_config); member names get '_' for '.'"),
 ) -> None:
     """Micro and per-label P/R/F1 (exact span match), time and LLM cost per sentence."""
     nlp0 = spacy.blank("en")
@@ -254,11 +256,9 @@ def evaluate(
             "templates": {**DEFAULT_CONFIG["templates"], **overrides.get("templates", {})}}
     output.mkdir(parents=True, exist_ok=True)
     results: Dict[str, Any] = _previous(output, meta)  # finished variants of this evaluation
-    for variant, opts in _variants(member_list, alone, ablate, only).items():
-        if variant in results and not rerun:
-            msg.info(f"{variant}: already in {output / 'results.json'} (F {results[variant]['f']}); --rerun runs it again")
-            continue
-        nlp = build_pipeline(
+
+    def build(opts: Dict[str, Any]) -> spacy.language.Language:
+        return build_pipeline(
             label_list, opts.get("members", member_list), store, k, pre_extraction, cache, tagger,
             random=opts.get("random", False), voting=opts.get("voting", "majority"),
             validation=opts.get("validation", True),
@@ -266,6 +266,20 @@ def evaluate(
             max_empty=None if max_empty < 0 else max_empty,
             pre_extraction_by=pre_by if pre_by in ("first", "all") else [m for m in pre_by.split(",") if m],
         )
+
+    if export_config is not None:
+        try:
+            config = pipeline_config(build({}), source=None if tagger == "none" else tagger)
+        except ValueError as err:
+            msg.fail(str(err), exits=1)
+        export_config.parent.mkdir(parents=True, exist_ok=True)
+        config.to_disk(export_config)
+        msg.good(f"Wrote the ensemble's pipeline config to {export_config}")
+    for variant, opts in _variants(member_list, alone, ablate, only).items():
+        if variant in results and not rerun:
+            msg.info(f"{variant}: already in {output / 'results.json'} (F {results[variant]['f']}); --rerun runs it again")
+            continue
+        nlp = build(opts)
         pipe = nlp.get_pipe("el4ner")
         examples: List[Example] = []
         t0 = time.perf_counter()

@@ -40,9 +40,46 @@ class ResponseCache:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS r (k TEXT PRIMARY KEY, v TEXT NOT NULL, t REAL NOT NULL)"
             )
+            # adapter content hash -> the name its answers are cached under (see adapter_id)
+            conn.execute("CREATE TABLE IF NOT EXISTS a (fp TEXT PRIMARY KEY, id TEXT NOT NULL)")
             conn.commit()
             self._conn = conn
         return self._conn
+
+    def adapter_id(self, adapter: Optional[str]) -> Optional[str]:
+        """The name under which the answers of a model with ``adapter`` are cached.
+
+        An adapter is known by its content (``adapter_config.json`` + ``adapter_model.safetensors``),
+        not by its folder: a copy elsewhere (``nlp.to_disk`` → ``spacy.load``) reuses the answers,
+        and an adapter retrained into the same folder gets new ones. The name is the folder under
+        which that content was first seen, so answers cached before contents were recorded stay
+        valid; other content that turns up in a recorded folder is named ``FOLDER#<hash>``.
+
+        adapter (Optional[str]): The adapter folder (None: no adapter).
+        RETURNS (Optional[str]): None without an adapter; the folder as given when its files are
+            missing (loading it will fail and say so).
+        """
+        if not adapter:
+            return None
+        digest = _adapter_digest(Path(adapter))
+        if digest is None:
+            return str(adapter)
+        with self._lock:
+            try:
+                db = self._db()
+                row = db.execute("SELECT id FROM a WHERE fp=?", (digest,)).fetchone()
+                if row is not None:
+                    return str(row[0])
+                name = str(adapter)
+                if db.execute("SELECT 1 FROM a WHERE id=?", (name,)).fetchone() is not None:
+                    name = f"{adapter}#{digest[:16]}"  # the folder held other weights before
+                db.execute("INSERT OR IGNORE INTO a (fp, id) VALUES (?, ?)", (digest, name))
+                db.commit()
+                row = db.execute("SELECT id FROM a WHERE fp=?", (digest,)).fetchone()  # another process may have won
+                return str(row[0]) if row is not None else name
+            except sqlite3.DatabaseError as err:
+                logger.warning("Response cache %s unreadable (%s); caching adapter answers under the folder", self.path, err)
+                return f"{adapter}#{digest[:16]}"
 
     def get(self, key: str) -> Optional[Any]:
         with self._lock:
@@ -80,3 +117,20 @@ class ResponseCache:
     def __len__(self) -> int:
         with self._lock:
             return self._db().execute("SELECT COUNT(*) FROM r").fetchone()[0]
+
+
+_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def _adapter_digest(folder: Path) -> Optional[str]:
+    """RETURNS (Optional[str]): sha256 of the adapter's config and weights; None if either is missing."""
+    digest = hashlib.sha256()
+    for name in _ADAPTER_FILES:
+        path = folder / name
+        if not path.is_file():
+            return None
+        digest.update(name.encode("utf8"))
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()

@@ -131,6 +131,7 @@ class HFModel:
         self.draft_tokens = draft_tokens
         self._model: Any = None
         self._tokenizer: Any = None
+        self._adapter_ids: Dict[str, Optional[str]] = {}  # adapter folder -> its name in the cache
         self._stats: Dict[str, int] = {
             "calls": 0,
             "forward_passes": 0,
@@ -259,6 +260,15 @@ class HFModel:
     def _device(self) -> Any:
         return next(self.model.parameters()).device
 
+    def _cached_adapter(self) -> Optional[str]:
+        """RETURNS (Optional[str]): The adapter's name in the response cache keys (by content, see
+        ``ResponseCache.adapter_id``); looked up once per folder (``spacy.load`` may repoint it)."""
+        if not self.adapter or self.cache is None:
+            return self.adapter
+        if self.adapter not in self._adapter_ids:
+            self._adapter_ids[self.adapter] = self.cache.adapter_id(self.adapter)
+        return self._adapter_ids[self.adapter]
+
     def generate(
         self,
         prompts: Sequence[Prompt],
@@ -284,7 +294,7 @@ class HFModel:
         for i, text in enumerate(texts):
             if self.cache is not None:
                 keys[i] = ResponseCache.key(
-                    self.name, self.adapter, "gen", text, max_new_tokens, list(stop),
+                    self.name, self._cached_adapter(), "gen", text, max_new_tokens, list(stop),
                     None if constrain_to is None else [constrain_to[i], list(separators)],
                 )
                 hit = self.cache.get(keys[i])
@@ -504,7 +514,7 @@ class HFModel:
         for n, (prompt, conts) in enumerate(zip(prompts, continuations)):
             text = self.format(prompt)
             if self.cache is not None:
-                keys[n] = ResponseCache.key(self.name, self.adapter, "score", text, list(conts))
+                keys[n] = ResponseCache.key(self.name, self._cached_adapter(), "score", text, list(conts))
                 hit = self.cache.get(keys[n])  # type: ignore[arg-type]
                 if hit is not None:
                     self._stats["cache_hits"] += 1

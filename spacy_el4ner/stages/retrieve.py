@@ -112,6 +112,7 @@ class SpanSimRetriever:
         self.pre_extraction_by: Union[str, List[str]] = (
             pre_extraction_by if isinstance(pre_extraction_by, str) else list(pre_extraction_by)
         )
+        self._warned_missing = False
         self.k = k
         self.embedder = embedder
         self.pre_extraction = pre_extraction
@@ -146,8 +147,12 @@ class SpanSimRetriever:
             name = next(iter(members))
             return {name: members[name]}
         chosen = {n: m for n, m in members.items() if n in self.pre_extraction_by}
-        if not chosen:
-            logger.debug("none of pre_extraction_by %s in the pipeline; every member pre-extracts", self.pre_extraction_by)
+        if not chosen and not self._warned_missing:
+            self._warned_missing = True  # once: the fallback holds for every batch
+            logger.warning(
+                "pre_extraction_by names no member of this pipeline (%s; members %s): every member pre-extracts "
+                "for retrieval instead", self.pre_extraction_by, list(members),
+            )
         return chosen or members
 
     def __call__(

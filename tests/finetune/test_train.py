@@ -224,6 +224,35 @@ def test_pipeline_with_adapter_member_serializes(cllmfs, tiny_llm_path, tmp_path
     assert (copy / "adapter_model.safetensors").is_file()
 
 
+def test_cached_answers_follow_the_adapters_content(cllmfs, tiny_llm_path, tmp_path):
+    import shutil
+
+    from spacy_el4ner.finetune.format import build_messages
+    from spacy_el4ner.models.cache import ResponseCache
+
+    out, _, _ = cllmfs
+    adapter = tmp_path / "adapter"
+    shutil.copytree(out, adapter)
+    prompt = build_messages("Barack Obama visited Paris and London last year.", "LOC")
+    cache = ResponseCache(tmp_path / "cache")
+    first = HFModel(tiny_llm_path, adapter=str(adapter), dtype="float32", device="cpu", cache=cache)
+    answer = first.generate([prompt], max_new_tokens=8)
+    assert first.stats["forward_passes"] > 0
+    # the same adapter from another folder (a saved pipeline's copy): answered from the cache
+    shutil.copytree(adapter, tmp_path / "copy")
+    moved = HFModel(tiny_llm_path, adapter=str(tmp_path / "copy"), dtype="float32", device="cpu", cache=cache)
+    assert moved.generate([prompt], max_new_tokens=8) == answer
+    assert (moved.stats["forward_passes"], moved.stats["cache_hits"]) == (0, 1)
+    # other weights in the first folder: asked again, not served the old answer
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    save_file({k: v * 2 for k, v in weights.items()}, str(adapter / "adapter_model.safetensors"))
+    retrained = HFModel(tiny_llm_path, adapter=str(adapter), dtype="float32", device="cpu", cache=cache)
+    retrained.generate([prompt], max_new_tokens=8)
+    assert retrained.stats["cache_hits"] == 0 and retrained.stats["forward_passes"] > 0
+
+
 def test_saving_a_member_whose_adapter_is_gone_warns(tiny_llm_path, tmp_path, caplog):
     from spacy_el4ner.models.adapters import save_adapters
 

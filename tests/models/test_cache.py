@@ -67,3 +67,44 @@ def test_unreadable_file_is_ignored(tmp_path):
     cache = ResponseCache(folder)
     assert cache.get("k") is None  # warns, does not raise
     cache.set("k", 1)  # warns, does not raise
+
+
+def _adapter(folder, weights: bytes):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "adapter_config.json").write_text('{"r": 4}')
+    (folder / "adapter_model.safetensors").write_bytes(weights)
+    return str(folder)
+
+
+def test_adapters_are_known_by_content(tmp_path):
+    import shutil
+
+    cache = ResponseCache(tmp_path / "c")
+    assert cache.adapter_id(None) is None
+    first = _adapter(tmp_path / "adapters" / "a", b"weights one")
+    # first seen: the folder itself, so keys written before contents were recorded stay valid
+    assert cache.adapter_id(first) == first
+    # a copy elsewhere (a saved pipeline's): the same answers
+    shutil.copytree(first, tmp_path / "pipeline" / "a")
+    assert cache.adapter_id(str(tmp_path / "pipeline" / "a")) == first
+    # retrained into the same folder: not the old answers
+    _adapter(tmp_path / "adapters" / "a", b"weights two")
+    second = cache.adapter_id(first)
+    assert second != first and second.startswith(first + "#") and len(second) == len(first) + 17
+    assert ResponseCache(tmp_path / "c").adapter_id(first) == second  # recorded: the same in another process
+    # back to the first weights: their answers again
+    _adapter(tmp_path / "adapters" / "a", b"weights one")
+    assert cache.adapter_id(first) == first
+    # files missing: the folder as given (loading it fails and says so)
+    assert cache.adapter_id(str(tmp_path / "nothing")) == str(tmp_path / "nothing")
+    # a config change alone is other content too
+    (tmp_path / "adapters" / "a" / "adapter_config.json").write_text('{"r": 8}')
+    assert cache.adapter_id(first) not in (first, second)
+
+
+def test_adapter_id_on_an_unreadable_cache(tmp_path):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "responses.sqlite").write_bytes(b"this is not a database" * 100)
+    a = _adapter(tmp_path / "a", b"w")
+    name = ResponseCache(tmp_path / "c").adapter_id(a)
+    assert name.startswith(a + "#")  # still specific to the content

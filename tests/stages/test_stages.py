@@ -1,4 +1,5 @@
 """The four stages with scripted fake members (no model is loaded)."""
+import logging
 
 import pytest
 
@@ -531,7 +532,7 @@ def test_extract_quorum_weights_the_members(nlp):
     assert sorted(cand_texts(units[0]).values()) == ["Barack Obama", "London", "flew"]
 
 
-def test_spansim_retriever_pre_extraction_by(nlp, store, hash_embedder, settings):
+def test_spansim_retriever_pre_extraction_by(nlp, store, hash_embedder, settings, caplog):
     text = "the meeting of tim cook and apple"
     docs = [nlp(text)]
     a = FakeModel("a", {text: '["tim cook"]'})
@@ -545,10 +546,16 @@ def test_spansim_retriever_pre_extraction_by(nlp, store, hash_embedder, settings
     units = units_for(docs)
     SpanSimRetriever(1, hash_embedder, pre_extraction="llm", pre_extraction_by=["b"])(docs, units, {"a": a, "b": b}, store, settings)
     assert units[0].query_spans == [(15, 23), (28, 33)]
-    # a pipeline without the named member (a member run alone) falls back to its own members
-    units = units_for(docs)
-    SpanSimRetriever(1, hash_embedder, pre_extraction="llm", pre_extraction_by=["a"])(docs, units, {"b": b}, store, settings)
-    assert units[0].query_spans == [(15, 23), (28, 33)]
+    # a pipeline without the named member (a member run alone) falls back to its own members, and says so once
+    retriever = SpanSimRetriever(1, hash_embedder, pre_extraction="llm", pre_extraction_by=["a"])
+    with caplog.at_level(logging.WARNING, logger="spacy_el4ner"):
+        for _ in range(2):
+            units = units_for(docs)
+            retriever(docs, units, {"b": b}, store, settings)
+            assert units[0].query_spans == [(15, 23), (28, 33)]
+    assert [r.getMessage() for r in caplog.records].count(
+        "pre_extraction_by names no member of this pipeline (['a']; members ['b']): every member pre-extracts for retrieval instead"
+    ) == 1
     for bad in ("best", [], [1]):
         with pytest.raises(ValueError, match="pre_extraction_by"):
             SpanSimRetriever(1, hash_embedder, pre_extraction_by=bad)
