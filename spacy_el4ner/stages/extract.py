@@ -31,6 +31,7 @@ def extract_spans(
     members: Mapping[str, Model],
     settings: Settings,
     with_demos: bool = True,
+    answer_prefix: str = ANSWER_PREFIX,
 ) -> List[Dict[Tuple[int, int], Set[str]]]:
     """Ask every member for the entity strings of every unit and align them to tokens.
 
@@ -49,11 +50,11 @@ def extract_spans(
         prompts = by_view[view]
         kwargs = {"constrain_to": [u.text for u in units], "separators": SEPARATORS} if settings.constrained else {}
         answers = model.generate(
-            prompts, max_new_tokens=settings.max_new_tokens, stop=STOP, answer_prefix=ANSWER_PREFIX, **kwargs
+            prompts, max_new_tokens=settings.max_new_tokens, stop=STOP, answer_prefix=answer_prefix, **kwargs
         )
         for unit, prompt, answer, spans in zip(units, prompts, answers, found):
             logger.debug("extract prompt (%s):\n%s\n--> %r", name, prompt, answer)
-            items, _ = parse_list(answer, ANSWER_PREFIX)  # the "]" cut by the stop string is put back there
+            items, _ = parse_list(answer, answer_prefix)  # the "]" cut by the stop string is put back there
             doc = docs[unit.doc_index]
             for item in items:
                 aligned = False

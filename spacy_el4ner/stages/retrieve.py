@@ -96,6 +96,7 @@ class SpanSimRetriever:
         other_weight: float = DEFAULT_OTHER_WEIGHT,
         max_empty: Optional[int] = None,
         pre_extraction_by: Union[str, Sequence[str]] = "all",
+        pre_extraction_prefix: str = "",
     ) -> None:
         if pre_extraction not in PRE_EXTRACTION:
             raise ValueError(f"pre_extraction must be one of {PRE_EXTRACTION}, not '{pre_extraction}'")
@@ -113,6 +114,8 @@ class SpanSimRetriever:
             pre_extraction_by if isinstance(pre_extraction_by, str) else list(pre_extraction_by)
         )
         self._warned_missing = False
+        self.pre_extraction_prefix = pre_extraction_prefix
+        self.stats: Dict[str, int] = {"units": 0, "units_with_query_spans": 0}
         self.k = k
         self.embedder = embedder
         self.pre_extraction = pre_extraction
@@ -124,12 +127,16 @@ class SpanSimRetriever:
         for unit in units:
             unit.query_spans = []
         if "llm" in kinds:
-            found = extract_spans(docs, units, self._pre_members(members), settings, with_demos=False)
+            found = extract_spans(
+                docs, units, self._pre_members(members), settings, with_demos=False, answer_prefix=self.pre_extraction_prefix
+            )
             for unit, spans in zip(units, found):
                 unit.query_spans = sorted(spans)
         if "heuristic" in kinds:
             for unit in units:
                 unit.query_spans = sorted(set(unit.query_spans) | set(heuristic_spans(docs[unit.doc_index], unit)))
+        self.stats["units"] += len(units)
+        self.stats["units_with_query_spans"] += sum(bool(u.query_spans) for u in units)
         for unit in units:
             doc = docs[unit.doc_index]
             weights = []

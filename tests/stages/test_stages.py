@@ -561,6 +561,33 @@ def test_spansim_retriever_pre_extraction_by(nlp, store, hash_embedder, settings
             SpanSimRetriever(1, hash_embedder, pre_extraction_by=bad)
 
 
+def test_spansim_v4_primes_the_zero_shot_answer(nlp, store, hash_embedder, settings):
+    """Small instruct models answer "[]" zero-shot unless the answer is started for them (v4)."""
+    from spacy_el4ner.registry import registry
+
+    text = "the meeting of tim cook and apple"
+    docs = [nlp(text)]
+
+    class Primed(FakeModel):
+        # "[]" unless the answer starts with "[", then the bare list a real model writes
+        def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix="", constrain_to=None, separators=()):
+            self.calls.append(("generate", answer_prefix))
+            return ["tim cook, apple" if answer_prefix == "[" else "[]" for _ in prompts]
+
+    model = Primed("m")
+    v3 = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v3")(k=1)(hash_embedder)
+    v4 = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v4")(k=1)(hash_embedder)
+    assert v4.pre_extraction_prefix == "[" and v3.pre_extraction_prefix == ""
+    units = units_for(docs)
+    v3(docs, units, {"m": model}, store, settings)
+    assert units[0].query_spans == [] and v3.stats == {"units": 1, "units_with_query_spans": 0}
+    units = units_for(docs)
+    v4(docs, units, {"m": model}, store, settings)
+    assert [text[s:e] for s, e in units[0].query_spans] == ["tim cook", "apple"]
+    assert v4.stats == {"units": 1, "units_with_query_spans": 1}
+    assert [c[1] for c in model.calls] == ["", "["]
+
+
 def test_spansim_retriever_v3_registered():
     from spacy.util import registry
 
