@@ -169,16 +169,12 @@ def make_spansim_retriever_v4(
     models answer "[]" to nearly every text (v3: no query spans on any of 100 dev sentences of
     WNUT-17, CrossNER politics and NCBI-disease), and retrieval falls back to whole-text similarity."""
 
+    v3 = make_spansim_retriever_v3(k, pre_extraction, pos_weights, max_empty, pre_extraction_by)
+
     def build(embedder: Embedder) -> SpanSimRetriever:
-        return SpanSimRetriever(
-            k,
-            embedder,
-            pre_extraction=pre_extraction,
-            pos_weights=pos_weights,
-            max_empty=max_empty,
-            pre_extraction_by=pre_extraction_by,
-            pre_extraction_prefix=pre_extraction_prefix,
-        )
+        retriever = v3(embedder)
+        retriever.pre_extraction_prefix = pre_extraction_prefix
+        return retriever
 
     return build
 
