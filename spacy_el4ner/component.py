@@ -523,7 +523,7 @@ class EL4NER(Pipe):
             raise ValueError(
                 f"el4ner: members {dotted} are el4ner.EnsembleOf.v1 keys with a '.'. The saved config.cfg "
                 "would read them as nested sections, and spacy.load could not load the pipeline. Name them "
-                f"without '.' (e.g. {[n.replace('.', '_') for n in dotted]}) wherever members are named: the "
+                f"without '.' (e.g. {[_registry.config_key(n) for n in dotted]}) wherever members are named: the "
                 "member blocks, member_weights, member_demo_views, accept_finder_sets, verifier, "
                 "pre_extraction_by. `evaluate --export-config` writes such a config."
             )

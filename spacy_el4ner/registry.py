@@ -95,6 +95,15 @@ class MemberBlocks(Dict[str, Model]):
     names_are_sections = True
 
 
+def config_key(name: str) -> str:
+    """A member name that can be a config section name: ``.`` replaced by ``_``.
+
+    name (str): The member name, e.g. ``qwen2.5-coder-0.5b-instruct+adapters/wnut17@1``.
+    RETURNS (str): e.g. ``qwen2_5-coder-0_5b-instruct+adapters/wnut17@1``.
+    """
+    return name.replace(".", "_")
+
+
 @registry.el4ner_encoders("el4ner.HFEncoder.v1")  # type: ignore[attr-defined]
 def make_hf_encoder(name: str = "all-minilm-l6-v2", batch_size: int = 64, device: Optional[str] = None) -> Embedder:
     """Mean-pooled transformers sentence encoder for span embeddings."""

@@ -296,6 +296,7 @@ def evaluate(
         elapsed = time.perf_counter() - t0
         scores = Scorer.score_spans(examples, "ents")
         stats = pipe.model_stats()
+        retrieval = getattr(pipe.retriever, "stats", {})  # RandomRetriever keeps none
         n = max(1, len(refs))
         res = {
             "n_sentences": len(refs),
@@ -313,8 +314,7 @@ def evaluate(
             "unaligned_answers": pipe.stats["unaligned"],
             "trimmed": pipe.stats.get("trimmed", 0),
             # share of units whose zero-shot pre-extraction gave SpanSim any query span (else whole-text similarity)
-            "query_span_units_pct": round(100 * getattr(pipe.retriever, "stats", {}).get("units_with_query_spans", 0)
-                                          / max(1, getattr(pipe.retriever, "stats", {}).get("units", 0)), 1),
+            "query_span_units_pct": round(100 * retrieval.get("units_with_query_spans", 0) / max(1, retrieval.get("units", 0)), 1),
             "members": opts.get("members", member_list),
             "stages": stage_breakdown(examples, pipe.spans_key),
         }

@@ -14,16 +14,9 @@ from typing import Any, Dict, List, Optional
 from confection import Config
 from spacy.language import Language
 
+from ..registry import config_key
+
 EL4NER = "el4ner"
-
-
-def config_key(name: str) -> str:
-    """A member name that can be a config section name: ``.`` replaced by ``_``.
-
-    name (str): The member name, e.g. ``qwen2.5-coder-0.5b-instruct+adapters/wnut17@1``.
-    RETURNS (str): e.g. ``qwen2_5-coder-0_5b-instruct+adapters/wnut17@1``.
-    """
-    return name.replace(".", "_")
 
 
 def member_renames(members_cfg: Dict[str, Any]) -> Dict[str, str]:
@@ -89,8 +82,7 @@ def pipeline_config(nlp: Language, source: Optional[str] = None) -> Config:
     others: List[str] = [n for n in nlp.component_names if n != EL4NER]
     if others and not source:
         raise ValueError(f"Components {others} need the pipeline they come from (source) to be written as config")
-    full = nlp.config
-    component = full["components"][EL4NER]
+    component = nlp.config["components"][EL4NER]
     components: Dict[str, Any] = {n: {"source": source} for n in others}
     components[EL4NER] = rename_members(component, member_renames(component["members"]))
     return Config(
