@@ -198,6 +198,7 @@ for step in $STEPS; do
     wnut-adapter-views) wadapter; views wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2" s14-adapter-views "alone:$WA" ;;
     ncbi-adapter-views) nadapter; views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "alone:$NA" ;;
     ncbi-views) views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$QV" s14-views "$Q" ;;
+    politics-adapter-views-full) padapter; views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 0 stores/politics-train "$PA,$PA@1,$PA@2" s15-adapter-views "alone:$PA" ;;
     politics-adapter-views) padapter; views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train "$PA,$PA@1,$PA@2" s15-adapter-views "alone:$PA" ;;
     wnut-adapter-views-b) wadapter; wbadapter
       views wnut17 $D/wnut17/dev.conll 400 $D/wnut17/test.conll 400 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b none "$WA" ;;
