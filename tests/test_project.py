@@ -46,6 +46,32 @@ def test_workflow_all_on_tiny_sample(tmp_path):
     assert report.count("| ensemble |") == 2  # its row in the scores and in the stage analysis
     assert "Where gold entities are lost" in report
     assert (proj / "stores" / "wnut17" / "meta.json").exists()
+    # `assemble` built the evaluated ensemble as a pipeline: spacy.load reads it from another folder (its own
+    # copy of the store, an empty response cache there) and gives the entities the evaluation predicted
+    rows = [json.loads(line) for line in (proj / "metrics" / "wnut17" / "predictions-ensemble.jsonl").open()]
+    assert len(rows) == 2
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = (
+        "import json, sys, spacy\n"
+        "from spacy.tokens import Doc\n"
+        "from spacy_el4ner.readers import read_docs\n"
+        "nlp = spacy.load(sys.argv[1])\n"
+        "refs = read_docs(sys.argv[2], spacy.blank('en'))[:2]\n"
+        "docs = list(nlp.pipe([Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r]) for r in refs]))\n"
+        "passes = sum(s.get('forward_passes', 0) for s in nlp.get_pipe('el4ner').model_stats().values())\n"
+        "print(json.dumps({'texts': [d.text for d in docs], 'ents': [[[e.start_char, e.end_char, e.label_] for e in d.ents] for d in docs], 'passes': passes}))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script, str(proj / "training" / "wnut17"), str(DATA / "test.conll")],
+        capture_output=True, text=True, timeout=600, cwd=elsewhere,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    out = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert out["texts"] == [r["text"] for r in rows]
+    assert out["ents"] == [[e[:3] for e in sorted(r["predicted"])] for r in rows]
+    assert out["passes"] > 0  # answered by the model, not by the evaluation's cache
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0
     assert "Skipping 'evaluate'" in second.stdout, second.stdout[-2000:]
+    assert "Skipping 'assemble'" in second.stdout, second.stdout[-2000:]
