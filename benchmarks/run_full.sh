@@ -6,7 +6,8 @@
 #        wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules
 #        wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated
 #        ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views
-#        politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4
+#        politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4 politics-adapter-views-full
+#        wnut-1.5b-views
 #        (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
@@ -46,6 +47,9 @@
 # Step wnut-adapter-views-b-full: the same sets on the full WNUT-17 test, with the second adapter alone in the run.
 # Step spansim-v4 (session 15): the default pair on dev 100 of each dataset with SpanSimRetriever.v4 (the zero-shot
 # pre-extraction answer primed with "["), and NCBI-disease with v3 (the others' v3 runs are the *-pair steps' dev runs).
+# Step politics-adapter-views-full (session 16): politics-adapter-views on all 651 test sentences (same dev sets).
+# Step wnut-1.5b-views (session 16): three views of Qwen2.5-Coder-1.5B (quality mode's member; type prior off, as
+# quality mode) on the first 100 WNUT-17 test sentences, union (no dev calibration), and the 1.5B alone in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -210,6 +214,9 @@ for step in $STEPS; do
       $E $D/crossner/politics/dev.txt --store stores/politics-train --limit 100 $V4 --output benchmarks/results/politics-dev100-s15-v4-pair --name politics-dev-100-pair-spansim-v4
       $E $D/ncbi-disease/devel.tsv --store stores/ncbi-train500 --limit 100 $V4 --output benchmarks/results/ncbi-dev100-s15-v4-pair --name ncbi-dev-100-pair-spansim-v4
       $E $D/ncbi-disease/devel.tsv --store stores/ncbi-train500 --limit 100 --variants none --output benchmarks/results/ncbi-dev100-s15-v3-pair --name ncbi-dev-100-pair-spansim-v3 ;;
+    wnut-1.5b-views) Q15=qwen2.5-coder-1.5b-instruct
+      $E $D/wnut17/test.conll --store stores/wnut17-train500 --limit 100 --pre-extraction-by $Q15 --members "$Q15,$Q15@1,$Q15@2" \
+        --variants "alone:$Q15" --set type_prior=null --output benchmarks/results/wnut17-test100-s16-1.5b-views --name wnut17-test-100-1.5b-views ;;
     politics-views) views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
