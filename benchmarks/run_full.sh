@@ -7,7 +7,7 @@
 #        wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated
 #        ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views
 #        politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4 politics-adapter-views-full
-#        wnut-1.5b-views
+#        wnut-1.5b-views ncbi-adapter-views-b
 #        (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
@@ -50,6 +50,8 @@
 # Step politics-adapter-views-full (session 16): politics-adapter-views on all 651 test sentences (same dev sets).
 # Step wnut-1.5b-views (session 16): three views of Qwen2.5-Coder-1.5B (quality mode's member; type prior off, as
 # quality mode) on the first 100 WNUT-17 test sentences, union (no dev calibration), and the 1.5B alone in the same run.
+# Step ncbi-adapter-views-b (session 16): as wnut-adapter-views-b on NCBI-disease: the three adapted views of
+# ncbi-adapter-views + a second adapter trained on NCBI-disease train sentences 500-999; dev 100, test first 200.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -86,6 +88,13 @@ wbadapter() {
   [ -f corpus/slices/wnut17-train-500-999.spacy ] || python -c "import spacy; from spacy.tokens import DocBin; from spacy_el4ner.readers import read_docs; \
 DocBin(docs=read_docs('$D/wnut17/train.conll', spacy.blank('en'))[500:1000]).to_disk('corpus/slices/wnut17-train-500-999.spacy')"
   adapter adapters/wnut17-500b-cllmfs corpus/slices/wnut17-train-500-999.spacy $D/wnut17/dev.conll
+}
+NB=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500b-cllmfs  # the same training on NCBI-disease train sentences 500-999
+nbadapter() {
+  mkdir -p corpus/slices
+  [ -f corpus/slices/ncbi-train-500-999.spacy ] || python -c "import spacy; from spacy.tokens import DocBin; from spacy_el4ner.readers import read_docs; \
+DocBin(docs=read_docs('$D/ncbi-disease/train.tsv', spacy.blank('en'))[500:1000]).to_disk('corpus/slices/ncbi-train-500-999.spacy')"
+  adapter adapters/ncbi-500b-cllmfs corpus/slices/ncbi-train-500-999.spacy $D/ncbi-disease/devel.tsv
 }
 WFIRST="$WA,qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct"
 WRULE=(--set "member_weights={\"$WA\": 2.0}" --set extraction_quorum=2.0)
@@ -217,6 +226,8 @@ for step in $STEPS; do
     wnut-1.5b-views) Q15=qwen2.5-coder-1.5b-instruct
       $E $D/wnut17/test.conll --store stores/wnut17-train500 --limit 100 --pre-extraction-by $Q15 --members "$Q15,$Q15@1,$Q15@2" \
         --variants "alone:$Q15" --set type_prior=null --output benchmarks/results/wnut17-test100-s16-1.5b-views --name wnut17-test-100-1.5b-views ;;
+    ncbi-adapter-views-b) nadapter; nbadapter
+      views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "alone:$NB" "$NA" ;;
     politics-views) views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac
