@@ -83,19 +83,16 @@ cllmfs() {  # DATASET TRAIN DEV TEST STORE NAME
 }
 WA=qwen2.5-coder-0.5b-instruct+adapters/wnut17-500-cllmfs
 WB=qwen2.5-coder-0.5b-instruct+adapters/wnut17-500b-cllmfs  # the same training on WNUT-17 train sentences 500-999
-wbadapter() {
+badapter() {  # DATASET TRAIN DEV: the same training on train sentences 500-999, into adapters/DATASET-500b-cllmfs
+  local slice="corpus/slices/$1-train-500-999.spacy"
   mkdir -p corpus/slices
-  [ -f corpus/slices/wnut17-train-500-999.spacy ] || python -c "import spacy; from spacy.tokens import DocBin; from spacy_el4ner.readers import read_docs; \
-DocBin(docs=read_docs('$D/wnut17/train.conll', spacy.blank('en'))[500:1000]).to_disk('corpus/slices/wnut17-train-500-999.spacy')"
-  adapter adapters/wnut17-500b-cllmfs corpus/slices/wnut17-train-500-999.spacy $D/wnut17/dev.conll
+  [ -f "$slice" ] || python -c "import spacy; from spacy.tokens import DocBin; from spacy_el4ner.readers import read_docs; \
+DocBin(docs=read_docs('$2', spacy.blank('en'))[500:1000]).to_disk('$slice')"
+  adapter "adapters/$1-500b-cllmfs" "$slice" "$3"
 }
+wbadapter() { badapter wnut17 $D/wnut17/train.conll $D/wnut17/dev.conll; }
 NB=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500b-cllmfs  # the same training on NCBI-disease train sentences 500-999
-nbadapter() {
-  mkdir -p corpus/slices
-  [ -f corpus/slices/ncbi-train-500-999.spacy ] || python -c "import spacy; from spacy.tokens import DocBin; from spacy_el4ner.readers import read_docs; \
-DocBin(docs=read_docs('$D/ncbi-disease/train.tsv', spacy.blank('en'))[500:1000]).to_disk('corpus/slices/ncbi-train-500-999.spacy')"
-  adapter adapters/ncbi-500b-cllmfs corpus/slices/ncbi-train-500-999.spacy $D/ncbi-disease/devel.tsv
-}
+nbadapter() { badapter ncbi $D/ncbi-disease/train.tsv $D/ncbi-disease/devel.tsv; }
 WFIRST="$WA,qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct"
 WRULE=(--set "member_weights={\"$WA\": 2.0}" --set extraction_quorum=2.0)
 wdev() {  # OUTPUT NAME MEMBERS EXTRA...  (WNUT-17 dev, first 400; retrieval from the base Qwen's pre-extraction)

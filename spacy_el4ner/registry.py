@@ -151,6 +151,19 @@ def make_spansim_retriever_v3(
     "all" (the union, as in v1/v2) or a list of member names. With members of unequal strength
     the weak members' spans pulled in worse demonstrations for everyone."""
 
+    return _spansim_builder(k, pre_extraction, pos_weights, max_empty, pre_extraction_by)
+
+
+def _spansim_builder(
+    k: int,
+    pre_extraction: str,
+    pos_weights: Optional[Dict[str, float]],
+    max_empty: Optional[int],
+    pre_extraction_by: Union[str, List[str]],
+    pre_extraction_prefix: str = "",
+) -> Callable[[Embedder], SpanSimRetriever]:
+    """The builder that the SpanSimRetriever versions share (the store's embedder comes in later)."""
+
     def build(embedder: Embedder) -> SpanSimRetriever:
         return SpanSimRetriever(
             k,
@@ -159,6 +172,7 @@ def make_spansim_retriever_v3(
             pos_weights=pos_weights,
             max_empty=max_empty,
             pre_extraction_by=pre_extraction_by,
+            pre_extraction_prefix=pre_extraction_prefix,
         )
 
     return build
@@ -178,14 +192,7 @@ def make_spansim_retriever_v4(
     models answer "[]" to nearly every text (v3: no query spans on any of 100 dev sentences of
     WNUT-17, CrossNER politics and NCBI-disease), and retrieval falls back to whole-text similarity."""
 
-    v3 = make_spansim_retriever_v3(k, pre_extraction, pos_weights, max_empty, pre_extraction_by)
-
-    def build(embedder: Embedder) -> SpanSimRetriever:
-        retriever = v3(embedder)
-        retriever.pre_extraction_prefix = pre_extraction_prefix
-        return retriever
-
-    return build
+    return _spansim_builder(k, pre_extraction, pos_weights, max_empty, pre_extraction_by, pre_extraction_prefix)
 
 
 @registry.el4ner_retrievers("el4ner.RandomRetriever.v1")  # type: ignore[attr-defined]
