@@ -7,7 +7,7 @@
 #        wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated
 #        ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views
 #        politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4 politics-adapter-views-full
-#        wnut-1.5b-views ncbi-adapter-views-b
+#        wnut-1.5b-views ncbi-adapter-views-b threshold-dev-alone threshold-test-alone ncbi-adapter-views-full threshold-check
 #        (default: all, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
@@ -52,6 +52,10 @@
 # quality mode) on the first 100 WNUT-17 test sentences, union (no dev calibration), and the 1.5B alone in the same run.
 # Step ncbi-adapter-views-b (session 16): as wnut-adapter-views-b on NCBI-disease: the three adapted views of
 # ncbi-adapter-views + a second adapter trained on NCBI-disease train sentences 500-999; dev 100, test first 200.
+# Steps threshold-dev-alone threshold-test-alone (session 17): the members alone in the dev (and two test) runs of the
+# views, so that benchmarks/threshold_replay.py can give each its own dev-chosen min_confidence (mostly cached).
+# Step ncbi-adapter-views-full: ncbi-adapter-views on all 940 NCBI-disease test sentences (~1.2 h cold).
+# Step threshold-check: NCBI test 200 with the dev-chosen min_confidence, to check the replay against the component.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -68,7 +72,8 @@ P8="$D/crossner/politics/test.txt --store stores/politics-train --output benchma
 W9="$D/wnut17/test.conll --store stores/wnut17-train500 --output benchmarks/results/wnut17-test-full-s9 --name WNUT-17-test-all-1287-session-9"
 N9="$D/ncbi-disease/test.tsv --store stores/ncbi-train500 --output benchmarks/results/ncbi-test-full-s9 --name NCBI-disease-test-all-940-session-9"
 P9="$D/crossner/politics/test.txt --store stores/politics-train --output benchmarks/results/politics-test-full-s9 --name CrossNER-politics-test-all-651-session-9"
-Q=alone:qwen2.5-coder-0.5b-instruct
+Q0=qwen2.5-coder-0.5b-instruct
+Q=alone:$Q0
 S=alone:smollm2-135m-instruct
 STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4}
 FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype bfloat16 --no-checkpoints --seed 0 --lambda 0.1"
@@ -126,6 +131,15 @@ views() {  # NAME DEV DEV_LIMIT TEST TEST_LIMIT STORE [MEMBERS TAG TEST_VARIANTS
     --set "accept_finder_sets=$sets" --output "benchmarks/results/$test" --name "$1-test-$5-$nm-calibrated"
 }
 NA=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500-cllmfs
+devalone() {  # NAME DEV DEV_LIMIT STORE MEMBERS TAG PRE_EXTRACTION_BY VARIANTS: the dev run of views() again, with VARIANTS
+  $E "$2" --store "$4" --limit "$3" --pre-extraction-by "$7" --members "$5" --variants "$8" \
+    --output "benchmarks/results/$1-dev$3-$6" --name "$1-dev-$3-${6/s13-views/three-views}"
+}
+testalone() {  # NAME TEST TEST_LIMIT STORE MEMBERS TAG PRE_EXTRACTION_BY VARIANTS DEV_LIMIT: the test run of views() again, with VARIANTS
+  local sets; sets=$(finder_sets "$1-dev$9-$6")
+  $E "$2" --store "$4" --limit "$3" --pre-extraction-by "$7" --members "$5" --variants "$8" --set "accept_finder_sets=$sets" \
+    --output "benchmarks/results/$1-test$3-$6-calibrated" --name "$1-test-$3-${6/s13-views/three-views}-calibrated"
+}
 for step in $STEPS; do
   case $step in
     wnut) $E $W --variants none ;;
@@ -225,6 +239,25 @@ for step in $STEPS; do
         --variants "alone:$Q15" --set type_prior=null --output benchmarks/results/wnut17-test100-s16-1.5b-views --name wnut17-test-100-1.5b-views ;;
     ncbi-adapter-views-b) nadapter; nbadapter
       views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "alone:$NB" "$NA" ;;
+    threshold-dev-alone)  # session 17: the members alone on the dev runs of the views, to calibrate their thresholds too
+      devalone ncbi $D/ncbi-disease/devel.tsv 100 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "$NA" "alone:$NA,alone:$NB"
+      devalone ncbi $D/ncbi-disease/devel.tsv 100 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "$Q0" "alone:$NA"
+      devalone ncbi $D/ncbi-disease/devel.tsv 100 stores/ncbi-train500 "$QV" s14-views "$Q0" "$Q"
+      devalone politics $D/crossner/politics/dev.txt 100 stores/politics-train "$PA,$PA@1,$PA@2" s15-adapter-views "$Q0" "alone:$PA"
+      devalone politics $D/crossner/politics/dev.txt 100 stores/politics-train "$QV" s13-views "$Q0" "$Q"
+      devalone wnut17 $D/wnut17/dev.conll 400 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "$WA" "alone:$WA,alone:$WB"
+      devalone wnut17 $D/wnut17/dev.conll 400 stores/wnut17-train500 "$WA,$WA@1,$WA@2" s14-adapter-views "$Q0" "alone:$WA"
+      devalone wnut17 $D/wnut17/dev.conll 400 stores/wnut17-train500 "$QV" s13-views "$Q0" "$Q" ;;
+    ncbi-adapter-views-full)  # session 17: ncbi-adapter-views on the full NCBI-disease test split (940)
+      nadapter; views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 0 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "alone:$NA" ;;
+    threshold-check)  # session 17: the component with the dev-chosen min_confidence gives the replay's F1 (47.1, A alone 45.1)
+      sets=$(finder_sets ncbi-dev100-s14-adapter-views)
+      $E $D/ncbi-disease/test.tsv --store stores/ncbi-train500 --limit 200 --pre-extraction-by "$Q0" --members "$NA,$NA@1,$NA@2" \
+        --variants "alone:$NA" --set "accept_finder_sets=$sets" --set min_confidence=0.425 \
+        --output benchmarks/results/ncbi-test200-s17-adapter-views-threshold --name ncbi-test-200-adapter-views-min-confidence-0.425 ;;
+    threshold-test-alone)  # session 17: the first adapter alone where the test run of the views lacked it
+      testalone ncbi $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "$NA" "alone:$NA" 100
+      testalone wnut17 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "$WA" "alone:$WA" 400 ;;
     politics-views) views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac

@@ -1,4 +1,5 @@
-"""``calibrate``: choose which members' spans to accept (``accept_finder_sets``) on labelled dev data."""
+"""``calibrate``: choose which members' spans to accept (``accept_finder_sets``) and the acceptance
+threshold (``min_confidence``) on labelled dev data."""
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -7,7 +8,7 @@ import srsly
 import typer
 from wasabi import msg
 
-from ..calibration import calibrate_finder_sets
+from ..calibration import calibrate_finder_sets, calibrate_min_confidence, keep_finder_sets
 from .predictions import read_prediction_rows
 
 
@@ -32,27 +33,34 @@ def calibrate(
     samples: int = typer.Option(2000, "--samples", help="Bootstrap samples (calibrated vs union)"),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
     rename: List[str] = typer.Option([], "--rename", help="OLD=NEW: print member OLD (as named in the run) as NEW, your config's name for it"),
+    threshold: bool = typer.Option(True, "--threshold/--no-threshold", help="Also choose min_confidence (on the replay with the chosen sets)"),
+    max_p: float = typer.Option(0.1, "--max-p", help="Keep the best threshold only if it beats the run's own in at least 1 - MAX_P of the bootstrap samples (1.0: any gain)"),
 ) -> None:
     """Precision of the spans found by each set of members, and the sets worth accepting.
 
     Run the ensemble once on a labelled dev sample with the union (the default), then pass the
-    printed ``accept_finder_sets`` to the component (config or ``evaluate --set``). Use data the
-    members (and adapters) were not trained on, and test on other data.
+    printed ``accept_finder_sets`` (and ``min_confidence``) to the component (config or
+    ``evaluate --set``). Use data the members (and adapters) were not trained on, and test on
+    other data. A single member's run works too: it only gets a threshold.
     """
     try:
         names = _renames(rename)
-        res = calibrate_finder_sets(read_rows(predictions), samples=samples, seed=seed)
+        rows = read_rows(predictions)
+        res = calibrate_finder_sets(rows, samples=samples, seed=seed)
         unknown = sorted(set(names) - set(res["members"]))
         if unknown:
             raise ValueError(f"--rename names members that are not in the run: {unknown}; its members: {res['members']}")
+        sets = [frozenset(s) for s in res["accept_finder_sets"]]
+        keep = keep_finder_sets(sets) if sets else (lambda c: True)
+        thr = calibrate_min_confidence(rows, keep, samples=samples, seed=seed, max_p=max_p) if threshold else None
     except ValueError as err:
         msg.fail(str(err), exits=1)
         return
-    rows = [
+    table = [
         ("yes" if s["accepted"] else "no", " + ".join(s["members"]), s["right"], s["wrong"], s["precision"], s["prefix_f1"])
         for s in res["finder_sets"]
     ]
-    msg.table(rows, header=("accept", "found by", "right", "wrong", "P %", "F1 up to here"), divider=True)
+    msg.table(table, header=("accept", "found by", "right", "wrong", "P %", "F1 up to here"), divider=True)
     b = res["bootstrap"]
     msg.info(
         f"{res['sentences']} sentences: union F1 {res['f1_union']:.1f}, calibrated {res['f1_calibrated']:.1f} "
@@ -66,6 +74,24 @@ def calibrate(
         typer.echo(f"config:   accept_finder_sets = {value}")
         if not names:  # evaluate names the members as the run did
             typer.echo(f"evaluate: --set 'accept_finder_sets={value}'")
+    if thr is not None:
+        b = thr["bootstrap"]
+        grid = ", ".join(f"{t:.3f}: {f:.1f}" for t, f in thr["thresholds"][:16])
+        msg.info(f"min_confidence on the replay with those sets (F1 per threshold): {grid or 'no candidate below any threshold'}")
+        if thr["best_threshold"] is None:
+            msg.good(f"No higher threshold beats the run's own (F1 {thr['f1_before']:.1f}): keep min_confidence as it was")
+        else:
+            msg.info(
+                f"best min_confidence {thr['best_threshold']}: F1 {thr['f1_before']:.1f} -> {thr['f1_best']:.1f} ({b['diff']:+.1f}, "
+                f"95% interval {b['ci_low']:+.1f} to {b['ci_high']:+.1f}, not better in {100 * b['p_not_better']:.1f}% of "
+                f"resamples; measured on the data it was chosen on)"
+            )
+        if thr["min_confidence"] is None and thr["best_threshold"] is not None:
+            msg.good(f"That gain is within noise (--max-p {max_p}): keep min_confidence as it was")
+        elif thr["min_confidence"] is not None:
+            typer.echo(f"config:   min_confidence = {thr['min_confidence']}")
+            typer.echo(f"evaluate: --set 'min_confidence={thr['min_confidence']}'")
     if output is not None:
-        srsly.write_json(output, {"predictions": str(predictions), "samples": samples, "seed": seed, **res})
+        extra = {} if thr is None else {"min_confidence": thr["min_confidence"], "threshold": thr}
+        srsly.write_json(output, {"predictions": str(predictions), "samples": samples, "seed": seed, **res, **extra})
         msg.good(f"Wrote {output}")

@@ -49,3 +49,29 @@ def test_calibrate_cli_renames_members(tmp_path):
     assert res.exit_code == 1 and "not in the run" in " ".join(res.output.split())
     res = CliRunner().invoke(app, ["calibrate", str(preds), "--rename", "big"])
     assert res.exit_code == 1 and "OLD=NEW" in res.output
+
+
+def test_calibrate_cli_chooses_a_threshold(tmp_path):
+    rows = []
+    for i in range(20):
+        cands = [
+            {"start": 0, "end": 3, "label": "PER", "extracted_by": ["big"], "confidence": 0.55, "accepted": True},
+            {"start": 8, "end": 11, "label": "PER", "extracted_by": ["big"], "confidence": 0.38, "accepted": True},
+        ]
+        rows.append({"text": "Tim saw Ann", "gold": [[0, 3, "PER", "Tim"]], "predicted": [], "candidates": cands})
+    preds = _write(tmp_path / "p.jsonl", rows)
+    out = tmp_path / "c.json"
+    res = CliRunner().invoke(app, ["calibrate", str(preds), "--samples", "20", "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "--set 'min_confidence=0.4'" in res.output
+    saved = json.loads(out.read_text())
+    assert saved["min_confidence"] == 0.4 and saved["threshold"]["f1_after"] == 100.0
+    res = CliRunner().invoke(app, ["calibrate", str(preds), "--samples", "20", "--no-threshold"])
+    assert res.exit_code == 0 and "min_confidence" not in res.output
+    # one wrong span in 20 sentences: the best threshold's gain is within noise, so it is not printed as a setting
+    for row in rows[1:]:
+        row["candidates"] = row["candidates"][:1]
+    preds = _write(tmp_path / "q.jsonl", rows)
+    res = CliRunner().invoke(app, ["calibrate", str(preds), "--samples", "200"])
+    assert res.exit_code == 0, res.output
+    assert "within noise" in " ".join(res.output.split()) and "--set 'min_confidence" not in res.output
