@@ -55,6 +55,7 @@
 # Steps threshold-dev-alone threshold-test-alone (session 17): the members alone in the dev (and two test) runs of the
 # views, so that benchmarks/threshold_replay.py can give each its own dev-chosen min_confidence (mostly cached).
 # Step ncbi-adapter-views-full: ncbi-adapter-views on all 940 NCBI-disease test sentences (~1.2 h cold).
+# Step ncbi-views-verify-all: the NCBI adapter views with verifier "all" (each view verifies with its own demonstrations).
 # Step threshold-check: NCBI test 200 with the dev-chosen min_confidence, to check the replay against the component.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -250,6 +251,14 @@ for step in $STEPS; do
       devalone wnut17 $D/wnut17/dev.conll 400 stores/wnut17-train500 "$QV" s13-views "$Q0" "$Q" ;;
     ncbi-adapter-views-full)  # session 17: ncbi-adapter-views on the full NCBI-disease test split (940)
       nadapter; views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 0 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "alone:$NA" ;;
+    ncbi-views-verify-all)  # session 17: ncbi-adapter-views with every view verifying (each with its own demonstrations)
+      local_m="$NA,$NA@1,$NA@2"
+      $E $D/ncbi-disease/devel.tsv --store stores/ncbi-train500 --limit 100 --pre-extraction-by "$Q0" --members "$local_m" \
+        --variants none --set 'verifier="all"' --output benchmarks/results/ncbi-dev100-s17-views-verify-all --name ncbi-dev-100-adapter-views-verify-all
+      sets=$(finder_sets ncbi-dev100-s17-views-verify-all)
+      $E $D/ncbi-disease/test.tsv --store stores/ncbi-train500 --limit 200 --pre-extraction-by "$Q0" --members "$local_m" \
+        --variants none --set 'verifier="all"' --set "accept_finder_sets=$sets" \
+        --output benchmarks/results/ncbi-test200-s17-views-verify-all-calibrated --name ncbi-test-200-adapter-views-verify-all-calibrated ;;
     threshold-check)  # session 17: the component with the dev-chosen min_confidence gives the replay's F1 (47.1, A alone 45.1)
       sets=$(finder_sets ncbi-dev100-s14-adapter-views)
       $E $D/ncbi-disease/test.tsv --store stores/ncbi-train500 --limit 200 --pre-extraction-by "$Q0" --members "$NA,$NA@1,$NA@2" \

@@ -1,6 +1,6 @@
 """Stage 4: self-validation. A verifier answers "is X a LABEL here?"; spans it rejects are dropped."""
 import logging
-from typing import List, Mapping
+from typing import Dict, List, Mapping, Tuple
 
 from ..ensemble import softmax
 from ..models.protocol import Model
@@ -17,6 +17,8 @@ def validate(
     units: List[Unit], verifiers: Mapping[str, Model], settings: Settings, skip_below: float = 0.0, skip_above: float = 1.0
 ) -> None:
     """Set ``candidate.validation`` = mean P(Yes) over the verifiers, for every typed candidate.
+    Each verifier sees the demonstrations of its view (``Settings.member_demo_views``), as in
+    extraction and classification, so views of one model verify as different judges.
 
     skip_below (float): Candidates whose label score (times their entity score, when set) is
         below this are not asked (their confidence could not reach it anyway); they keep
@@ -25,24 +27,34 @@ def validate(
         as typed) when classification had a choice (more than one option); 1.0: never.
     """
     choice = len(settings.labels) + int(settings.none_option) > 1
-    jobs: List[Candidate] = []
-    prompts: List[str] = []
+    jobs: List[Tuple[Unit, Candidate]] = []
     for unit in units:
-        ctx = settings.context(unit.demos, "validate")
         for cand in unit.candidates.values():
             bound = cand.label_score * (cand.entity_score if cand.entity_score is not None else 1.0)
             if cand.label is None or bound < skip_below or (choice and cand.label_score > skip_above):
                 continue
-            jobs.append(cand)
-            prompts.append(
-                render(settings.templates["validate"], settings.prompt_dir, text=unit.text, span=cand.text, label=cand.label, **ctx)
-            )
+            jobs.append((unit, cand))
     if not jobs or not verifiers:
         return
+    by_view: Dict[int, List[str]] = {}
+
+    def prompts_of(view: int) -> List[str]:
+        """The validation prompts with the demonstrations of ``view`` (as classification has them), one per job."""
+        if view not in by_view:
+            by_view[view] = [
+                render(
+                    settings.templates["validate"], settings.prompt_dir, text=unit.text, span=cand.text, label=cand.label,
+                    **settings.context(unit.demos_for(view), "validate"),
+                )
+                for unit, cand in jobs
+            ]
+        return by_view[view]
+
     totals = [0.0] * len(jobs)
     for name, model in verifiers.items():
+        prompts = prompts_of(settings.view_of(name))
         for i, logps in enumerate(model.score(prompts, [list(YES_NO)] * len(prompts))):
             totals[i] += softmax(logps)[0]
-    for cand, total in zip(jobs, totals):
+    for (_, cand), total in zip(jobs, totals):
         cand.validation = total / len(verifiers)
         logger.debug("validate %r as %s: P(yes)=%.3f", cand.text, cand.label, cand.validation)

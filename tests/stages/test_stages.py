@@ -685,3 +685,20 @@ def test_members_with_views_see_their_own_demonstrations(nlp):
     classify(units, {"a": a, "b": b, "c": c}, settings, lazy=False)
     assert "view one" in str(b.calls[-1][1]) and "view one" not in str(a.calls[-1][1])
     assert all(cand.label == "LOC" for cand in units[0].candidates.values())
+
+
+def test_verifiers_with_views_see_their_own_demonstrations(nlp):
+    settings = Settings(labels=list(LABELS), member_demo_views={"b": 1})
+    docs = [nlp(TEXT)]
+    units = units_for(docs)
+    units[0].demos = [Demo(text="Demo view zero about Rome.", entities=[("Rome", "LOC")])]
+    units[0].demo_views = [[Demo(text="Demo view one about Oslo.", entities=[("Oslo", "LOC")])]]
+    a = FakeModel("a", {TEXT: '["Paris"]'}, labels={"Paris": "LOC"}, yes={"Paris": 0.9})
+    b = FakeModel("b", {TEXT: '["Paris"]'}, labels={"Paris": "LOC"}, yes={"Paris": 0.5})
+    extract(docs, units, {"a": a, "b": b}, settings)
+    classify(units, {"a": a, "b": b}, settings, lazy=False)
+    validate(units, {"a": a, "b": b}, settings)
+    assert "view zero" in str(a.calls[-1][1]) and "view one" not in str(a.calls[-1][1])
+    assert "view one" in str(b.calls[-1][1]) and "view zero" not in str(b.calls[-1][1])
+    assert 'is "Paris" an entity of type LOC' in str(b.calls[-1][1])
+    assert units[0].candidates[next(iter(units[0].candidates))].validation == pytest.approx(0.7)
