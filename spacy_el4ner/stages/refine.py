@@ -9,7 +9,7 @@ that, the 0.5B verifier gave near-equal P(yes) to both variants and preferred ge
 ("Party" over "BPF Party") when the first word was dropped.
 """
 import logging
-from typing import List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from spacy.tokens import Doc
 
@@ -38,7 +38,8 @@ def refine(
     docs: List[Doc], units: List[Unit], verifiers: Mapping[str, Model], settings: Settings, margin: float = 0.0
 ) -> int:
     """Replace typed multi-token candidates that end in a lower-case word by the span without
-    that word when the verifiers prefer it as the copied name.
+    that word when the verifiers prefer it as the copied name (each verifier with the
+    demonstrations of its view, as in validation).
 
     The verifiers are asked to copy "the complete name of the LABEL that begins with W" (W: the
     candidate's first word) and score both answers, ``"short"`` and ``"full"``, as
@@ -50,25 +51,34 @@ def refine(
     """
     template = settings.templates.get("boundary", "boundary.v1.jinja")
     jobs: List[Tuple[Unit, Candidate, Tuple[int, int]]] = []
-    prompts: List[Messages] = []
     options: List[List[str]] = []
     for unit in units:
-        ctx = settings.context(unit.demos, "boundary")
         doc = docs[unit.doc_index]
         for cand in list(unit.candidates.values()):
             key = trimmed_variant(doc, unit, cand) if cand.label is not None else None
             if key is None or key in unit.candidates:
                 continue
             jobs.append((unit, cand, key))
-            prompts.append(
-                render(template, settings.prompt_dir, text=unit.text, first=cand.text.split()[0], label=cand.label, **ctx)
-            )
             options.append([f'"{unit.text[key[0] : key[1]]}"', f'"{cand.text}"'])
     if not jobs or not verifiers:
         return 0
+    by_view: Dict[int, List[Messages]] = {}
+
+    def prompts_of(view: int) -> List[Messages]:
+        """The boundary prompts with the demonstrations of ``view`` (as in validation), one per job."""
+        if view not in by_view:
+            by_view[view] = [
+                render(
+                    template, settings.prompt_dir, text=unit.text, first=cand.text.split()[0], label=cand.label,
+                    **settings.context(unit.demos_for(view), "boundary"),
+                )
+                for unit, cand, _ in jobs
+            ]
+        return by_view[view]
+
     gains = [0.0] * len(jobs)
-    for model in verifiers.values():
-        for i, logps in enumerate(model.score(prompts, options)):
+    for name, model in verifiers.items():
+        for i, logps in enumerate(model.score(prompts_of(settings.view_of(name)), options)):
             gains[i] += (logps[0] - logps[1]) / len(verifiers)
     replaced = 0
     for (unit, cand, key), gain in zip(jobs, gains):

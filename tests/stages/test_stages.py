@@ -702,3 +702,19 @@ def test_verifiers_with_views_see_their_own_demonstrations(nlp):
     assert "view one" in str(b.calls[-1][1]) and "view zero" not in str(b.calls[-1][1])
     assert 'is "Paris" an entity of type LOC' in str(b.calls[-1][1])
     assert units[0].candidates[next(iter(units[0].candidates))].validation == pytest.approx(0.7)
+
+
+def test_refine_asks_each_verifier_with_its_view(nlp):
+    from spacy_el4ner.stages import refine
+
+    settings = Settings(labels=["PER", "ORG", "LOC"], member_demo_views={"b": 1})
+    docs = [nlp(REFINE_TEXT)]
+    units = units_for(docs)
+    units[0].demos = [Demo(text="Demo view zero about Rome.", entities=[("Rome", "LOC")])]
+    units[0].demo_views = [[Demo(text="Demo view one about Oslo.", entities=[("Oslo", "LOC")])]]
+    extract(docs, units, {"x": FakeModel("x", {REFINE_TEXT: '["Siemens executives"]'})}, settings)
+    classify(units, {"x": FakeModel("x", labels={"Siemens executives": "ORG"})}, settings)
+    a, b = FakeModel("a", names=["Siemens"]), FakeModel("b", names=["Siemens"])
+    assert refine(docs, units, {"a": a, "b": b}, settings) == 1
+    assert "view zero" in str(a.calls[-1][1]) and "view one" not in str(a.calls[-1][1])
+    assert "view one" in str(b.calls[-1][1]) and "view zero" not in str(b.calls[-1][1])
