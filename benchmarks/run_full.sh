@@ -252,11 +252,11 @@ for step in $STEPS; do
     ncbi-adapter-views-full)  # session 17: ncbi-adapter-views on the full NCBI-disease test split (940)
       nadapter; views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 0 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "alone:$NA" ;;
     ncbi-views-verify-all)  # session 17: ncbi-adapter-views with every view verifying (each with its own demonstrations)
-      local_m="$NA,$NA@1,$NA@2"
-      $E $D/ncbi-disease/devel.tsv --store stores/ncbi-train500 --limit 100 --pre-extraction-by "$Q0" --members "$local_m" \
+      vm="$NA,$NA@1,$NA@2"
+      $E $D/ncbi-disease/devel.tsv --store stores/ncbi-train500 --limit 100 --pre-extraction-by "$Q0" --members "$vm" \
         --variants none --set 'verifier="all"' --output benchmarks/results/ncbi-dev100-s17-views-verify-all --name ncbi-dev-100-adapter-views-verify-all
       sets=$(finder_sets ncbi-dev100-s17-views-verify-all)
-      $E $D/ncbi-disease/test.tsv --store stores/ncbi-train500 --limit 200 --pre-extraction-by "$Q0" --members "$local_m" \
+      $E $D/ncbi-disease/test.tsv --store stores/ncbi-train500 --limit 200 --pre-extraction-by "$Q0" --members "$vm" \
         --variants none --set 'verifier="all"' --set "accept_finder_sets=$sets" \
         --output benchmarks/results/ncbi-test200-s17-views-verify-all-calibrated --name ncbi-test-200-adapter-views-verify-all-calibrated ;;
     threshold-check)  # session 17: the component with the dev-chosen min_confidence gives the replay's F1 (47.1, A alone 45.1)
