@@ -43,7 +43,7 @@ def main() -> None:
             cal, held = [rows[i] for i in idx[: len(idx) // 2]], [rows[i] for i in idx[len(idx) // 2 :]]
             prefix = calibrate_finder_sets(cal, samples=1)["accept_finder_sets"]
             prefix_sets = [frozenset(s) for s in prefix]
-            keep_prefix = (lambda c: True) if not prefix else keep_finder_sets(prefix_sets)
+            keep_prefix = keep_finder_sets(prefix_sets)
             scores["union"].append(100 * micro_f1(replay_counts(held, lambda c: True)))
             scores["prefix"].append(100 * micro_f1(replay_counts(held, keep_prefix)))
             scores["evidence"].append(100 * micro_f1(replay_counts(held, keep_finder_sets(evidence_sets(cal)))))

@@ -122,25 +122,21 @@ pair_calibrated() {  # NAME DEV DEV_LIMIT TEST STORE
     --variants "$Q" --set "accept_finder_sets=$sets"
 }
 QV="qwen2.5-coder-0.5b-instruct,qwen2.5-coder-0.5b-instruct@1,qwen2.5-coder-0.5b-instruct@2"
-views() {  # NAME DEV DEV_LIMIT TEST TEST_LIMIT STORE [MEMBERS TAG TEST_VARIANTS PRE_EXTRACTION_BY]
-  local members=${7:-$QV} tag=${8:-s13-views} tv=${9:-none} pre=${10:-qwen2.5-coder-0.5b-instruct}
-  local dev="$1-dev$3-$tag" test="$1-test$5-$tag-calibrated" nm=${tag/s13-views/three-views} sets
-  $E "$2" --store "$6" --limit "$3" --pre-extraction-by "$pre" --members "$members" --variants none \
-    --output "benchmarks/results/$dev" --name "$1-dev-$3-$nm"
-  sets=$(finder_sets "$dev")
-  $E "$4" --store "$6" --limit "$5" --pre-extraction-by "$pre" --members "$members" --variants "$tv" \
-    --set "accept_finder_sets=$sets" --output "benchmarks/results/$test" --name "$1-test-$5-$nm-calibrated"
-}
-NA=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500-cllmfs
-devalone() {  # NAME DEV DEV_LIMIT STORE MEMBERS TAG PRE_EXTRACTION_BY VARIANTS: the dev run of views() again, with VARIANTS
+viewsdev() {  # NAME DEV DEV_LIMIT STORE MEMBERS TAG PRE_EXTRACTION_BY VARIANTS: the dev run of views() (with VARIANTS)
   $E "$2" --store "$4" --limit "$3" --pre-extraction-by "$7" --members "$5" --variants "$8" \
     --output "benchmarks/results/$1-dev$3-$6" --name "$1-dev-$3-${6/s13-views/three-views}"
 }
-testalone() {  # NAME TEST TEST_LIMIT STORE MEMBERS TAG PRE_EXTRACTION_BY VARIANTS DEV_LIMIT: the test run of views() again, with VARIANTS
+viewstest() {  # NAME TEST TEST_LIMIT STORE MEMBERS TAG PRE_EXTRACTION_BY VARIANTS DEV_LIMIT: views()' test run, sets from its dev run
   local sets; sets=$(finder_sets "$1-dev$9-$6")
   $E "$2" --store "$4" --limit "$3" --pre-extraction-by "$7" --members "$5" --variants "$8" --set "accept_finder_sets=$sets" \
     --output "benchmarks/results/$1-test$3-$6-calibrated" --name "$1-test-$3-${6/s13-views/three-views}-calibrated"
 }
+views() {  # NAME DEV DEV_LIMIT TEST TEST_LIMIT STORE [MEMBERS TAG TEST_VARIANTS PRE_EXTRACTION_BY]
+  local members=${7:-$QV} tag=${8:-s13-views} tv=${9:-none} pre=${10:-qwen2.5-coder-0.5b-instruct}
+  viewsdev "$1" "$2" "$3" "$6" "$members" "$tag" "$pre" none
+  viewstest "$1" "$4" "$5" "$6" "$members" "$tag" "$pre" "$tv" "$3"
+}
+NA=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500-cllmfs
 for step in $STEPS; do
   case $step in
     wnut) $E $W --variants none ;;
@@ -241,14 +237,14 @@ for step in $STEPS; do
     ncbi-adapter-views-b) nadapter; nbadapter
       views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "alone:$NB" "$NA" ;;
     threshold-dev-alone)  # session 17: the members alone on the dev runs of the views, to calibrate their thresholds too
-      devalone ncbi $D/ncbi-disease/devel.tsv 100 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "$NA" "alone:$NA,alone:$NB"
-      devalone ncbi $D/ncbi-disease/devel.tsv 100 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "$Q0" "alone:$NA"
-      devalone ncbi $D/ncbi-disease/devel.tsv 100 stores/ncbi-train500 "$QV" s14-views "$Q0" "$Q"
-      devalone politics $D/crossner/politics/dev.txt 100 stores/politics-train "$PA,$PA@1,$PA@2" s15-adapter-views "$Q0" "alone:$PA"
-      devalone politics $D/crossner/politics/dev.txt 100 stores/politics-train "$QV" s13-views "$Q0" "$Q"
-      devalone wnut17 $D/wnut17/dev.conll 400 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "$WA" "alone:$WA,alone:$WB"
-      devalone wnut17 $D/wnut17/dev.conll 400 stores/wnut17-train500 "$WA,$WA@1,$WA@2" s14-adapter-views "$Q0" "alone:$WA"
-      devalone wnut17 $D/wnut17/dev.conll 400 stores/wnut17-train500 "$QV" s13-views "$Q0" "$Q" ;;
+      viewsdev ncbi $D/ncbi-disease/devel.tsv 100 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "$NA" "alone:$NA,alone:$NB"
+      viewsdev ncbi $D/ncbi-disease/devel.tsv 100 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "$Q0" "alone:$NA"
+      viewsdev ncbi $D/ncbi-disease/devel.tsv 100 stores/ncbi-train500 "$QV" s14-views "$Q0" "$Q"
+      viewsdev politics $D/crossner/politics/dev.txt 100 stores/politics-train "$PA,$PA@1,$PA@2" s15-adapter-views "$Q0" "alone:$PA"
+      viewsdev politics $D/crossner/politics/dev.txt 100 stores/politics-train "$QV" s13-views "$Q0" "$Q"
+      viewsdev wnut17 $D/wnut17/dev.conll 400 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "$WA" "alone:$WA,alone:$WB"
+      viewsdev wnut17 $D/wnut17/dev.conll 400 stores/wnut17-train500 "$WA,$WA@1,$WA@2" s14-adapter-views "$Q0" "alone:$WA"
+      viewsdev wnut17 $D/wnut17/dev.conll 400 stores/wnut17-train500 "$QV" s13-views "$Q0" "$Q" ;;
     ncbi-adapter-views-full)  # session 17: ncbi-adapter-views on the full NCBI-disease test split (940)
       nadapter; views ncbi $D/ncbi-disease/devel.tsv 100 $D/ncbi-disease/test.tsv 0 stores/ncbi-train500 "$NA,$NA@1,$NA@2" s14-adapter-views "alone:$NA" ;;
     ncbi-views-verify-all)  # session 17: ncbi-adapter-views with every view verifying (each with its own demonstrations)
@@ -265,8 +261,8 @@ for step in $STEPS; do
         --variants "alone:$NA" --set "accept_finder_sets=$sets" --set min_confidence=0.425 \
         --output benchmarks/results/ncbi-test200-s17-adapter-views-threshold --name ncbi-test-200-adapter-views-min-confidence-0.425 ;;
     threshold-test-alone)  # session 17: the first adapter alone where the test run of the views lacked it
-      testalone ncbi $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "$NA" "alone:$NA" 100
-      testalone wnut17 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "$WA" "alone:$WA" 400 ;;
+      viewstest ncbi $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "$NA" "alone:$NA" 100
+      viewstest wnut17 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "$WA" "alone:$WA" 400 ;;
     politics-views) views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac

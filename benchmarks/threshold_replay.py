@@ -103,8 +103,7 @@ def one_config(name: str, dev_run: str, test_run: str, limit: int, members: List
         print(f"skip {name}: predictions missing", file=sys.stderr)
         return None
     cal = calibrate_finder_sets(dev, samples=10)
-    sets = [frozenset(s) for s in cal["accept_finder_sets"]]
-    thr = calibrate_min_confidence(dev, keep_finder_sets(sets) if sets else (lambda c: True), max_p=max_p)
+    thr = calibrate_min_confidence(dev, keep_finder_sets([frozenset(s) for s in cal["accept_finder_sets"]]), max_p=max_p)
     runs = {"ensemble": (thr, test)}
     for slug, mdev_run, mtest_run in members:
         mdev, mtest = load(mdev_run, slug), load(mtest_run, slug, limit=limit)

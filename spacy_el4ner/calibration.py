@@ -79,8 +79,11 @@ def rank_finder_sets(counts: Mapping[FinderSet, Counter]) -> List[FinderSet]:
 
 
 def keep_finder_sets(accepted: Sequence[FinderSet]) -> Callable[[Mapping[str, Any]], bool]:
-    """A ``replay_counts`` filter: keep the candidates found by exactly one of ``accepted``."""
+    """A ``replay_counts`` filter: keep the candidates found by exactly one of ``accepted``; none
+    given: keep every candidate (the union, as ``accept_finder_sets = []`` in the component)."""
     chosen = set(accepted)
+    if not chosen:
+        return lambda c: True
     # spans that no member extracted (none today) are not the rule's business: keep them
     return lambda c: not c.get("extracted_by") or frozenset(c["extracted_by"]) in chosen
 

@@ -50,8 +50,7 @@ def calibrate(
         unknown = sorted(set(names) - set(res["members"]))
         if unknown:
             raise ValueError(f"--rename names members that are not in the run: {unknown}; its members: {res['members']}")
-        sets = [frozenset(s) for s in res["accept_finder_sets"]]
-        keep = keep_finder_sets(sets) if sets else (lambda c: True)
+        keep = keep_finder_sets([frozenset(s) for s in res["accept_finder_sets"]])
         thr = calibrate_min_confidence(rows, keep, samples=samples, seed=seed, max_p=max_p) if threshold else None
     except ValueError as err:
         msg.fail(str(err), exits=1)

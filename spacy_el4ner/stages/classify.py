@@ -1,12 +1,12 @@
 """Stage 3: every member scores each label for each span; the members vote."""
 import logging
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional
 
 from ..ensemble import NONE_LABEL, decided, softmax, vote
 from ..models.protocol import Model
-from ..prompts import Messages, render
+from ..prompts import render
 from ..types import Candidate, Unit
-from .common import Settings
+from .common import Settings, prompts_per_view
 from .prior import TypePrior, apply_prior
 
 logger = logging.getLogger("spacy_el4ner")
@@ -34,23 +34,16 @@ def classify(
     no label won) and ``label_score``.
     """
     options = list(settings.labels) + ([NONE_LABEL] if settings.none_option else [])
-    jobs: List[Candidate] = [cand for unit in units for cand in unit.candidates.values()]
+    pairs = [(unit, cand) for unit in units for cand in unit.candidates.values()]
+    jobs: List[Candidate] = [cand for _, cand in pairs]
     if not jobs:
         return
-    by_view: Dict[int, List[Messages]] = {}
-
-    def prompts_of(view: int) -> List[Messages]:
-        """The classification prompts with the demonstrations of ``view``, one per job."""
-        if view not in by_view:
-            out: List[Messages] = []
-            for unit in units:
-                ctx = settings.context(unit.demos_for(view), "classify")
-                for cand in unit.candidates.values():
-                    out.append(
-                        render(settings.templates["classify"], settings.prompt_dir, text=unit.text, span=cand.text, options=options, **ctx)
-                    )
-            by_view[view] = out
-        return by_view[view]
+    prompts_of = prompts_per_view(
+        settings, pairs, "classify",
+        lambda unit, cand, ctx: render(
+            settings.templates["classify"], settings.prompt_dir, text=unit.text, span=cand.text, options=options, **ctx
+        ),
+    )
     priors = prior([c.text for c in jobs], store, settings.labels) if prior is not None and len(options) > 1 else None
     weight = prior.weight if prior is not None else 0.0
     if priors is not None:

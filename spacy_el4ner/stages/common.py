@@ -1,8 +1,11 @@
 """Settings shared by the stages."""
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
-from ..types import Demo
+from ..types import Demo, Unit
+
+J = TypeVar("J")
+P = TypeVar("P")
 
 # The stages whose prompts show demonstrations.
 STAGES = ("extract", "classify", "validate", "boundary")
@@ -86,3 +89,20 @@ class Settings:
                 {"text": d.text, "entities": d.entities, "non_entities": d.non_entities} for d in demos
             ],
         }
+
+
+def prompts_per_view(
+    settings: Settings, jobs: Sequence[Tuple[Unit, J]], stage: str, make: Callable[[Unit, J, Dict[str, object]], P]
+) -> Callable[[int], List[P]]:
+    """``view -> prompts``: one prompt per job (``make(unit, job, template variables)``) with the
+    demonstrations of that view, cut to ``stage_demos[stage]``. Each view's list is built on first
+    use and then shared by every member (or verifier) of that view.
+    """
+    by_view: Dict[int, List[P]] = {}
+
+    def prompts_of(view: int) -> List[P]:
+        if view not in by_view:
+            by_view[view] = [make(unit, job, settings.context(unit.demos_for(view), stage)) for unit, job in jobs]
+        return by_view[view]
+
+    return prompts_of

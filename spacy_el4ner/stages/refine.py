@@ -9,14 +9,14 @@ that, the 0.5B verifier gave near-equal P(yes) to both variants and preferred ge
 ("Party" over "BPF Party") when the first word was dropped.
 """
 import logging
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 from spacy.tokens import Doc
 
 from ..models.protocol import Model
-from ..prompts import Messages, render
+from ..prompts import render
 from ..types import Candidate, Unit
-from .common import Settings
+from .common import Settings, prompts_per_view
 
 logger = logging.getLogger("spacy_el4ner")
 
@@ -62,20 +62,12 @@ def refine(
             options.append([f'"{unit.text[key[0] : key[1]]}"', f'"{cand.text}"'])
     if not jobs or not verifiers:
         return 0
-    by_view: Dict[int, List[Messages]] = {}
-
-    def prompts_of(view: int) -> List[Messages]:
-        """The boundary prompts with the demonstrations of ``view`` (as in validation), one per job."""
-        if view not in by_view:
-            by_view[view] = [
-                render(
-                    template, settings.prompt_dir, text=unit.text, first=cand.text.split()[0], label=cand.label,
-                    **settings.context(unit.demos_for(view), "boundary"),
-                )
-                for unit, cand, _ in jobs
-            ]
-        return by_view[view]
-
+    prompts_of = prompts_per_view(
+        settings, [(unit, cand) for unit, cand, _ in jobs], "boundary",
+        lambda unit, cand, ctx: render(
+            template, settings.prompt_dir, text=unit.text, first=cand.text.split()[0], label=cand.label, **ctx
+        ),
+    )
     gains = [0.0] * len(jobs)
     for name, model in verifiers.items():
         for i, logps in enumerate(model.score(prompts_of(settings.view_of(name)), options)):

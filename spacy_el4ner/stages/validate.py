@@ -1,12 +1,12 @@
 """Stage 4: self-validation. A verifier answers "is X a LABEL here?"; spans it rejects are dropped."""
 import logging
-from typing import Dict, List, Mapping, Tuple
+from typing import List, Mapping, Tuple
 
 from ..ensemble import softmax
 from ..models.protocol import Model
 from ..prompts import render
 from ..types import Candidate, Unit
-from .common import Settings
+from .common import Settings, prompts_per_view
 
 logger = logging.getLogger("spacy_el4ner")
 
@@ -36,20 +36,12 @@ def validate(
             jobs.append((unit, cand))
     if not jobs or not verifiers:
         return
-    by_view: Dict[int, List[str]] = {}
-
-    def prompts_of(view: int) -> List[str]:
-        """The validation prompts with the demonstrations of ``view`` (as classification has them), one per job."""
-        if view not in by_view:
-            by_view[view] = [
-                render(
-                    settings.templates["validate"], settings.prompt_dir, text=unit.text, span=cand.text, label=cand.label,
-                    **settings.context(unit.demos_for(view), "validate"),
-                )
-                for unit, cand in jobs
-            ]
-        return by_view[view]
-
+    prompts_of = prompts_per_view(
+        settings, jobs, "validate",
+        lambda unit, cand, ctx: render(
+            settings.templates["validate"], settings.prompt_dir, text=unit.text, span=cand.text, label=cand.label, **ctx
+        ),
+    )
     totals = [0.0] * len(jobs)
     for name, model in verifiers.items():
         prompts = prompts_of(settings.view_of(name))

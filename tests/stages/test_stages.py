@@ -668,12 +668,17 @@ def test_random_retriever_draws_distinct_views(nlp, store):
     assert len(texts) == 4 and len(set(texts)) == 4
 
 
+def two_views(unit):
+    """View 0 shows a demonstration about Rome, view 1 one about Oslo."""
+    unit.demos = [Demo(text="Demo view zero about Rome.", entities=[("Rome", "LOC")])]
+    unit.demo_views = [[Demo(text="Demo view one about Oslo.", entities=[("Oslo", "LOC")])]]
+
+
 def test_members_with_views_see_their_own_demonstrations(nlp):
     settings = Settings(labels=list(LABELS), member_demo_views={"b": 1})
     docs = [nlp(TEXT)]
     units = units_for(docs)
-    units[0].demos = [Demo(text="Demo view zero about Rome.", entities=[("Rome", "LOC")])]
-    units[0].demo_views = [[Demo(text="Demo view one about Oslo.", entities=[("Oslo", "LOC")])]]
+    two_views(units[0])
     a = FakeModel("a", {TEXT: '["Paris"]'}, labels={"Paris": "LOC", "London": "LOC"})
     b = FakeModel("b", {TEXT: '["London"]'}, labels={"Paris": "LOC", "London": "LOC"})
     c = FakeModel("c", {TEXT: '["Paris"]'}, labels={"Paris": "LOC", "London": "LOC"})
@@ -691,8 +696,7 @@ def test_verifiers_with_views_see_their_own_demonstrations(nlp):
     settings = Settings(labels=list(LABELS), member_demo_views={"b": 1})
     docs = [nlp(TEXT)]
     units = units_for(docs)
-    units[0].demos = [Demo(text="Demo view zero about Rome.", entities=[("Rome", "LOC")])]
-    units[0].demo_views = [[Demo(text="Demo view one about Oslo.", entities=[("Oslo", "LOC")])]]
+    two_views(units[0])
     a = FakeModel("a", {TEXT: '["Paris"]'}, labels={"Paris": "LOC"}, yes={"Paris": 0.9})
     b = FakeModel("b", {TEXT: '["Paris"]'}, labels={"Paris": "LOC"}, yes={"Paris": 0.5})
     extract(docs, units, {"a": a, "b": b}, settings)
@@ -710,8 +714,7 @@ def test_refine_asks_each_verifier_with_its_view(nlp):
     settings = Settings(labels=["PER", "ORG", "LOC"], member_demo_views={"b": 1})
     docs = [nlp(REFINE_TEXT)]
     units = units_for(docs)
-    units[0].demos = [Demo(text="Demo view zero about Rome.", entities=[("Rome", "LOC")])]
-    units[0].demo_views = [[Demo(text="Demo view one about Oslo.", entities=[("Oslo", "LOC")])]]
+    two_views(units[0])
     extract(docs, units, {"x": FakeModel("x", {REFINE_TEXT: '["Siemens executives"]'})}, settings)
     classify(units, {"x": FakeModel("x", labels={"Siemens executives": "ORG"})}, settings)
     a, b = FakeModel("a", names=["Siemens"]), FakeModel("b", names=["Siemens"])
