@@ -57,6 +57,9 @@
 # Step ncbi-adapter-views-full: ncbi-adapter-views on all 940 NCBI-disease test sentences (~1.2 h cold).
 # Step ncbi-views-verify-all: the NCBI adapter views with verifier "all" (each view verifies with its own demonstrations).
 # Step threshold-check: NCBI test 200 with the dev-chosen min_confidence, to check the replay against the component.
+# Step ncbi-gemma (session 18): a CLLMFS adapter on Gemma 3 270M *base* (NCBI-disease train first 500, all linear
+# layers, lr 5e-4, one bf16 epoch, ~10 min) beside the three NCBI adapter views. It extracts with its fine-tuning prompt
+# under constrained decoding. Dev 100 (calibrate -> finder sets), then the full test split (940) with those sets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -137,6 +140,14 @@ views() {  # NAME DEV DEV_LIMIT TEST TEST_LIMIT STORE [MEMBERS TAG TEST_VARIANTS
   viewstest "$1" "$4" "$5" "$6" "$members" "$tag" "$pre" "$tv" "$3"
 }
 NA=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500-cllmfs
+NG=gemma-3-270m+adapters/ncbi-500-gemma-cllmfs
+ngadapter() {  # the Gemma 3 270M base adapter (all linear layers: a base model has the answer format to learn too)
+  python -m spacy_el4ner models pull gemma-3-270m
+  [ -f adapters/ncbi-500-gemma-cllmfs/adapter_model.safetensors ] || $FT --base gemma-3-270m --train $D/ncbi-disease/train.tsv \
+    --dev $D/ncbi-disease/devel.tsv --output adapters/ncbi-500-gemma-cllmfs --lr 0.0005 \
+    --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
+}
+GSET=(--set "constrained_extraction=[\"$NG\"]" --set "finetune_prompt_members=[\"$NG\"]")
 for step in $STEPS; do
   case $step in
     wnut) $E $W --variants none ;;
@@ -263,6 +274,15 @@ for step in $STEPS; do
     threshold-test-alone)  # session 17: the first adapter alone where the test run of the views lacked it
       viewstest ncbi $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "$NA" "alone:$NA" 100
       viewstest wnut17 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "$WA" "alone:$WA" 400 ;;
+    ncbi-gemma)  # session 18
+      nadapter; ngadapter
+      GM="$NA,$NA@1,$NA@2,$NG"
+      $E $D/ncbi-disease/devel.tsv --store stores/ncbi-train500 --limit 100 --pre-extraction-by "$NA,$NA@1,$NA@2" --members "$GM" \
+        --variants "alone:$NG" "${GSET[@]}" --output benchmarks/results/ncbi-dev100-s18-adapter-views-gemma-ft --name ncbi-dev-100-adapter-views-and-gemma-adapter
+      sets=$(finder_sets ncbi-dev100-s18-adapter-views-gemma-ft)
+      $E $D/ncbi-disease/test.tsv --store stores/ncbi-train500 --pre-extraction-by "$NA,$NA@1,$NA@2" --members "$GM" \
+        --variants "alone:$NG" "${GSET[@]}" --set "accept_finder_sets=$sets" \
+        --output benchmarks/results/ncbi-test0-s18-adapter-views-gemma-calibrated --name ncbi-test-all-940-adapter-views-and-gemma-adapter-calibrated ;;
     politics-views) views politics $D/crossner/politics/dev.txt 100 $D/crossner/politics/test.txt 200 stores/politics-train ;;
     *) echo "unknown step $step" >&2; exit 2 ;;
   esac

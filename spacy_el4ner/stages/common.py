@@ -1,6 +1,6 @@
 """Settings shared by the stages."""
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from ..types import Demo, Unit
 
@@ -23,7 +23,11 @@ class Settings:
     stage_demos: Stage name -> at most this many demonstrations in its prompts, the most similar
         ones (default: all the retrieved ones). Fewer demonstrations = shorter prompts.
     none_option: Whether classification offers "none" (not an entity) besides the labels.
-    constrained: Constrain extraction decoding to copies of the input text (and JSON syntax).
+    constrained: Constrain extraction decoding to copies of the input text (and JSON syntax):
+        True for every member, or the names of the members to constrain.
+    finetune_prompt: Members that extract with the fine-tuning prompt (``finetune.v1.jinja``, one
+        prompt per label, no demonstrations), the format their CLLMFS adapter learned; for an
+        adapter on a *base* model, which does not follow the few-shot extraction prompt.
     member_weights: Weight of each member's extraction (default 1.0 each).
     extraction_quorum: A span found by the members is a candidate when the summed weights of the
         members that found it reach this (0: the union, the paper's rule).
@@ -48,7 +52,8 @@ class Settings:
     max_new_tokens: int = 64
     stage_demos: Dict[str, int] = field(default_factory=dict)
     none_option: bool = False
-    constrained: bool = False
+    constrained: Union[bool, List[str]] = False
+    finetune_prompt: List[str] = field(default_factory=list)
     member_weights: Dict[str, float] = field(default_factory=dict)
     extraction_quorum: float = 0.0
     accept_finder_sets: List[List[str]] = field(default_factory=list)
@@ -58,6 +63,10 @@ class Settings:
     def demo_views(self) -> int:
         """How many demonstration views the members use (1: every member sees the same k)."""
         return 1 + max(self.member_demo_views.values(), default=0)
+
+    def constrains(self, member: str) -> bool:
+        """Whether ``member``'s extraction decoding is constrained to copies of the input text."""
+        return self.constrained if isinstance(self.constrained, bool) else member in self.constrained
 
     def view_of(self, member: str) -> int:
         """The demonstration view of ``member``."""

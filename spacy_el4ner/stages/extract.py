@@ -5,6 +5,7 @@ from typing import Dict, List, Mapping, Set, Tuple
 from spacy.tokens import Doc
 
 from ..align import find_occurrences, snap
+from ..finetune import format as ft_format
 from ..models.protocol import Model
 from ..parsing import parse_list
 from ..prompts import Messages, render
@@ -23,6 +24,27 @@ SEPARATORS = ('["', '", "', '"]', "[]", "[", "]", '"', ", ")
 def extract_prompt(unit: Unit, settings: Settings, with_demos: bool, view: int = 0) -> Messages:
     ctx = settings.context(unit.demos_for(view) if with_demos else [], "extract")
     return render(settings.templates["extract"], settings.prompt_dir, text=unit.text, **ctx)
+
+
+def finetune_prompt_items(model: Model, units: List[Unit], settings: Settings, constrained: bool) -> List[List[str]]:
+    """Ask a member with the fine-tuning prompt (``finetune.v1.jinja``: one prompt per unit and
+    label, no demonstrations, answers as ``<<< mention >>>`` lines), the format its CLLMFS adapter
+    was trained on. A *base* model adapted that way answers only in that format.
+
+    RETURNS (List[List[str]]): Per unit, the mentions of every label, in order.
+    """
+    descriptions = ft_format.descriptions_for(settings.labels, settings.descriptions)
+    jobs = [(i, label) for i, unit in enumerate(units) if unit.text.strip() for label in settings.labels]
+    items: List[List[str]] = [[] for _ in units]
+    if not jobs:
+        return items
+    prompts = [ft_format.build_messages(units[i].text, label, descriptions[label]) for i, label in jobs]
+    kwargs = {"constrain_to": [units[i].text for i, _ in jobs], "separators": ft_format.SEPARATORS} if constrained else {}
+    answers = model.generate(prompts, max_new_tokens=settings.max_new_tokens, **kwargs)
+    for (i, _label), prompt, answer in zip(jobs, prompts, answers):
+        logger.debug("fine-tuning prompt:\n%s\n--> %r", prompt, answer)
+        items[i].extend(ft_format.parse_answer(answer))
+    return items
 
 
 def extract_spans(
@@ -44,34 +66,44 @@ def extract_spans(
         return found
     by_view: Dict[int, List[Messages]] = {}
     for name, model in members.items():
+        if name in settings.finetune_prompt:
+            per_unit = finetune_prompt_items(model, units, settings, settings.constrains(name))
+            for unit, items, spans in zip(units, per_unit, found):
+                _align(docs[unit.doc_index], unit, name, items, spans)
+            continue
         view = settings.view_of(name) if with_demos else 0
         if view not in by_view:
             by_view[view] = [extract_prompt(u, settings, with_demos, view) for u in units]
         prompts = by_view[view]
-        kwargs = {"constrain_to": [u.text for u in units], "separators": SEPARATORS} if settings.constrained else {}
+        kwargs = {"constrain_to": [u.text for u in units], "separators": SEPARATORS} if settings.constrains(name) else {}
         answers = model.generate(
             prompts, max_new_tokens=settings.max_new_tokens, stop=STOP, answer_prefix=answer_prefix, **kwargs
         )
         for unit, prompt, answer, spans in zip(units, prompts, answers, found):
             logger.debug("extract prompt (%s):\n%s\n--> %r", name, prompt, answer)
             items, _ = parse_list(answer, answer_prefix)  # the "]" cut by the stop string is put back there
-            doc = docs[unit.doc_index]
-            for item in items:
-                aligned = False
-                for start, end in find_occurrences(unit.text, item):
-                    tokens = snap(doc, unit.offset + start, unit.offset + end)
-                    if tokens is None:
-                        continue
-                    span = doc[tokens[0] : tokens[1]]
-                    key = (span.start_char - unit.offset, span.end_char - unit.offset)
-                    if key[0] < 0 or key[1] > len(unit.text):
-                        continue
-                    spans.setdefault(key, set()).add(name)
-                    aligned = True
-                if not aligned:
-                    unit.unaligned.append((name, item))
-                    logger.debug("%s: answer %r is not a token span of %r", name, item, unit.text[:80])
+            _align(docs[unit.doc_index], unit, name, items, spans)
     return found
+
+
+def _align(doc: Doc, unit: Unit, name: str, items: List[str], spans: Dict[Tuple[int, int], Set[str]]) -> None:
+    """Add every token-aligned occurrence of each answer string to ``spans`` (found by ``name``);
+    strings that match no token span go to ``unit.unaligned`` (logged at DEBUG)."""
+    for item in items:
+        aligned = False
+        for start, end in find_occurrences(unit.text, item):
+            tokens = snap(doc, unit.offset + start, unit.offset + end)
+            if tokens is None:
+                continue
+            span = doc[tokens[0] : tokens[1]]
+            key = (span.start_char - unit.offset, span.end_char - unit.offset)
+            if key[0] < 0 or key[1] > len(unit.text):
+                continue
+            spans.setdefault(key, set()).add(name)
+            aligned = True
+        if not aligned:
+            unit.unaligned.append((name, item))
+            logger.debug("%s: answer %r is not a token span of %r", name, item, unit.text[:80])
 
 
 def extract(docs: List[Doc], units: List[Unit], members: Mapping[str, Model], settings: Settings) -> int:

@@ -45,6 +45,8 @@ def test_member_with_a_demonstration_view(nlp, tmp_path):
         member_views(["qwen@one"])
     # a member run alone keeps its own view
     assert _for_members({"member_demo_views": {members[1]: 1}}, [members[1]], members) == {"member_demo_views": {members[1]: 1}}
+    per_member = {"constrained_extraction": [members[1]], "finetune_prompt_members": [members[1]]}
+    assert _for_members(per_member, [members[0]], members) == {"constrained_extraction": [], "finetune_prompt_members": []}
 
 
 def test_pre_extraction_by_list(nlp, tmp_path):

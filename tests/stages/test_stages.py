@@ -10,7 +10,7 @@ from spacy_el4ner.stages.retrieve import heuristic_spans, to_demo
 from spacy_el4ner.store import DemoStore
 from spacy_el4ner.types import Demo, Unit
 
-from conftest import FakeModel, HashEmbedder, make_doc
+from conftest import FakeModel, HashEmbedder, last_user, make_doc
 
 LABELS = ["PER", "ORG", "LOC"]
 TEXT = "Barack Obama flew from Paris to London, then back to Paris."
@@ -49,6 +49,57 @@ def test_extract_union_over_two_members(nlp, settings):
         assert units[0].text[c.start : c.end] == c.text
     # each member got one batched call with one prompt per unit
     assert [(kind, len(ps)) for kind, ps in a.calls] == [("generate", 1)]
+
+
+def test_constrained_extraction_for_some_members(nlp, settings):
+    """A list of names constrains only those members' decoding (e.g. a base model beside instruct ones)."""
+    seen = {}
+
+    class Recording(FakeModel):
+        def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix="", constrain_to=None, separators=()):
+            seen[self.name] = constrain_to
+            return super().generate(prompts, max_new_tokens=max_new_tokens, stop=stop, answer_prefix=answer_prefix)
+
+    docs = [nlp(TEXT)]
+    members = {n: Recording(n, {TEXT: '["Paris"]'}) for n in ("a", "b")}
+    for constrained, want in [(["b"], {"b"}), (True, {"a", "b"}), (False, set())]:
+        seen.clear()
+        settings.constrained = constrained
+        extract(docs, units_for(docs), members, settings)
+        assert {n for n, texts in seen.items() if texts} == want
+        assert all(texts == [TEXT] for texts in seen.values() if texts)
+
+
+def test_finetune_prompt_members_extract_per_label_in_the_training_format(nlp, settings):
+    """A CLLMFS adapter on a base model answers the prompt it was trained on: one per label, no
+    demonstrations, ``<<< mention >>>`` lines; its spans join the union like any member's."""
+
+    class Tuned(FakeModel):
+        def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix="", constrain_to=None, separators=()):
+            self.calls.append(("generate", list(prompts)))
+            return [answer(last_user(p)) for p in prompts]
+
+    def answer(user):
+        if user.startswith("Entity type: LOC\nText: "):
+            return "<<< Paris >>>\n<<< London >>>"
+        if user.startswith("Entity type: PER\nText: "):
+            return "<<< Barack Obama >>>\n<<< Mr. Nobody >>>"  # the second is not in the text
+        return "<<< >>>"
+
+    docs = [nlp(TEXT)]
+    units = units_for(docs)
+    tuned = Tuned("t")
+    few_shot = FakeModel("f", {TEXT: '["Paris"]'})
+    settings.finetune_prompt = ["t"]
+    extract(docs, units, {"f": few_shot, "t": tuned}, settings)
+    by_text = {}
+    for c in units[0].candidates.values():
+        by_text.setdefault(c.text, set()).update(c.extracted_by)
+    assert by_text == {"Paris": {"f", "t"}, "London": {"t"}, "Barack Obama": {"t"}}
+    assert units[0].unaligned == [("t", "Mr. Nobody")]  # counted, not dropped silently
+    (kind, prompts), = tuned.calls
+    assert kind == "generate" and len(prompts) == len(LABELS)  # one prompt per label
+    assert all("<<< mention >>>" in str(p) and "Paris to London" in str(p) for p in prompts)
 
 
 def test_extract_long_doc_offsets(nlp, settings):
