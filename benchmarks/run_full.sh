@@ -147,6 +147,13 @@ ngadapter() {  # the Gemma 3 270M base adapter (all linear layers: a base model 
     --dev $D/ncbi-disease/devel.tsv --output adapters/ncbi-500-gemma-cllmfs --lr 0.0005 \
     --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
 }
+WG=gemma-3-270m+adapters/wnut17-500-gemma-cllmfs
+wgadapter() {  # the same Gemma recipe on WNUT-17 train first 500
+  python -m spacy_el4ner models pull gemma-3-270m
+  [ -f adapters/wnut17-500-gemma-cllmfs/adapter_model.safetensors ] || $FT --base gemma-3-270m --train $D/wnut17/train.conll \
+    --dev $D/wnut17/dev.conll --output adapters/wnut17-500-gemma-cllmfs --lr 0.0005 \
+    --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
+}
 GSET=(--set "constrained_extraction=[\"$NG\"]" --set "finetune_prompt_members=[\"$NG\"]")
 for step in $STEPS; do
   case $step in
@@ -274,6 +281,7 @@ for step in $STEPS; do
     threshold-test-alone)  # session 17: the first adapter alone where the test run of the views lacked it
       viewstest ncbi $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "$NA" "alone:$NA" 100
       viewstest wnut17 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "$WA" "alone:$WA" 400 ;;
+    wnut-gemma-adapter) wgadapter ;;
     ncbi-gemma)  # session 18
       nadapter; ngadapter
       GM="$NA,$NA@1,$NA@2,$NG"

@@ -5,7 +5,8 @@
 a ``.`` (``qwen2.5-coder-0.5b-instruct`` would be read as section ``qwen2`` and subsection
 ``5-coder-0``). The exported config renames such members (``.`` → ``_``) everywhere a member is
 named: the member blocks, ``member_weights``, ``member_demo_views``, ``accept_finder_sets``,
-``verifier`` and the retriever's ``pre_extraction_by``. A spaCy tagger pipeline the run used for
+``verifier``, ``constrained_extraction`` and ``finetune_prompt_members`` (when they list members)
+and the retriever's ``pre_extraction_by``. A spaCy tagger pipeline the run used for
 the POS weights is referenced with ``source``, so its trained weights load too.
 """
 import copy
@@ -58,6 +59,9 @@ def rename_members(component: Dict[str, Any], renames: Dict[str, str]) -> Dict[s
             cfg[key] = {new(k): v for k, v in cfg[key].items()}
     if isinstance(cfg.get("accept_finder_sets"), list):
         cfg["accept_finder_sets"] = [[new(m) for m in finder_set] for finder_set in cfg["accept_finder_sets"]]
+    for key in ("constrained_extraction", "finetune_prompt_members"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = [new(m) for m in cfg[key]]
     if isinstance(cfg.get("verifier"), str):
         cfg["verifier"] = new(cfg["verifier"])
     retriever = cfg.get("retriever")

@@ -42,7 +42,8 @@ def test_adapter_views_export_round_trips(nlp, tmp_path):
     a = f"{Q}+{_adapter(tmp_path)}"
     members = [a, f"{a}@1", f"{a}@2"]
     sets = [[members[0]], [members[1], members[2]]]
-    overrides = {"accept_finder_sets": sets, "member_weights": {members[0]: 2.0}, "verifier": members[0]}
+    overrides = {"accept_finder_sets": sets, "member_weights": {members[0]: 2.0}, "verifier": members[0],
+                 "constrained_extraction": [members[2]], "finetune_prompt_members": [members[2]]}
     built = build_pipeline(["LOC", "ORG", "PER"], members, store, 2, "llm", tmp_path / "cache", "none",
                            overrides=overrides, pre_extraction_by=[members[0]])
     text = pipeline_config(built).to_str()
@@ -56,6 +57,7 @@ def test_adapter_views_export_round_trips(nlp, tmp_path):
     assert pipe.settings.member_weights == {new[0]: 2.0}
     assert [sorted(s) for s in pipe.settings.accept_finder_sets] == [[new[0]], sorted(new[1:])]
     assert pipe.verifier == new[0]
+    assert pipe.settings.constrained == [new[2]] and pipe.settings.finetune_prompt == [new[2]]
     assert pipe.retriever.pre_extraction_by == [new[0]]
     assert all(m.cache is not None for m in pipe.members.values())
     # every other setting is the evaluated pipeline's
