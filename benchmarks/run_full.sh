@@ -57,6 +57,8 @@
 # Step ncbi-adapter-views-full: ncbi-adapter-views on all 940 NCBI-disease test sentences (~1.2 h cold).
 # Step ncbi-views-verify-all: the NCBI adapter views with verifier "all" (each view verifies with its own demonstrations).
 # Step threshold-check: NCBI test 200 with the dev-chosen min_confidence, to check the replay against the component.
+# Step wnut-gemma (session 18): the same on WNUT-17 (dev first 100; test first 200 only: six labels are six
+# fine-tuning prompts per sentence for the Gemma member).
 # Step ncbi-gemma (session 18): a CLLMFS adapter on Gemma 3 270M *base* (NCBI-disease train first 500, all linear
 # layers, lr 5e-4, one bf16 epoch, ~10 min) beside the three NCBI adapter views. It extracts with its fine-tuning prompt
 # under constrained decoding. Dev 100 (calibrate -> finder sets), then the full test split (940) with those sets.
@@ -282,6 +284,16 @@ for step in $STEPS; do
       viewstest ncbi $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "$NA" "alone:$NA" 100
       viewstest wnut17 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "$WA" "alone:$WA" 400 ;;
     wnut-gemma-adapter) wgadapter ;;
+    wnut-gemma)  # session 18
+      wadapter; wgadapter
+      GM="$WA,$WA@1,$WA@2,$WG"
+      WGSET=(--set "constrained_extraction=[\"$WG\"]" --set "finetune_prompt_members=[\"$WG\"]")
+      $E $D/wnut17/dev.conll --store stores/wnut17-train500 --limit 100 --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
+        --variants "alone:$WG" "${WGSET[@]}" --output benchmarks/results/wnut17-dev100-s18-adapter-views-gemma --name wnut17-dev-100-adapter-views-and-gemma-adapter
+      sets=$(finder_sets wnut17-dev100-s18-adapter-views-gemma)
+      $E $D/wnut17/test.conll --store stores/wnut17-train500 --limit 100 --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
+        --variants "alone:$WG,alone:$WA" "${WGSET[@]}" --set "accept_finder_sets=$sets" \
+        --output benchmarks/results/wnut17-test200-s18-adapter-views-gemma-calibrated --name wnut17-test-200-adapter-views-and-gemma-adapter-calibrated ;;
     ncbi-gemma)  # session 18
       nadapter; ngadapter
       GM="$NA,$NA@1,$NA@2,$NG"
