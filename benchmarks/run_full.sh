@@ -8,7 +8,8 @@
 #        ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views
 #        politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4 politics-adapter-views-full
 #        wnut-1.5b-views ncbi-adapter-views-b threshold-dev-alone threshold-test-alone ncbi-adapter-views-full threshold-check
-#        (default: all, in that order)
+#        ncbi-gemma wnut-gemma-adapter wnut-gemma
+#        (default: the steps up to spansim-v4, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
 # Steps wnut-s8 ncbi-s8 politics-s8: the ensemble with session 8's defaults (classify.v2, validation with the
@@ -291,7 +292,7 @@ for step in $STEPS; do
       $E $D/wnut17/dev.conll --store stores/wnut17-train500 --limit 100 --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
         --variants "alone:$WG" "${WGSET[@]}" --output benchmarks/results/wnut17-dev100-s18-adapter-views-gemma --name wnut17-dev-100-adapter-views-and-gemma-adapter
       sets=$(finder_sets wnut17-dev100-s18-adapter-views-gemma)
-      $E $D/wnut17/test.conll --store stores/wnut17-train500 --limit 100 --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
+      $E $D/wnut17/test.conll --store stores/wnut17-train500 --limit 200 --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
         --variants "alone:$WG,alone:$WA" "${WGSET[@]}" --set "accept_finder_sets=$sets" \
         --output benchmarks/results/wnut17-test200-s18-adapter-views-gemma-calibrated --name wnut17-test-200-adapter-views-and-gemma-adapter-calibrated ;;
     ncbi-gemma)  # session 18
