@@ -8,7 +8,7 @@
 #        ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views
 #        politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4 politics-adapter-views-full
 #        wnut-1.5b-views ncbi-adapter-views-b threshold-dev-alone threshold-test-alone ncbi-adapter-views-full threshold-check
-#        ncbi-gemma wnut-gemma-adapter wnut-gemma
+#        ncbi-gemma wnut-gemma-adapter wnut-gemma ncbi-two-gemmas ncbi-two-gemmas-full
 #        (default: the steps up to spansim-v4, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
@@ -157,6 +157,8 @@ wgadapter() {  # the same Gemma recipe on WNUT-17 train first 500
     --dev $D/wnut17/dev.conll --output adapters/wnut17-500-gemma-cllmfs --lr 0.0005 \
     --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
 }
+NG2=gemma-3-270m+adapters/ncbi-500b-gemma-cllmfs  # the same Gemma recipe on NCBI-disease train sentences 500-999
+GSET2=(--set "constrained_extraction=[\"$NG\", \"$NG2\"]" --set "finetune_prompt_members=[\"$NG\", \"$NG2\"]")
 GSET=(--set "constrained_extraction=[\"$NG\"]" --set "finetune_prompt_members=[\"$NG\"]")
 for step in $STEPS; do
   case $step in
@@ -285,10 +287,29 @@ for step in $STEPS; do
       viewstest ncbi $D/ncbi-disease/test.tsv 200 stores/ncbi-train500 "$NA,$NA@1,$NA@2,$NB" s16-adapter-views-b "$NA" "alone:$NA" 100
       viewstest wnut17 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "$WA" "alone:$WA" 400 ;;
     wnut-gemma-adapter) wgadapter ;;
+    ncbi-two-gemmas)  # session 18: two Gemma adapters trained on different NCBI-disease sentences; dev 100, test first 200
+      ngadapter; nbadapter >/dev/null  # (makes the 500-999 slice)
+      [ -f adapters/ncbi-500b-gemma-cllmfs/adapter_model.safetensors ] || $FT --base gemma-3-270m --train corpus/slices/ncbi-train-500-999.spacy \
+        --dev $D/ncbi-disease/devel.tsv --output adapters/ncbi-500b-gemma-cllmfs --lr 0.0005 \
+        --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
+      $E $D/ncbi-disease/devel.tsv --store stores/ncbi-train500 --limit 100 --members "$NG,$NG2" --variants "alone:$NG,alone:$NG2" \
+        "${GSET2[@]}" --output benchmarks/results/ncbi-dev100-s18-two-gemmas --name ncbi-dev-100-two-gemma-adapters
+      sets=$(finder_sets ncbi-dev100-s18-two-gemmas)
+      $E $D/ncbi-disease/test.tsv --store stores/ncbi-train500 --limit 200 --members "$NG,$NG2" --variants "alone:$NG,alone:$NG2" \
+        "${GSET2[@]}" --set "accept_finder_sets=$sets" --output benchmarks/results/ncbi-test200-s18-two-gemmas-calibrated \
+        --name ncbi-test-200-two-gemma-adapters-calibrated ;;
+    ncbi-two-gemmas-full)  # session 18: ncbi-two-gemmas on the full test split (940), the sets of its dev run
+      [ -f benchmarks/results/ncbi-dev100-s18-two-gemmas/predictions-ensemble.jsonl ] || bash "$0" ncbi-two-gemmas
+      sets=$(finder_sets ncbi-dev100-s18-two-gemmas)
+      $E $D/ncbi-disease/test.tsv --store stores/ncbi-train500 --members "$NG,$NG2" --variants "alone:$NG,alone:$NG2" \
+        "${GSET2[@]}" --set "accept_finder_sets=$sets" --output benchmarks/results/ncbi-test0-s18-two-gemmas-calibrated \
+        --name ncbi-test-all-940-two-gemma-adapters-calibrated ;;
     wnut-gemma)  # session 18
       wadapter; wgadapter
       GM="$WA,$WA@1,$WA@2,$WG"
-      WGSET=(--set "constrained_extraction=[\"$WG\"]" --set "finetune_prompt_members=[\"$WG\"]")
+      WNG2=gemma-3-270m+adapters/ncbi-500b-gemma-cllmfs  # the same Gemma recipe on NCBI-disease train sentences 500-999
+GSET2=(--set "constrained_extraction=[\"$NG\", \"$NG2\"]" --set "finetune_prompt_members=[\"$NG\", \"$NG2\"]")
+GSET=(--set "constrained_extraction=[\"$WG\"]" --set "finetune_prompt_members=[\"$WG\"]")
       $E $D/wnut17/dev.conll --store stores/wnut17-train500 --limit 100 --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
         --variants "alone:$WG" "${WGSET[@]}" --output benchmarks/results/wnut17-dev100-s18-adapter-views-gemma --name wnut17-dev-100-adapter-views-and-gemma-adapter
       sets=$(finder_sets wnut17-dev100-s18-adapter-views-gemma)
