@@ -57,6 +57,9 @@ class Unit:
     demo_views: List[List[Demo]] = field(default_factory=list)
     candidates: Dict[Tuple[int, int], Candidate] = field(default_factory=dict)
     unaligned: List[Tuple[str, str]] = field(default_factory=list)  # (member, answer string)
+    # member -> its answers to the fine-tuning prompt (no demonstrations, so the same prompts
+    # whether it pre-extracts for retrieval or extracts): asked once per unit, reused after
+    finetune_items: Dict[str, List[str]] = field(default_factory=dict)
 
     def demos_for(self, view: int) -> List[Demo]:
         """The demonstrations of ``view`` (0: ``demos``); a view the store was too small for

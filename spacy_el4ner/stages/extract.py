@@ -26,24 +26,32 @@ def extract_prompt(unit: Unit, settings: Settings, with_demos: bool, view: int =
     return render(settings.templates["extract"], settings.prompt_dir, text=unit.text, **ctx)
 
 
-def finetune_prompt_items(model: Model, units: List[Unit], settings: Settings, constrained: bool) -> List[List[str]]:
+def finetune_prompt_items(
+    model: Model, units: List[Unit], settings: Settings, constrained: bool, name: str = ""
+) -> List[List[str]]:
     """Ask a member with the fine-tuning prompt (``finetune.v1.jinja``: one prompt per unit and
     label, no demonstrations, answers as ``<<< mention >>>`` lines), the format its CLLMFS adapter
     was trained on. A *base* model adapted that way answers only in that format.
 
+    The prompts have no demonstrations, so pre-extraction (retrieval) and extraction would ask the
+    same: with ``name`` given, the answers are kept in ``unit.finetune_items[name]`` and a unit
+    that already has them is not asked again.
     RETURNS (List[List[str]]): Per unit, the mentions of every label, in order.
     """
     descriptions = ft_format.descriptions_for(settings.labels, settings.descriptions)
-    jobs = [(i, label) for i, unit in enumerate(units) if unit.text.strip() for label in settings.labels]
-    items: List[List[str]] = [[] for _ in units]
-    if not jobs:
-        return items
-    prompts = [ft_format.build_messages(units[i].text, label, descriptions[label]) for i, label in jobs]
-    kwargs = {"constrain_to": [units[i].text for i, _ in jobs], "separators": ft_format.SEPARATORS} if constrained else {}
-    answers = model.generate(prompts, max_new_tokens=settings.max_new_tokens, **kwargs)
-    for (i, _label), prompt, answer in zip(jobs, prompts, answers):
-        logger.debug("fine-tuning prompt:\n%s\n--> %r", prompt, answer)
-        items[i].extend(ft_format.parse_answer(answer))
+    items: List[List[str]] = [list(u.finetune_items.get(name, [])) if name else [] for u in units]
+    todo = [i for i, unit in enumerate(units) if not (name and name in unit.finetune_items)]
+    jobs = [(i, label) for i in todo if units[i].text.strip() for label in settings.labels]
+    if jobs:
+        prompts = [ft_format.build_messages(units[i].text, label, descriptions[label]) for i, label in jobs]
+        kwargs = {"constrain_to": [units[i].text for i, _ in jobs], "separators": ft_format.SEPARATORS} if constrained else {}
+        answers = model.generate(prompts, max_new_tokens=settings.max_new_tokens, **kwargs)
+        for (i, _label), prompt, answer in zip(jobs, prompts, answers):
+            logger.debug("fine-tuning prompt:\n%s\n--> %r", prompt, answer)
+            items[i].extend(ft_format.parse_answer(answer))
+    if name:
+        for i in todo:
+            units[i].finetune_items[name] = list(items[i])
     return items
 
 
@@ -67,9 +75,11 @@ def extract_spans(
     by_view: Dict[int, List[Messages]] = {}
     for name, model in members.items():
         if name in settings.finetune_prompt:
-            per_unit = finetune_prompt_items(model, units, settings, settings.constrains(name))
-            for unit, items, spans in zip(units, per_unit, found):
-                _align(docs[unit.doc_index], unit, name, items, spans)
+            asked_before = [name in u.finetune_items for u in units]
+            per_unit = finetune_prompt_items(model, units, settings, settings.constrains(name), name)
+            for unit, items, spans, again in zip(units, per_unit, found, asked_before):
+                # answers seen before were counted in ``unaligned`` when they came
+                _align(docs[unit.doc_index], unit, name, items, spans, record_unaligned=not again)
             continue
         view = settings.view_of(name) if with_demos else 0
         if view not in by_view:
@@ -86,9 +96,13 @@ def extract_spans(
     return found
 
 
-def _align(doc: Doc, unit: Unit, name: str, items: List[str], spans: Dict[Tuple[int, int], Set[str]]) -> None:
+def _align(
+    doc: Doc, unit: Unit, name: str, items: List[str], spans: Dict[Tuple[int, int], Set[str]],
+    record_unaligned: bool = True,
+) -> None:
     """Add every token-aligned occurrence of each answer string to ``spans`` (found by ``name``);
-    strings that match no token span go to ``unit.unaligned`` (logged at DEBUG)."""
+    strings that match no token span go to ``unit.unaligned`` (logged at DEBUG) unless
+    ``record_unaligned`` is off (answers reused from ``unit.finetune_items``, counted before)."""
     for item in items:
         aligned = False
         for start, end in find_occurrences(unit.text, item):
@@ -101,7 +115,7 @@ def _align(doc: Doc, unit: Unit, name: str, items: List[str], spans: Dict[Tuple[
                 continue
             spans.setdefault(key, set()).add(name)
             aligned = True
-        if not aligned:
+        if not aligned and record_unaligned:
             unit.unaligned.append((name, item))
             logger.debug("%s: answer %r is not a token span of %r", name, item, unit.text[:80])
 

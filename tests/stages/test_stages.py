@@ -374,6 +374,32 @@ def test_spansim_retriever_llm_pre_extraction(nlp, store, hash_embedder, setting
     assert [m["role"] for m in a.calls[0][1][0]] == ["system", "user"]
 
 
+def test_finetune_prompt_member_is_asked_once_when_it_also_pre_extracts(nlp, store, hash_embedder, settings):
+    """Its prompts have no demonstrations, so pre-extraction and extraction ask the same: the
+    answers are reused (same spans in both stages), and an unaligned answer is counted once."""
+
+    class Tuned(FakeModel):
+        def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix="", constrain_to=None, separators=()):
+            self.calls.append(("generate", list(prompts)))
+            return ["<<< tim cook >>>\n<<< nobody >>>" if "Entity type: PER" in last_user(p) else "<<< >>>" for p in prompts]
+
+    text = "the meeting of tim cook and apple"
+    docs = [nlp(text)]
+    units = units_for(docs)
+    tuned = Tuned("t")
+    settings.finetune_prompt = ["t"]
+    SpanSimRetriever(1, hash_embedder, pre_extraction="llm", pre_extraction_by="first")(docs, units, {"t": tuned}, store, settings)
+    assert units[0].query_spans == [(15, 23)]
+    extract(docs, units, {"t": tuned}, settings)
+    assert [len(ps) for _, ps in tuned.calls] == [len(LABELS)]  # one round of prompts, not two
+    assert cand_texts(units[0]) == {(15, 23): "tim cook"}
+    assert units[0].unaligned == [("t", "nobody")]
+    # a fresh unit is asked again
+    fresh = units_for([nlp(text)])
+    extract(docs, fresh, {"t": tuned}, settings)
+    assert len(tuned.calls) == 2 and cand_texts(fresh[0]) == {(15, 23): "tim cook"}
+
+
 def test_spansim_retriever_skips_the_same_text(nlp, store, hash_embedder, settings):
     docs = [nlp("The Nile flows north through Egypt.")]
     units = units_for(docs)
