@@ -8,7 +8,7 @@
 #        ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views
 #        politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4 politics-adapter-views-full
 #        wnut-1.5b-views ncbi-adapter-views-b threshold-dev-alone threshold-test-alone ncbi-adapter-views-full threshold-check
-#        ncbi-gemma wnut-gemma-adapter wnut-gemma ncbi-two-gemmas ncbi-two-gemmas-full
+#        ncbi-gemma wnut-gemma-adapter wnut-gemma ncbi-two-gemmas ncbi-two-gemmas-full wnut-two-gemmas
 #        (default: the steps up to spansim-v4, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
@@ -63,6 +63,9 @@
 # Step ncbi-gemma (session 18): a CLLMFS adapter on Gemma 3 270M *base* (NCBI-disease train first 500, all linear
 # layers, lr 5e-4, one bf16 epoch, ~10 min) beside the three NCBI adapter views. It extracts with its fine-tuning prompt
 # under constrained decoding. Dev 100 (calibrate -> finder sets), then the full test split (940) with those sets.
+# Step wnut-two-gemmas (session 19): as ncbi-two-gemmas on WNUT-17 (dev 100; test first 200, or WNUT_TEST_LIMIT=0 for
+# all 1,287: six fine-tuning prompts per sentence and member). The members type spans with the labels they extracted
+# them under (finetune_prompt_votes, on by default since session 19).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -160,6 +163,8 @@ wgadapter() {  # the same Gemma recipe on WNUT-17 train first 500
 NG2=gemma-3-270m+adapters/ncbi-500b-gemma-cllmfs  # the same Gemma recipe on NCBI-disease train sentences 500-999
 GSET2=(--set "constrained_extraction=[\"$NG\", \"$NG2\"]" --set "finetune_prompt_members=[\"$NG\", \"$NG2\"]")
 GSET=(--set "constrained_extraction=[\"$NG\"]" --set "finetune_prompt_members=[\"$NG\"]")
+WG2=gemma-3-270m+adapters/wnut17-500b-gemma-cllmfs  # the same Gemma recipe on WNUT-17 train sentences 500-999
+WGSET2=(--set "constrained_extraction=[\"$WG\", \"$WG2\"]" --set "finetune_prompt_members=[\"$WG\", \"$WG2\"]")
 for step in $STEPS; do
   case $step in
     wnut) $E $W --variants none ;;
@@ -307,15 +312,27 @@ for step in $STEPS; do
     wnut-gemma)  # session 18
       wadapter; wgadapter
       GM="$WA,$WA@1,$WA@2,$WG"
-      WNG2=gemma-3-270m+adapters/ncbi-500b-gemma-cllmfs  # the same Gemma recipe on NCBI-disease train sentences 500-999
-GSET2=(--set "constrained_extraction=[\"$NG\", \"$NG2\"]" --set "finetune_prompt_members=[\"$NG\", \"$NG2\"]")
-GSET=(--set "constrained_extraction=[\"$WG\"]" --set "finetune_prompt_members=[\"$WG\"]")
+      # (session 18 ran before finetune_prompt_votes: the Gemma member answered the classification prompt)
+      WGSET=(--set "constrained_extraction=[\"$WG\"]" --set "finetune_prompt_members=[\"$WG\"]" --set finetune_prompt_votes=false)
       $E $D/wnut17/dev.conll --store stores/wnut17-train500 --limit 100 --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
         --variants "alone:$WG" "${WGSET[@]}" --output benchmarks/results/wnut17-dev100-s18-adapter-views-gemma --name wnut17-dev-100-adapter-views-and-gemma-adapter
       sets=$(finder_sets wnut17-dev100-s18-adapter-views-gemma)
       $E $D/wnut17/test.conll --store stores/wnut17-train500 --limit 200 --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
         --variants "alone:$WG,alone:$WA" "${WGSET[@]}" --set "accept_finder_sets=$sets" \
         --output benchmarks/results/wnut17-test200-s18-adapter-views-gemma-calibrated --name wnut17-test-200-adapter-views-and-gemma-adapter-calibrated ;;
+    wnut-two-gemmas)  # session 19: two Gemma adapters trained on different WNUT-17 sentences (0-499, 500-999), voting
+      # with the labels they extracted under (finetune_prompt_votes); dev 100 -> calibrate -> test first 200
+      wgadapter; wbadapter >/dev/null  # (makes the 500-999 slice)
+      [ -f adapters/wnut17-500b-gemma-cllmfs/adapter_model.safetensors ] || $FT --base gemma-3-270m --train corpus/slices/wnut17-train-500-999.spacy \
+        --dev $D/wnut17/dev.conll --output adapters/wnut17-500b-gemma-cllmfs --lr 0.0005 \
+        --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
+      $E $D/wnut17/dev.conll --store stores/wnut17-train500 --limit 100 --members "$WG,$WG2" --variants "alone:$WG,alone:$WG2" \
+        "${WGSET2[@]}" --output benchmarks/results/wnut17-dev100-s19-two-gemmas --name wnut17-dev-100-two-gemma-adapters
+      sets=$(finder_sets wnut17-dev100-s19-two-gemmas)
+      $E $D/wnut17/test.conll --store stores/wnut17-train500 --limit "${WNUT_TEST_LIMIT:-200}" --members "$WG,$WG2" \
+        --variants "alone:$WG,alone:$WG2" "${WGSET2[@]}" --set "accept_finder_sets=$sets" \
+        --output "benchmarks/results/wnut17-test${WNUT_TEST_LIMIT:-200}-s19-two-gemmas-calibrated" \
+        --name "wnut17-test-${WNUT_TEST_LIMIT:-200}-two-gemma-adapters-calibrated" ;;
     ncbi-gemma)  # session 18
       nadapter; ngadapter
       GM="$NA,$NA@1,$NA@2,$NG"

@@ -68,7 +68,8 @@ def vote(
             winner = None if best == NONE_LABEL else best
     if winner is None:
         return None, 0.0, votes
-    mean_p = summed.get(winner, 0.0) / len(order)
+    voters = [m for m in order if probs[m]]  # a member without scores abstains: not in the mean
+    mean_p = summed.get(winner, 0.0) / max(len(voters), 1)
     return winner, mean_p, votes
 
 

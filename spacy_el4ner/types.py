@@ -23,6 +23,9 @@ class Candidate:
     end: int
     text: str
     extracted_by: Set[str] = field(default_factory=set)
+    # member -> the labels it extracted the span under (members asked with the per-label
+    # fine-tuning prompt only; ``Settings.finetune_votes``)
+    extracted_as: Dict[str, Set[str]] = field(default_factory=dict)
     votes: Dict[str, Optional[str]] = field(default_factory=dict)  # member -> label (None: abstains)
     label_probs: Dict[str, Dict[str, float]] = field(default_factory=dict)  # member -> label -> p (x type prior)
     type_prior: Optional[Dict[str, float]] = None  # label -> p from the store's labelled spans
@@ -57,9 +60,11 @@ class Unit:
     demo_views: List[List[Demo]] = field(default_factory=list)
     candidates: Dict[Tuple[int, int], Candidate] = field(default_factory=dict)
     unaligned: List[Tuple[str, str]] = field(default_factory=list)  # (member, answer string)
-    # member -> its answers to the fine-tuning prompt (no demonstrations, so the same prompts
-    # whether it pre-extracts for retrieval or extracts): asked once per unit, reused after
-    finetune_items: Dict[str, List[str]] = field(default_factory=dict)
+    # member -> its (label, mention) answers to the fine-tuning prompt (no demonstrations, so the
+    # same prompts whether it pre-extracts for retrieval or extracts): asked once, reused after
+    finetune_items: Dict[str, List[Tuple[str, str]]] = field(default_factory=dict)
+    # (start, end) -> member -> the labels it found the span under (fine-tuning prompt members)
+    extracted_as: Dict[Tuple[int, int], Dict[str, Set[str]]] = field(default_factory=dict)
 
     def demos_for(self, view: int) -> List[Demo]:
         """The demonstrations of ``view`` (0: ``demos``); a view the store was too small for
@@ -74,4 +79,7 @@ class Unit:
             cand = Candidate(start=start, end=end, text=self.text[start:end])
             self.candidates[(start, end)] = cand
         cand.extracted_by.add(member)
+        labels = self.extracted_as.get((start, end), {}).get(member)
+        if labels:
+            cand.extracted_as[member] = set(labels)
         return cand

@@ -30,6 +30,9 @@ def classify(
     With "first" only the first member is asked. With a single option (one label, no "none") no
     model is called: that option has probability 1. With a ``prior`` (and its ``store``), each
     member's distribution is multiplied by the span's prior (``stages.prior``) before the vote.
+    With ``settings.finetune_votes``, a ``settings.finetune_prompt`` member is not prompted: its
+    distribution is uniform over the labels it extracted the span under, and empty (it abstains)
+    on a span it did not find.
     Sets ``candidate.type_prior``, ``label_probs`` (with the prior), ``votes``, ``label`` (None:
     no label won) and ``label_score``.
     """
@@ -60,6 +63,12 @@ def classify(
         ]
         if not todo:
             break
+        if settings.finetune_votes and name in settings.finetune_prompt:
+            for i in todo:
+                found = jobs[i].extracted_as.get(name, set())
+                dist = {o: (1.0 / len(found) if o in found else 0.0) for o in options} if found else {}
+                jobs[i].label_probs[name] = apply_prior(dist, jobs[i].type_prior, weight) if dist else {}
+            continue
         if len(options) == 1:
             # one label and no "none" (e.g. NCBI-disease): its probability is 1 whatever the
             # model says, so the answer is known without a forward pass

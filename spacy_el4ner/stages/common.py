@@ -28,6 +28,9 @@ class Settings:
     finetune_prompt: Members that extract with the fine-tuning prompt (``finetune.v1.jinja``, one
         prompt per label, no demonstrations), the format their CLLMFS adapter learned; for an
         adapter on a *base* model, which does not follow the few-shot extraction prompt.
+    finetune_votes: Whether the ``finetune_prompt`` members type a span with the label(s) they
+        extracted it under (no classification prompt; they abstain on spans they did not find),
+        instead of answering the few-shot classification prompt, which a base model does not follow.
     member_weights: Weight of each member's extraction (default 1.0 each).
     extraction_quorum: A span found by the members is a candidate when the summed weights of the
         members that found it reach this (0: the union, the paper's rule).
@@ -54,6 +57,7 @@ class Settings:
     none_option: bool = False
     constrained: Union[bool, List[str]] = False
     finetune_prompt: List[str] = field(default_factory=list)
+    finetune_votes: bool = True
     member_weights: Dict[str, float] = field(default_factory=dict)
     extraction_quorum: float = 0.0
     accept_finder_sets: List[List[str]] = field(default_factory=list)

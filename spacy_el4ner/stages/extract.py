@@ -1,6 +1,6 @@
 """Stage 2: span extraction by every member, few-shot; the union of what they found."""
 import logging
-from typing import Dict, List, Mapping, Set, Tuple
+from typing import Dict, List, Mapping, Optional, Set, Tuple
 
 from spacy.tokens import Doc
 
@@ -28,7 +28,7 @@ def extract_prompt(unit: Unit, settings: Settings, with_demos: bool, view: int =
 
 def finetune_prompt_items(
     model: Model, units: List[Unit], settings: Settings, constrained: bool, name: str = ""
-) -> List[List[str]]:
+) -> List[List[Tuple[str, str]]]:
     """Ask a member with the fine-tuning prompt (``finetune.v1.jinja``: one prompt per unit and
     label, no demonstrations, answers as ``<<< mention >>>`` lines), the format its CLLMFS adapter
     was trained on. A *base* model adapted that way answers only in that format.
@@ -36,19 +36,19 @@ def finetune_prompt_items(
     The prompts have no demonstrations, so pre-extraction (retrieval) and extraction would ask the
     same: with ``name`` given, the answers are kept in ``unit.finetune_items[name]`` and a unit
     that already has them is not asked again.
-    RETURNS (List[List[str]]): Per unit, the mentions of every label, in order.
+    RETURNS (List[List[Tuple[str, str]]]): Per unit, (label, mention) for every label, in order.
     """
     descriptions = ft_format.descriptions_for(settings.labels, settings.descriptions)
-    items: List[List[str]] = [list(u.finetune_items.get(name, [])) if name else [] for u in units]
+    items: List[List[Tuple[str, str]]] = [list(u.finetune_items.get(name, [])) if name else [] for u in units]
     todo = [i for i, unit in enumerate(units) if not (name and name in unit.finetune_items)]
     jobs = [(i, label) for i in todo if units[i].text.strip() for label in settings.labels]
     if jobs:
         prompts = [ft_format.build_messages(units[i].text, label, descriptions[label]) for i, label in jobs]
         kwargs = {"constrain_to": [units[i].text for i, _ in jobs], "separators": ft_format.SEPARATORS} if constrained else {}
         answers = model.generate(prompts, max_new_tokens=settings.max_new_tokens, **kwargs)
-        for (i, _label), prompt, answer in zip(jobs, prompts, answers):
+        for (i, label), prompt, answer in zip(jobs, prompts, answers):
             logger.debug("fine-tuning prompt:\n%s\n--> %r", prompt, answer)
-            items[i].extend(ft_format.parse_answer(answer))
+            items[i].extend((label, mention) for mention in ft_format.parse_answer(answer))
     if name:
         for i in todo:
             units[i].finetune_items[name] = list(items[i])
@@ -79,7 +79,10 @@ def extract_spans(
             per_unit = finetune_prompt_items(model, units, settings, settings.constrains(name), name)
             for unit, items, spans, again in zip(units, per_unit, found, asked_before):
                 # answers seen before were counted in ``unaligned`` when they came
-                _align(docs[unit.doc_index], unit, name, items, spans, record_unaligned=not again)
+                _align(
+                    docs[unit.doc_index], unit, name, [m for _, m in items], spans,
+                    record_unaligned=not again, labels=[label for label, _ in items],
+                )
             continue
         view = settings.view_of(name) if with_demos else 0
         if view not in by_view:
@@ -98,12 +101,13 @@ def extract_spans(
 
 def _align(
     doc: Doc, unit: Unit, name: str, items: List[str], spans: Dict[Tuple[int, int], Set[str]],
-    record_unaligned: bool = True,
+    record_unaligned: bool = True, labels: Optional[List[str]] = None,
 ) -> None:
     """Add every token-aligned occurrence of each answer string to ``spans`` (found by ``name``);
     strings that match no token span go to ``unit.unaligned`` (logged at DEBUG) unless
-    ``record_unaligned`` is off (answers reused from ``unit.finetune_items``, counted before)."""
-    for item in items:
+    ``record_unaligned`` is off (answers reused from ``unit.finetune_items``, counted before).
+    With ``labels`` (one per item: the label it was asked for), ``unit.extracted_as`` records them."""
+    for n, item in enumerate(items):
         aligned = False
         for start, end in find_occurrences(unit.text, item):
             tokens = snap(doc, unit.offset + start, unit.offset + end)
@@ -114,6 +118,8 @@ def _align(
             if key[0] < 0 or key[1] > len(unit.text):
                 continue
             spans.setdefault(key, set()).add(name)
+            if labels is not None:
+                unit.extracted_as.setdefault(key, {}).setdefault(name, set()).add(labels[n])
             aligned = True
         if not aligned and record_unaligned:
             unit.unaligned.append((name, item))

@@ -80,6 +80,7 @@ def refine(
         del unit.candidates[cand.key]
         unit.candidates[key] = Candidate(
             start=key[0], end=key[1], text=unit.text[key[0] : key[1]], extracted_by=set(cand.extracted_by),
+            extracted_as={m: set(ls) for m, ls in cand.extracted_as.items()},
             votes=dict(cand.votes), label_probs=dict(cand.label_probs), label=cand.label,
             label_score=cand.label_score, validation=cand.validation, refined_from=cand.text,
         )

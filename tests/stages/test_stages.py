@@ -220,6 +220,55 @@ def test_lazy_majority_equals_asking_everyone(nlp, settings):
         assert lazy[cand.text].label == full_label
 
 
+def test_finetune_prompt_members_vote_with_the_labels_they_extracted_under(nlp, settings):
+    """With ``finetune_votes`` a fine-tuning-prompt member is not prompted to classify: it votes
+    for the label(s) it found the span under and abstains on spans it did not find."""
+
+    class Tuned(FakeModel):
+        def __init__(self, name, by_label):
+            super().__init__(name)
+            self.by_label = by_label
+
+        def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix="", constrain_to=None, separators=()):
+            self.calls.append(("generate", list(prompts)))
+            out = []
+            for p in prompts:
+                label = last_user(p).split("\n")[0].removeprefix("Entity type: ")
+                out.append("\n".join(f"<<< {m} >>>" for m in self.by_label.get(label, [])) or "<<< >>>")
+            return out
+
+    def run(votes):
+        docs = [nlp(TEXT)]
+        units = units_for(docs)
+        t1 = Tuned("t1", {"LOC": ["Paris"], "ORG": ["London"]})
+        t2 = Tuned("t2", {"LOC": ["Paris"], "ORG": ["Paris"]})
+        f = FakeModel("f", {TEXT: '["Barack Obama", "London"]'}, labels={"Barack Obama": "PER", "London": "LOC", "Paris": "ORG"})
+        settings.finetune_prompt = ["t1", "t2"]
+        settings.finetune_votes = votes
+        members = {"t1": t1, "t2": t2, "f": f}
+        extract(docs, units, members, settings)
+        classify(units, members, settings, "majority")
+        return {c.text: c for c in units[0].candidates.values()}, t1, t2, f
+
+    cands, t1, t2, f = run(True)
+    assert [kind for kind, _ in t1.calls + t2.calls] == ["generate", "generate"]  # never asked to classify
+    paris = cands["Paris"]
+    assert paris.extracted_as == {"t1": {"LOC"}, "t2": {"LOC", "ORG"}}
+    assert paris.label_probs["t1"]["LOC"] == 1.0 and paris.label_probs["t2"]["LOC"] == 0.5
+    # t2's tie goes to the label listed first (ORG): t1 LOC vs t2 ORG is open, so f is asked
+    assert paris.votes == {"t1": "LOC", "t2": "ORG", "f": "ORG"} and paris.label == "ORG"
+    london = cands["London"]
+    # t2 abstains; f could at most tie with t1, and ties go to the earliest voter: not asked
+    assert london.label_probs["t2"] == {} and london.votes["t1"] == "ORG" and "f" not in london.label_probs
+    assert london.label == "ORG" and london.label_score == 1.0
+    obama = cands["Barack Obama"]
+    assert obama.label == "PER" and obama.label_probs["t1"] == obama.label_probs["t2"] == {}
+    assert obama.label_score == pytest.approx(obama.label_probs["f"]["PER"])  # abstainers are not in the mean
+    # off: they answer the classification prompt like any member
+    cands, t1, t2, f = run(False)
+    assert ("score" in [kind for kind, _ in t1.calls]) and cands["Paris"].label_probs["t1"]["LOC"] < 1.0
+
+
 def test_classify_none_wins(nlp, settings):
     docs, units = extracted(nlp, settings, '["flew"]')
     classify(units, {"a": FakeModel("a"), "b": FakeModel("b", labels={"flew": "PER"}), "c": FakeModel("c")}, settings)
