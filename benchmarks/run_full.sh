@@ -9,6 +9,7 @@
 #        politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4 politics-adapter-views-full
 #        wnut-1.5b-views ncbi-adapter-views-b threshold-dev-alone threshold-test-alone ncbi-adapter-views-full threshold-check
 #        ncbi-gemma wnut-gemma-adapter wnut-gemma ncbi-two-gemmas ncbi-two-gemmas-full wnut-two-gemmas
+#        wnut-views-two-gemmas wnut-views-two-gemmas-full
 #        (default: the steps up to spansim-v4, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
@@ -66,6 +67,8 @@
 # Step wnut-two-gemmas (session 19): as ncbi-two-gemmas on WNUT-17 (dev 100; test first 200, or WNUT_TEST_LIMIT=0 for
 # all 1,287: six fine-tuning prompts per sentence and member). The members type spans with the labels they extracted
 # them under (finetune_prompt_votes, on by default since session 19).
+# Step wnut-views-two-gemmas (session 19): the three WNUT-17 adapter views + both Gemma adapters (dev 100, test first 200);
+# wnut-views-two-gemmas-full: the same dev sets on all 1,287 test sentences (WNUT_TEST_LIMIT=400: the first 400).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -333,6 +336,25 @@ for step in $STEPS; do
         --variants "alone:$WG,alone:$WG2" "${WGSET2[@]}" --set "accept_finder_sets=$sets" \
         --output "benchmarks/results/wnut17-test${WNUT_TEST_LIMIT:-200}-s19-two-gemmas-calibrated" \
         --name "wnut17-test-${WNUT_TEST_LIMIT:-200}-two-gemma-adapters-calibrated" ;;
+    wnut-views-two-gemmas)  # session 19: the three WNUT-17 adapter views (wnut-gemma's) + both Gemma adapters, which vote
+      # with their extracted labels; retrieval from the views' pre-extraction, as in wnut-gemma; dev 100 -> test first 200
+      wadapter; wgadapter
+      GM="$WA,$WA@1,$WA@2,$WG,$WG2"
+      $E $D/wnut17/dev.conll --store stores/wnut17-train500 --limit 100 --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
+        --variants none "${WGSET2[@]}" --output benchmarks/results/wnut17-dev100-s19-views-two-gemmas --name wnut17-dev-100-adapter-views-and-two-gemma-adapters
+      sets=$(finder_sets wnut17-dev100-s19-views-two-gemmas)
+      $E $D/wnut17/test.conll --store stores/wnut17-train500 --limit 200 --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
+        --variants "alone:$WA" "${WGSET2[@]}" --set "accept_finder_sets=$sets" \
+        --output benchmarks/results/wnut17-test200-s19-views-two-gemmas-calibrated --name wnut17-test-200-adapter-views-and-two-gemma-adapters-calibrated ;;
+    wnut-views-two-gemmas-full)  # session 19: wnut-views-two-gemmas on all 1,287 test sentences, the sets of its dev run
+      # (~3.5 h cold on this CPU: the Gemma prompts; the views' answers are cached by wnut-adapter-views)
+      [ -f benchmarks/results/wnut17-dev100-s19-views-two-gemmas/predictions-ensemble.jsonl ] || bash "$0" wnut-views-two-gemmas
+      GM="$WA,$WA@1,$WA@2,$WG,$WG2"
+      sets=$(finder_sets wnut17-dev100-s19-views-two-gemmas)
+      n=${WNUT_TEST_LIMIT:-0}  # 0: all 1,287 (WNUT_TEST_LIMIT=400: the first 400)
+      $E $D/wnut17/test.conll --store stores/wnut17-train500 --limit "$n" --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
+        --variants "alone:$WA,alone:$WG,alone:$WG2" "${WGSET2[@]}" --set "accept_finder_sets=$sets" \
+        --output "benchmarks/results/wnut17-test$n-s19-views-two-gemmas-calibrated" --name "wnut17-test-$n-adapter-views-and-two-gemma-adapters-calibrated" ;;
     ncbi-gemma)  # session 18
       nadapter; ngadapter
       GM="$NA,$NA@1,$NA@2,$NG"

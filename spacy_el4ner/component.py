@@ -516,6 +516,8 @@ class EL4NER(Pipe):
                             "label": cand.label,
                             "accepted": accepted,
                             "extracted_by": sorted(cand.extracted_by),
+                            # fine-tuning-prompt members: the labels they extracted it under
+                            "extracted_as": {m: sorted(ls) for m, ls in sorted(cand.extracted_as.items())},
                             "votes": dict(cand.votes),
                             "label_probs": {m: {k: round(v, 4) for k, v in p.items()} for m, p in cand.label_probs.items()},
                             "type_prior": None if cand.type_prior is None else {k: round(v, 4) for k, v in cand.type_prior.items()},

@@ -272,6 +272,23 @@ class HashEmbedder:
 SCRIPTS: Dict[str, Callable[[], Dict[str, FakeModel]]] = {}
 
 
+class TunedModel(FakeModel):
+    """A member with a CLLMFS adapter asked with the fine-tuning prompt: for the prompt of a label
+    it answers the mentions ``by_label`` lists for it, as ``<<< mention >>>`` lines."""
+
+    def __init__(self, name: str, by_label: Mapping[str, List[str]], **kw) -> None:
+        super().__init__(name, **kw)
+        self.by_label = dict(by_label)
+
+    def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix="", constrain_to=None, separators=()):
+        self.calls.append(("generate", list(prompts)))
+        out = []
+        for p in prompts:
+            label = last_user(p).split("\n")[0].removeprefix("Entity type: ")
+            out.append("\n".join(f"<<< {m} >>>" for m in self.by_label.get(label, [])) or "<<< >>>")
+        return out
+
+
 @registry.el4ner_models("test.Fake.v1")
 def make_fake_members(script: str) -> Dict[str, FakeModel]:
     if script not in SCRIPTS:

@@ -8,7 +8,7 @@ from spacy.training import Example
 from spacy_el4ner import EL4NER, DemoStore
 from spacy_el4ner.stages.retrieve import SpanSimRetriever
 
-from conftest import FakeModel, HashEmbedder, extracts, make_doc
+from conftest import FakeModel, HashEmbedder, TunedModel, extracts, make_doc
 
 LABELS = ["PER", "ORG", "LOC"]
 GOLD = {"Tim Cook": "PER", "Apple": "ORG", "Paris": "LOC", "Angela Merkel": "PER", "Berlin": "LOC", "Google": "ORG"}
@@ -59,6 +59,26 @@ def test_add_pipe_with_labels(nlp, script):
     doc = nlp(TEXT)
     assert ents(doc) == [("Tim Cook", "PER"), ("Apple", "ORG"), ("Angela Merkel", "PER"), ("Berlin", "LOC"), ("Paris", "LOC")]
     check_ents(doc, LABELS)
+
+
+def test_finetune_prompt_member_types_with_its_extracted_labels(nlp, scripts):
+    """A CLLMFS member asked with its per-label prompt votes the label it found a span under (it
+    is never prompted to classify) and abstains elsewhere; the details keep what it extracted."""
+    tuned = {}
+
+    def members():
+        tuned["t"] = TunedModel("t", {"PER": ["Tim Cook"], "LOC": ["Berlin", "Paris"]})
+        return {"t": tuned["t"], "a": FakeModel("a", extracts(["Apple", "Berlin"]), labels={"Apple": "ORG", "Berlin": "ORG"})}
+
+    name = scripts("tuned", members)
+    nlp.add_pipe("el4ner", config=config(name, labels=LABELS, finetune_prompt_members=["t"], validation=False))
+    doc = nlp(TEXT)
+    # Berlin: t (LOC) and a (ORG) tie, the first member wins; Apple: t abstains, a decides
+    assert ents(doc) == [("Tim Cook", "PER"), ("Apple", "ORG"), ("Berlin", "LOC"), ("Paris", "LOC")]
+    assert {kind for kind, _ in tuned["t"].calls} == {"generate"}
+    by_text = {d["text"]: d for d in doc.spans["el4ner"].attrs["details"]}
+    assert by_text["Berlin"]["extracted_as"] == {"t": ["LOC"]} and by_text["Apple"]["extracted_as"] == {}
+    assert by_text["Apple"]["label_probs"]["t"] == {} and by_text["Apple"]["votes"]["t"] is None
 
 
 def test_spans_group_has_every_candidate(nlp, script):

@@ -10,7 +10,7 @@ from spacy_el4ner.stages.retrieve import heuristic_spans, to_demo
 from spacy_el4ner.store import DemoStore
 from spacy_el4ner.types import Demo, Unit
 
-from conftest import FakeModel, HashEmbedder, last_user, make_doc
+from conftest import FakeModel, HashEmbedder, TunedModel, last_user, make_doc
 
 LABELS = ["PER", "ORG", "LOC"]
 TEXT = "Barack Obama flew from Paris to London, then back to Paris."
@@ -224,24 +224,11 @@ def test_finetune_prompt_members_vote_with_the_labels_they_extracted_under(nlp, 
     """With ``finetune_votes`` a fine-tuning-prompt member is not prompted to classify: it votes
     for the label(s) it found the span under and abstains on spans it did not find."""
 
-    class Tuned(FakeModel):
-        def __init__(self, name, by_label):
-            super().__init__(name)
-            self.by_label = by_label
-
-        def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix="", constrain_to=None, separators=()):
-            self.calls.append(("generate", list(prompts)))
-            out = []
-            for p in prompts:
-                label = last_user(p).split("\n")[0].removeprefix("Entity type: ")
-                out.append("\n".join(f"<<< {m} >>>" for m in self.by_label.get(label, [])) or "<<< >>>")
-            return out
-
     def run(votes):
         docs = [nlp(TEXT)]
         units = units_for(docs)
-        t1 = Tuned("t1", {"LOC": ["Paris"], "ORG": ["London"]})
-        t2 = Tuned("t2", {"LOC": ["Paris"], "ORG": ["Paris"]})
+        t1 = TunedModel("t1", {"LOC": ["Paris"], "ORG": ["London"]})
+        t2 = TunedModel("t2", {"LOC": ["Paris"], "ORG": ["Paris"]})
         f = FakeModel("f", {TEXT: '["Barack Obama", "London"]'}, labels={"Barack Obama": "PER", "London": "LOC", "Paris": "ORG"})
         settings.finetune_prompt = ["t1", "t2"]
         settings.finetune_votes = votes
