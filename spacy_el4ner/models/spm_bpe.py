@@ -13,22 +13,37 @@ merged piece is in the vocabulary, higher-scored merged pieces first.
 """
 import json
 import logging
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 logger = logging.getLogger("spacy_el4ner")
 
 
-def merges_from_scores(pieces: Sequence[Tuple[str, float]]) -> List[Tuple[str, str]]:
+def first_ids(pieces: Sequence[Tuple[str, float]]) -> Tuple[Dict[str, int], int]:
+    """RETURNS (Tuple[Dict[str, int], int]): piece -> its first id, and how many duplicate pieces
+    (later ids of a piece already seen) were left out."""
+    vocab: Dict[str, int] = {}
+    duplicates = 0
+    for i, (piece, _score) in enumerate(pieces):
+        if piece in vocab:
+            duplicates += 1
+            continue
+        vocab[piece] = i
+    return vocab, duplicates
+
+
+def merges_from_scores(
+    pieces: Sequence[Tuple[str, float]], vocab: Optional[Dict[str, int]] = None
+) -> List[Tuple[str, str]]:
     """Derive BPE merges from a SentencePiece vocabulary with scores.
 
     pieces (Sequence[Tuple[str, float]]): (piece, score) in id order.
+    vocab (Optional[Dict[str, int]]): ``first_ids(pieces)[0]``, when the caller has it already.
     RETURNS (List[Tuple[str, str]]): Merges, highest-priority first: every split (left, right) of
         a piece whose halves are both in the vocabulary, ordered by the merged piece's score
         (descending), then by the merged piece's id and the halves' ids.
     """
-    vocab: Dict[str, int] = {}
-    for i, (piece, _score) in enumerate(pieces):
-        vocab.setdefault(piece, i)
+    if vocab is None:
+        vocab = first_ids(pieces)[0]
     ranked: List[Tuple[float, int, int, int, str, str]] = []
     for piece, i in vocab.items():
         score = pieces[i][1]
@@ -51,13 +66,7 @@ def unigram_to_bpe(tokenizer_json: Dict[str, Any]) -> Dict[str, Any]:
     if model.get("type") != "Unigram" or not model.get("vocab"):
         raise ValueError(f"Expected a Unigram tokenizer model with a vocabulary, got {model.get('type')!r}")
     pieces = [(str(p), float(s)) for p, s in model["vocab"]]
-    vocab: Dict[str, int] = {}
-    duplicates = 0
-    for i, (piece, _score) in enumerate(pieces):
-        if piece in vocab:
-            duplicates += 1
-            continue
-        vocab[piece] = i
+    vocab, duplicates = first_ids(pieces)
     if duplicates:
         logger.info("SentencePiece vocabulary has %d duplicate piece(s); the first id of each is kept", duplicates)
     unk_id = model.get("unk_id")
@@ -73,7 +82,7 @@ def unigram_to_bpe(tokenizer_json: Dict[str, Any]) -> Dict[str, Any]:
         "byte_fallback": bool(model.get("byte_fallback", True)),
         "ignore_merges": False,
         "vocab": vocab,
-        "merges": [list(m) for m in merges_from_scores(pieces)],
+        "merges": [list(m) for m in merges_from_scores(pieces, vocab)],
     }
     return out
 
