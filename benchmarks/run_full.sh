@@ -101,12 +101,15 @@ cllmfs() {  # DATASET TRAIN DEV TEST STORE NAME
 }
 WA=qwen2.5-coder-0.5b-instruct+adapters/wnut17-500-cllmfs
 WB=qwen2.5-coder-0.5b-instruct+adapters/wnut17-500b-cllmfs  # the same training on WNUT-17 train sentences 500-999
-badapter() {  # DATASET TRAIN DEV: the same training on train sentences 500-999, into adapters/DATASET-500b-cllmfs
+slice500() {  # DATASET TRAIN: train sentences 500-999 as a DocBin, corpus/slices/DATASET-train-500-999.spacy
   local slice="corpus/slices/$1-train-500-999.spacy"
   mkdir -p corpus/slices
   [ -f "$slice" ] || python -c "import spacy; from spacy.tokens import DocBin; from spacy_el4ner.readers import read_docs; \
 DocBin(docs=read_docs('$2', spacy.blank('en'))[500:1000]).to_disk('$slice')"
-  adapter "adapters/$1-500b-cllmfs" "$slice" "$3"
+}
+badapter() {  # DATASET TRAIN DEV: the same training on train sentences 500-999, into adapters/DATASET-500b-cllmfs
+  slice500 "$1" "$2"
+  adapter "adapters/$1-500b-cllmfs" "corpus/slices/$1-train-500-999.spacy" "$3"
 }
 wbadapter() { badapter wnut17 $D/wnut17/train.conll $D/wnut17/dev.conll; }
 NB=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500b-cllmfs  # the same training on NCBI-disease train sentences 500-999
@@ -296,7 +299,7 @@ for step in $STEPS; do
       viewstest wnut17 $D/wnut17/test.conll 0 stores/wnut17-train500 "$WA,$WA@1,$WA@2,$WB" s15-adapter-views-b "$WA" "alone:$WA" 400 ;;
     wnut-gemma-adapter) wgadapter ;;
     ncbi-two-gemmas)  # session 18: two Gemma adapters trained on different NCBI-disease sentences; dev 100, test first 200
-      ngadapter; nbadapter >/dev/null  # (makes the 500-999 slice)
+      ngadapter; slice500 ncbi $D/ncbi-disease/train.tsv
       [ -f adapters/ncbi-500b-gemma-cllmfs/adapter_model.safetensors ] || $FT --base gemma-3-270m --train corpus/slices/ncbi-train-500-999.spacy \
         --dev $D/ncbi-disease/devel.tsv --output adapters/ncbi-500b-gemma-cllmfs --lr 0.0005 \
         --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
@@ -325,7 +328,7 @@ for step in $STEPS; do
         --output benchmarks/results/wnut17-test200-s18-adapter-views-gemma-calibrated --name wnut17-test-200-adapter-views-and-gemma-adapter-calibrated ;;
     wnut-two-gemmas)  # session 19: two Gemma adapters trained on different WNUT-17 sentences (0-499, 500-999), voting
       # with the labels they extracted under (finetune_prompt_votes); dev 100 -> calibrate -> test first 200
-      wgadapter; wbadapter >/dev/null  # (makes the 500-999 slice)
+      wgadapter; slice500 wnut17 $D/wnut17/train.conll
       [ -f adapters/wnut17-500b-gemma-cllmfs/adapter_model.safetensors ] || $FT --base gemma-3-270m --train corpus/slices/wnut17-train-500-999.spacy \
         --dev $D/wnut17/dev.conll --output adapters/wnut17-500b-gemma-cllmfs --lr 0.0005 \
         --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
