@@ -153,19 +153,15 @@ views() {  # NAME DEV DEV_LIMIT TEST TEST_LIMIT STORE [MEMBERS TAG TEST_VARIANTS
 }
 NA=qwen2.5-coder-0.5b-instruct+adapters/ncbi-500-cllmfs
 NG=gemma-3-270m+adapters/ncbi-500-gemma-cllmfs
-ngadapter() {  # the Gemma 3 270M base adapter (all linear layers: a base model has the answer format to learn too)
+gadapter() {  # DIR TRAIN DEV: a Gemma 3 270M base adapter unless trained (all linear layers, lr 5e-4: a base model has
+  # the answer format to learn too)
   python -m spacy_el4ner models pull gemma-3-270m
-  [ -f adapters/ncbi-500-gemma-cllmfs/adapter_model.safetensors ] || $FT --base gemma-3-270m --train $D/ncbi-disease/train.tsv \
-    --dev $D/ncbi-disease/devel.tsv --output adapters/ncbi-500-gemma-cllmfs --lr 0.0005 \
+  [ -f "$1/adapter_model.safetensors" ] || $FT --base gemma-3-270m --train "$2" --dev "$3" --output "$1" --lr 0.0005 \
     --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
 }
+ngadapter() { gadapter adapters/ncbi-500-gemma-cllmfs $D/ncbi-disease/train.tsv $D/ncbi-disease/devel.tsv; }
 WG=gemma-3-270m+adapters/wnut17-500-gemma-cllmfs
-wgadapter() {  # the same Gemma recipe on WNUT-17 train first 500
-  python -m spacy_el4ner models pull gemma-3-270m
-  [ -f adapters/wnut17-500-gemma-cllmfs/adapter_model.safetensors ] || $FT --base gemma-3-270m --train $D/wnut17/train.conll \
-    --dev $D/wnut17/dev.conll --output adapters/wnut17-500-gemma-cllmfs --lr 0.0005 \
-    --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
-}
+wgadapter() { gadapter adapters/wnut17-500-gemma-cllmfs $D/wnut17/train.conll $D/wnut17/dev.conll; }  # WNUT-17 train first 500
 NG2=gemma-3-270m+adapters/ncbi-500b-gemma-cllmfs  # the same Gemma recipe on NCBI-disease train sentences 500-999
 GSET2=(--set "constrained_extraction=[\"$NG\", \"$NG2\"]" --set "finetune_prompt_members=[\"$NG\", \"$NG2\"]")
 GSET=(--set "constrained_extraction=[\"$NG\"]" --set "finetune_prompt_members=[\"$NG\"]")
@@ -300,9 +296,7 @@ for step in $STEPS; do
     wnut-gemma-adapter) wgadapter ;;
     ncbi-two-gemmas)  # session 18: two Gemma adapters trained on different NCBI-disease sentences; dev 100, test first 200
       ngadapter; slice500 ncbi $D/ncbi-disease/train.tsv
-      [ -f adapters/ncbi-500b-gemma-cllmfs/adapter_model.safetensors ] || $FT --base gemma-3-270m --train corpus/slices/ncbi-train-500-999.spacy \
-        --dev $D/ncbi-disease/devel.tsv --output adapters/ncbi-500b-gemma-cllmfs --lr 0.0005 \
-        --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
+      gadapter adapters/ncbi-500b-gemma-cllmfs corpus/slices/ncbi-train-500-999.spacy $D/ncbi-disease/devel.tsv
       $E $D/ncbi-disease/devel.tsv --store stores/ncbi-train500 --limit 100 --members "$NG,$NG2" --variants "alone:$NG,alone:$NG2" \
         "${GSET2[@]}" --output benchmarks/results/ncbi-dev100-s18-two-gemmas --name ncbi-dev-100-two-gemma-adapters
       sets=$(finder_sets ncbi-dev100-s18-two-gemmas)
@@ -329,9 +323,7 @@ for step in $STEPS; do
     wnut-two-gemmas)  # session 19: two Gemma adapters trained on different WNUT-17 sentences (0-499, 500-999), voting
       # with the labels they extracted under (finetune_prompt_votes); dev 100 -> calibrate -> test first 200
       wgadapter; slice500 wnut17 $D/wnut17/train.conll
-      [ -f adapters/wnut17-500b-gemma-cllmfs/adapter_model.safetensors ] || $FT --base gemma-3-270m --train corpus/slices/wnut17-train-500-999.spacy \
-        --dev $D/wnut17/dev.conll --output adapters/wnut17-500b-gemma-cllmfs --lr 0.0005 \
-        --target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj
+      gadapter adapters/wnut17-500b-gemma-cllmfs corpus/slices/wnut17-train-500-999.spacy $D/wnut17/dev.conll
       $E $D/wnut17/dev.conll --store stores/wnut17-train500 --limit 100 --members "$WG,$WG2" --variants "alone:$WG,alone:$WG2" \
         "${WGSET2[@]}" --output benchmarks/results/wnut17-dev100-s19-two-gemmas --name wnut17-dev-100-two-gemma-adapters
       sets=$(finder_sets wnut17-dev100-s19-two-gemmas)

@@ -10,7 +10,7 @@ from spacy_el4ner.stages.retrieve import heuristic_spans, to_demo
 from spacy_el4ner.store import DemoStore
 from spacy_el4ner.types import Demo, Unit
 
-from conftest import FakeModel, HashEmbedder, TunedModel, last_user, make_doc
+from conftest import FakeModel, HashEmbedder, TunedModel, make_doc
 
 LABELS = ["PER", "ORG", "LOC"]
 TEXT = "Barack Obama flew from Paris to London, then back to Paris."
@@ -73,22 +73,10 @@ def test_constrained_extraction_for_some_members(nlp, settings):
 def test_finetune_prompt_members_extract_per_label_in_the_training_format(nlp, settings):
     """A CLLMFS adapter on a base model answers the prompt it was trained on: one per label, no
     demonstrations, ``<<< mention >>>`` lines; its spans join the union like any member's."""
-
-    class Tuned(FakeModel):
-        def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix="", constrain_to=None, separators=()):
-            self.calls.append(("generate", list(prompts)))
-            return [answer(last_user(p)) for p in prompts]
-
-    def answer(user):
-        if user.startswith("Entity type: LOC\nText: "):
-            return "<<< Paris >>>\n<<< London >>>"
-        if user.startswith("Entity type: PER\nText: "):
-            return "<<< Barack Obama >>>\n<<< Mr. Nobody >>>"  # the second is not in the text
-        return "<<< >>>"
-
     docs = [nlp(TEXT)]
     units = units_for(docs)
-    tuned = Tuned("t")
+    # "Mr. Nobody" is not in the text
+    tuned = TunedModel("t", {"LOC": ["Paris", "London"], "PER": ["Barack Obama", "Mr. Nobody"]})
     few_shot = FakeModel("f", {TEXT: '["Paris"]'})
     settings.finetune_prompt = ["t"]
     extract(docs, units, {"f": few_shot, "t": tuned}, settings)
@@ -414,15 +402,10 @@ def test_finetune_prompt_member_is_asked_once_when_it_also_pre_extracts(nlp, sto
     """Its prompts have no demonstrations, so pre-extraction and extraction ask the same: the
     answers are reused (same spans in both stages), and an unaligned answer is counted once."""
 
-    class Tuned(FakeModel):
-        def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix="", constrain_to=None, separators=()):
-            self.calls.append(("generate", list(prompts)))
-            return ["<<< tim cook >>>\n<<< nobody >>>" if "Entity type: PER" in last_user(p) else "<<< >>>" for p in prompts]
-
     text = "the meeting of tim cook and apple"
     docs = [nlp(text)]
     units = units_for(docs)
-    tuned = Tuned("t")
+    tuned = TunedModel("t", {"PER": ["tim cook", "nobody"]})
     settings.finetune_prompt = ["t"]
     SpanSimRetriever(1, hash_embedder, pre_extraction="llm", pre_extraction_by="first")(docs, units, {"t": tuned}, store, settings)
     assert units[0].query_spans == [(15, 23)]
