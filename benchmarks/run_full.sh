@@ -9,7 +9,7 @@
 #        politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4 politics-adapter-views-full
 #        wnut-1.5b-views ncbi-adapter-views-b threshold-dev-alone threshold-test-alone ncbi-adapter-views-full threshold-check
 #        ncbi-gemma wnut-gemma-adapter wnut-gemma ncbi-two-gemmas ncbi-two-gemmas-full wnut-two-gemmas
-#        wnut-views-two-gemmas wnut-views-two-gemmas-full
+#        wnut-views-two-gemmas wnut-views-two-gemmas-full wnut-views-two-gemmas-check
 #        (default: the steps up to spansim-v4, in that order)
 # "cheap" = the first member alone, no voting, no validation, no type prior, no trim: mostly answered from the cache.
 # Outputs: results/*-full-s6 (session 6 defaults, with the span-edge rule); session 5's are in results/*-full.
@@ -69,10 +69,14 @@
 # them under (finetune_prompt_votes, on by default since session 19).
 # Step wnut-views-two-gemmas (session 19): the three WNUT-17 adapter views + both Gemma adapters (dev 100, test first 200);
 # wnut-views-two-gemmas-full: the same dev sets on all 1,287 test sentences (WNUT_TEST_LIMIT=400: the first 400).
+# Step wnut-views-two-gemmas-check (session 20): the first 16 test sentences again, compared with session 19's run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
-E="python -m spacy_el4ner evaluate --cache .el4ner_cache --save-predictions"
+# Sessions 1-19 ran on a CPU with native bf16 (avx512_bf16), where --dtype fastest is bfloat16. On a CPU without it
+# (session 20's AVX2 EPYC) fastest is float32, several times faster there but not the same numbers: EL4NER_DTYPE=bfloat16
+# reproduces the earlier runs exactly (slowly), and FT_DTYPE=float32 trains adapters there in reasonable time.
+E="python -m spacy_el4ner evaluate --dtype ${EL4NER_DTYPE:-fastest} --cache .el4ner_cache --save-predictions"
 [ -d stores/wnut17-train500 ] || python -m spacy_el4ner store build $D/wnut17/train.conll --limit 500 -o stores/wnut17-train500
 [ -d stores/politics-train ] || python -m spacy_el4ner store build $D/crossner/politics/train.txt -o stores/politics-train
 [ -d stores/ncbi-train500 ] || python -m spacy_el4ner store build $D/ncbi-disease/train.tsv --limit 500 -o stores/ncbi-train500
@@ -89,7 +93,7 @@ Q0=qwen2.5-coder-0.5b-instruct
 Q=alone:$Q0
 S=alone:smollm2-135m-instruct
 STEPS=${*:-wnut wnut-cheap ncbi ncbi-cheap wnut-random ncbi-random smollm politics politics-cheap politics-smollm politics-random wnut-s8 ncbi-s8 politics-s8 wnut-s9 ncbi-s9 politics-s9 wnut-cllmfs ncbi-cllmfs wnut-dev-rules wnut-cllmfs-quorum politics-dev-rules politics-test200-rules wnut-calibrated politics-calibrated wnut-pair-calibrated politics-pair-calibrated ncbi-pair-calibrated ncbi-calibrated wnut-two-adapters wnut-views politics-views wnut-adapter-views ncbi-adapter-views ncbi-views politics-adapter-views wnut-adapter-views-b wnut-adapter-views-b-full spansim-v4}
-FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype bfloat16 --no-checkpoints --seed 0 --lambda 0.1"
+FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype ${FT_DTYPE:-bfloat16} --no-checkpoints --seed 0 --lambda 0.1"
 adapter() { [ -f "$1/adapter_model.safetensors" ] || $FT --train "$2" --dev "$3" --output "$1"; }  # DIR TRAIN DEV: unless trained
 wadapter() { adapter adapters/wnut17-500-cllmfs $D/wnut17/train.conll $D/wnut17/dev.conll; }
 nadapter() { adapter adapters/ncbi-500-cllmfs $D/ncbi-disease/train.tsv $D/ncbi-disease/devel.tsv; }
@@ -342,14 +346,38 @@ for step in $STEPS; do
         --variants "alone:$WA" "${WGSET2[@]}" --set "accept_finder_sets=$sets" \
         --output benchmarks/results/wnut17-test200-s19-views-two-gemmas-calibrated --name wnut17-test-200-adapter-views-and-two-gemma-adapters-calibrated ;;
     wnut-views-two-gemmas-full)  # session 19: wnut-views-two-gemmas on all 1,287 test sentences, the sets of its dev run
-      # (~3.5 h cold on this CPU: the Gemma prompts; the views' answers are cached by wnut-adapter-views)
+      # (~3.5 h cold on this CPU: the Gemma prompts; the views' answers are cached by wnut-adapter-views). Session 20: the
+      # adapters are trained if missing; the run checkpoints after every batch (commit the partial-* files to go on on a
+      # fresh clone) and takes the first 400 sentences from the committed WNUT_TEST_LIMIT=400 run (--prefix-run), which
+      # is sound only where wnut-views-two-gemmas-check found this machine's adapters answering exactly as session 19's.
       [ -f benchmarks/results/wnut17-dev100-s19-views-two-gemmas/predictions-ensemble.jsonl ] || bash "$0" wnut-views-two-gemmas
+      wadapter; wgadapter; slice500 wnut17 $D/wnut17/train.conll
+      gadapter adapters/wnut17-500b-gemma-cllmfs corpus/slices/wnut17-train-500-999.spacy $D/wnut17/dev.conll
       GM="$WA,$WA@1,$WA@2,$WG,$WG2"
       sets=$(finder_sets wnut17-dev100-s19-views-two-gemmas)
       n=${WNUT_TEST_LIMIT:-0}  # 0: all 1,287 (WNUT_TEST_LIMIT=400: the first 400)
+      P400=benchmarks/results/wnut17-test400-s19-views-two-gemmas-calibrated
+      prefix=(); [ "$n" = 0 ] && [ -f $P400/predictions-ensemble.jsonl ] && prefix=(--prefix-run $P400)
       $E $D/wnut17/test.conll --store stores/wnut17-train500 --limit "$n" --pre-extraction-by "$WA,$WA@1,$WA@2" --members "$GM" \
-        --variants "alone:$WA,alone:$WG,alone:$WG2" "${WGSET2[@]}" --set "accept_finder_sets=$sets" \
+        --variants "alone:$WA,alone:$WG,alone:$WG2" "${WGSET2[@]}" --set "accept_finder_sets=$sets" "${prefix[@]}" \
         --output "benchmarks/results/wnut17-test$n-s19-views-two-gemmas-calibrated" --name "wnut17-test-$n-adapter-views-and-two-gemma-adapters-calibrated" ;;
+    wnut-views-two-gemmas-check)  # session 20: do this machine's adapters (trained if missing) answer as session 19's did?
+      # The first 16 test sentences of wnut-views-two-gemmas-full, compared row by row (entities, candidates, votes and
+      # scores) with the committed first-400 run; exit 1 if any differs.
+      WNUT_TEST_LIMIT=16 bash "$0" wnut-views-two-gemmas-full
+      python - <<'PY'
+import json, sys
+a, b = "benchmarks/results/wnut17-test16-s19-views-two-gemmas-calibrated", "benchmarks/results/wnut17-test400-s19-views-two-gemmas-calibrated"
+bad = 0
+for f in ["ensemble", "alone_qwen2.5-coder-0.5b-instruct_adapters_wnut17-500-cllmfs", "alone_gemma-3-270m_adapters_wnut17-500-gemma-cllmfs", "alone_gemma-3-270m_adapters_wnut17-500b-gemma-cllmfs"]:
+    x = [json.loads(l) for l in open(f"{a}/predictions-{f}.jsonl")]
+    y = [json.loads(l) for l in open(f"{b}/predictions-{f}.jsonl")][: len(x)]
+    diff = [i for i, (r, s) in enumerate(zip(x, y)) if r != s]
+    bad += len(diff)
+    print(f"{f}: {len(x) - len(diff)} of {len(x)} sentences identical" + (f"; first differing: {diff[0] + 1}" if diff else ""))
+sys.exit(1 if bad else 0)
+PY
+      ;;
     ncbi-gemma)  # session 18
       nadapter; ngadapter
       GM="$NA,$NA@1,$NA@2,$NG"

@@ -33,9 +33,9 @@ DEFAULT_CONFIG: Dict[str, Any] = {
     "labels": [],
     "label_descriptions": {},
     "members": {
-        "@el4ner_models": "el4ner.Ensemble.v1",
+        "@el4ner_models": "el4ner.Ensemble.v2",
         "models": list(_registry.DEFAULT_MEMBERS),
-        "dtype": "bfloat16",
+        "dtype": "fastest",
         "device": None,
         "device_map": None,
         "batch_size": 8,

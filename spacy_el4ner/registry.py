@@ -78,6 +78,41 @@ def make_ensemble(
     }
 
 
+@registry.el4ner_models("el4ner.HFModel.v2")  # type: ignore[attr-defined]
+def make_hf_model_v2(
+    name: str,
+    dtype: str = "fastest",
+    device: Optional[str] = None,
+    device_map: Optional[str] = None,
+    batch_size: int = 8,
+    max_context: int = 4096,
+    trust_remote_code: bool = False,
+    adapter: Optional[str] = None,
+    cache: Optional[ResponseCache] = None,
+    share_prefix: bool = True,
+) -> HFModel:
+    """``HFModel.v1`` with ``dtype = "fastest"``: bfloat16 where the device computes it natively
+    (GPUs, CPUs with AVX512-BF16 or AMX), float32 on other CPUs, where emulated bf16 is several
+    times slower."""
+    return make_hf_model(name, dtype, device, device_map, batch_size, max_context, trust_remote_code, adapter, cache, share_prefix)
+
+
+@registry.el4ner_models("el4ner.Ensemble.v2")  # type: ignore[attr-defined]
+def make_ensemble_v2(
+    models: List[str] = DEFAULT_MEMBERS,
+    dtype: str = "fastest",
+    device: Optional[str] = None,
+    device_map: Optional[str] = None,
+    batch_size: int = 8,
+    max_context: int = 4096,
+    trust_remote_code: bool = False,
+    cache: Optional[ResponseCache] = None,
+    share_prefix: bool = True,
+) -> Dict[str, Model]:
+    """``Ensemble.v1`` with ``dtype = "fastest"`` (see ``HFModel.v2``)."""
+    return make_ensemble(models, dtype, device, device_map, batch_size, max_context, trust_remote_code, cache, share_prefix)
+
+
 @registry.el4ner_models("el4ner.EnsembleOf.v1")  # type: ignore[attr-defined]
 def make_ensemble_of(members: Dict[str, Any]) -> Dict[str, Model]:
     """The members given one by one (e.g. HFModel.v1 blocks with their own adapter or dtype)."""

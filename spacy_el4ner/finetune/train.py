@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc
 
+from ..models.hf import fastest_dtype
 from .data import IGNORE_INDEX, DocSource, Record, build_records, labels_of, load_docs
 from .loss import info_nce, span_representations
 
@@ -56,7 +57,8 @@ class FinetuneConfig:
     empty_ratio (Optional[float]): At most this many empty-answer records per record with a
         mention (seeded sample; None: all). With all of them, 50 WNUT-17 sentences give ~9 empty
         records per non-empty one and one epoch of plain LoRA learnt to answer empty (dev F1 0).
-    dtype (str): "float32" (default; use it on CPU), "bfloat16" or "float16".
+    dtype (str): "float32" (default), "bfloat16" (2.4x faster on a CPU with native bf16, very slow on
+        one without), "float16", or "fastest" (bfloat16 on a GPU or a CPU with native bf16, else float32).
     device (Optional[str]): "cpu", "cuda", ...; None picks cuda when available.
     eval_limit (Optional[int]): Evaluate on at most this many dev Docs per epoch.
     eval_max_new_tokens (int): Longest generated answer during evaluation.
@@ -107,8 +109,8 @@ class FinetuneConfig:
             raise ValueError("lam (the contrastive weight) must be >= 0")
         if self.temperature <= 0:
             raise ValueError("temperature must be > 0")
-        if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"dtype must be float32, bfloat16 or float16, not {self.dtype!r}")
+        if self.dtype not in ("float32", "bfloat16", "float16", "fastest"):
+            raise ValueError(f"dtype must be float32, bfloat16, float16 or fastest, not {self.dtype!r}")
         if self.lr_schedule not in ("constant", "linear"):
             raise ValueError("lr_schedule must be 'constant' or 'linear'")
         if not self.target_modules:
@@ -151,8 +153,9 @@ def load_base(config: FinetuneConfig) -> Tuple[Any, Any, str]:
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=getattr(torch, config.dtype), **kwargs)
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = fastest_dtype(device) if config.dtype == "fastest" else config.dtype
+    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=getattr(torch, dtype), **kwargs)
     model.to(device)
     model.config.use_cache = False
     return tokenizer, model, path

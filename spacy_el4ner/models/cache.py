@@ -1,4 +1,5 @@
 """On-disk cache of model responses, so that interrupted runs resume and repeated docs are free."""
+import gzip
 import hashlib
 import json
 import logging
@@ -6,7 +7,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 logger = logging.getLogger("spacy_el4ner")
 
@@ -113,6 +114,62 @@ class ResponseCache:
                 (count - self.max_entries,),
             )
             db.commit()
+
+    def export(self, path: Union[str, Path], since: float = 0.0) -> int:
+        """Write the entries written at or after ``since`` (epoch seconds), and every adapter name,
+        to a gzipped JSON-lines file that :meth:`import_` reads on another machine.
+
+        RETURNS (int): The number of entries written.
+        """
+        with self._lock:
+            db = self._db()
+            adapters = db.execute("SELECT fp, id FROM a ORDER BY id").fetchall()
+            rows = db.execute("SELECT k, v, t FROM r WHERE t >= ? ORDER BY t", (since,)).fetchall()
+        with gzip.open(path, "wt", encoding="utf8") as f:
+            f.write(json.dumps({"el4ner_cache": 1, "adapters": [list(a) for a in adapters], "entries": len(rows)}) + "\n")
+            for k, v, t in rows:
+                f.write(json.dumps([k, v, t], ensure_ascii=False) + "\n")
+        return len(rows)
+
+    def import_(self, path: Union[str, Path]) -> int:
+        """Add the entries of a file that :meth:`export` wrote (entries already here are kept).
+
+        Adapter answers are cached under a name that stands for the adapter's weights. An
+        imported name that this cache already gives to other weights would serve one adapter
+        the other's answers, so the import is refused: import into a cache before it is used
+        with those adapter folders.
+
+        RETURNS (int): The number of entries added.
+        RAISES (ValueError): For a file that is not such an export, or a conflicting adapter name.
+        """
+        try:
+            with gzip.open(path, "rt", encoding="utf8") as f:
+                head = json.loads(f.readline())
+                if not isinstance(head, dict) or head.get("el4ner_cache") != 1:
+                    raise ValueError("no el4ner_cache header")
+                adapters: Dict[str, str] = {str(fp): str(name) for fp, name in head.get("adapters", [])}
+                rows = []
+                for line in f:
+                    k, v, t = json.loads(line)
+                    json.loads(v)  # the stored value must be JSON
+                    rows.append((str(k), str(v), float(t)))
+        except (OSError, EOFError, ValueError, TypeError) as err:
+            raise ValueError(f"{path}: not a response cache export of `cache export` ({err})") from err
+        with self._lock:
+            db = self._db()
+            here = dict(db.execute("SELECT fp, id FROM a").fetchall())
+            taken = {name: fp for fp, name in here.items()}
+            for fp, name in adapters.items():
+                if fp not in here and name in taken:
+                    raise ValueError(
+                        f"{path}: this cache ({self.path}) already caches other weights of the adapter {name!r} under that name; "
+                        "import into a new cache folder (--cache), before any run uses that adapter"
+                    )
+            db.executemany("INSERT OR IGNORE INTO a (fp, id) VALUES (?, ?)", list(adapters.items()))
+            before = db.execute("SELECT COUNT(*) FROM r").fetchone()[0]
+            db.executemany("INSERT OR IGNORE INTO r (k, v, t) VALUES (?, ?, ?)", rows)
+            db.commit()
+            return int(db.execute("SELECT COUNT(*) FROM r").fetchone()[0] - before)
 
     def __len__(self) -> int:
         with self._lock:

@@ -1,6 +1,8 @@
 """Model backend over Hugging Face transformers (``AutoModelForCausalLM``)."""
+import functools
 import logging
 import os
+import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -11,7 +13,34 @@ from .protocol import ModelLoadError, Prompt, as_messages
 
 logger = logging.getLogger("spacy_el4ner")
 
-_DTYPES = ("auto", "bfloat16", "float16", "float32")
+_DTYPES = ("fastest", "auto", "bfloat16", "float16", "float32")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """RETURNS (bool): Whether this CPU computes bf16 natively (AVX512-BF16 or AMX). Without it,
+    torch emulates bf16 matrix products: on a 2-core AVX2 EPYC, Qwen2.5 0.5B read a 156-token
+    prompt 4.7x slower in bf16 than in fp32 (``benchmarks/dtype_speed.py``)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf8", errors="replace")
+    except OSError:
+        flags = None
+    if flags is not None:
+        return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+    try:  # not Linux: oneDNN's view (true on any AVX512 CPU, so it may be slower there)
+        import torch
+
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover
+        return False
+
+
+def fastest_dtype(device: str) -> str:
+    """The dtype ``"fastest"`` stands for on ``device``: bfloat16 on a GPU and on a CPU with
+    native bf16, float32 on other CPUs."""
+    if not device.startswith("cpu"):
+        return "bfloat16"
+    return "bfloat16" if cpu_has_fast_bf16() else "float32"
 SCORE_BATCHING = ("auto", "packed", "on", "off")
 # What one more forward pass costs on a CPU, in prompt tokens (about 50 ms fixed against 1.2 ms a
 # token for Qwen2.5-0.5B in bf16 on 2 cores): packing a prompt with a group is worth it while it
@@ -32,7 +61,9 @@ class HFModel:
     """A causal LM loaded lazily (on first use) from an embedded name, a local folder or a hub id.
 
     name (str): Embedded short name (see ``python -m spacy_el4ner models list``), local folder or hub id.
-    dtype (str): "bfloat16" (default; fastest on recent CPUs), "float16", "float32" or "auto".
+    dtype (str): "bfloat16" (default; fastest on CPUs with native bf16 and on GPUs), "float16",
+        "float32", "auto" (the checkpoint's), or "fastest": bfloat16 where the device computes it
+        natively, float32 on other CPUs (see :func:`fastest_dtype`).
     device (Optional[str]): "cpu", "cuda", "cuda:1", "mps"; ``None`` picks cuda when available.
     device_map (Optional[str]): Passed to ``from_pretrained`` (accelerate), e.g. "auto"; overrides device.
     batch_size (int): Prompts per forward batch.
@@ -141,6 +172,25 @@ class HFModel:
             "drafted_tokens": 0,
         }
 
+    @property
+    def resolved_dtype(self) -> str:
+        """The dtype the weights load in: ``dtype``, with ``"fastest"`` resolved for the device
+        (bfloat16 on a GPU or a CPU with native bf16, float32 on other CPUs)."""
+        if self.dtype != "fastest":
+            return self.dtype
+        if self.device_map is not None:
+            return "bfloat16"
+        import torch
+
+        return fastest_dtype(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def _cache_name(self) -> str:
+        """The model's name in response cache keys: answers computed in float32 or float16 are
+        cached apart from bf16 ones (bf16, the historical default, keeps the plain name so that
+        existing caches stay valid)."""
+        dtype = self.resolved_dtype
+        return self.name if dtype in ("bfloat16", "auto") else f"{self.name}|{dtype}"
+
     def __repr__(self) -> str:
         return f"HFModel({self.name!r}, dtype={self.dtype!r}, loaded={self._model is not None})"
 
@@ -172,7 +222,7 @@ class HFModel:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         path = self._resolve_path()
-        share_key = (path, self.dtype, self.device, self.device_map, self.adapter, self.merge_adapter, self.trust_remote_code)
+        share_key = (path, self.resolved_dtype, self.device, self.device_map, self.adapter, self.merge_adapter, self.trust_remote_code)
         if share_key in _SHARED:
             self._tokenizer, self._model = _SHARED[share_key]
             return
@@ -181,7 +231,7 @@ class HFModel:
             kwargs["local_files_only"] = True
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-            dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
+            dtype = "auto" if self.resolved_dtype == "auto" else getattr(torch, self.resolved_dtype)
             mkw = dict(kwargs, torch_dtype=dtype)
             if self.device_map is not None:
                 mkw["device_map"] = self.device_map
@@ -216,7 +266,7 @@ class HFModel:
             tokenizer.pad_token = tokenizer.eos_token
         self._tokenizer, self._model = tokenizer, model
         _SHARED[share_key] = (tokenizer, model)
-        logger.info("Loaded model %s from %s (%s)", self.name, path, self.dtype)
+        logger.info("Loaded model %s from %s (%s)", self.name, path, self.resolved_dtype)
 
     @property
     def tokenizer(self) -> Any:
@@ -294,7 +344,7 @@ class HFModel:
         for i, text in enumerate(texts):
             if self.cache is not None:
                 keys[i] = ResponseCache.key(
-                    self.name, self._cached_adapter(), "gen", text, max_new_tokens, list(stop),
+                    self._cache_name(), self._cached_adapter(), "gen", text, max_new_tokens, list(stop),
                     None if constrain_to is None else [constrain_to[i], list(separators)],
                 )
                 hit = self.cache.get(keys[i])
@@ -514,7 +564,7 @@ class HFModel:
         for n, (prompt, conts) in enumerate(zip(prompts, continuations)):
             text = self.format(prompt)
             if self.cache is not None:
-                keys[n] = ResponseCache.key(self.name, self._cached_adapter(), "score", text, list(conts))
+                keys[n] = ResponseCache.key(self._cache_name(), self._cached_adapter(), "score", text, list(conts))
                 hit = self.cache.get(keys[n])  # type: ignore[arg-type]
                 if hit is not None:
                     self._stats["cache_hits"] += 1

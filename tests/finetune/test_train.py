@@ -329,3 +329,18 @@ def test_to_doc_spans_resolves_overlaps():
     spans = generate_module.to_doc_spans(doc, [(0, 6, "PER"), (0, 12, "PER"), (21, 29, "LOC"), (22, 34, "ORG")])
     # the longest of overlapping spans wins; "ew York City" snaps out to whole tokens
     assert [(s.text, s.label_) for s in spans] == [("Barack Obama", "PER"), ("New York City", "ORG")]
+
+
+def test_fastest_dtype_trains_in_float32_on_a_cpu_without_native_bf16(tiny_llm_path, tmp_path, monkeypatch):
+    import spacy_el4ner.models.hf as hf
+    from spacy_el4ner.finetune.train import FinetuneConfig, load_base
+
+    monkeypatch.setattr(hf, "cpu_has_fast_bf16", lambda: False)
+    _, model, _ = load_base(FinetuneConfig(base=tiny_llm_path, output_dir=str(tmp_path / "a"), dtype="fastest", device="cpu"))
+    assert next(model.parameters()).dtype == torch.float32
+    monkeypatch.setattr(hf, "cpu_has_fast_bf16", lambda: True)
+    _, model, _ = load_base(FinetuneConfig(base=tiny_llm_path, output_dir=str(tmp_path / "a"), dtype="fastest", device="cpu"))
+    assert next(model.parameters()).dtype == torch.bfloat16
+    FinetuneConfig(base=tiny_llm_path, output_dir=str(tmp_path / "a"), dtype="fastest").validate()
+    with pytest.raises(ValueError, match="dtype must be"):
+        FinetuneConfig(base=tiny_llm_path, output_dir=str(tmp_path / "a"), dtype="fp8").validate()

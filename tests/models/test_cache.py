@@ -108,3 +108,47 @@ def test_adapter_id_on_an_unreadable_cache(tmp_path):
     a = _adapter(tmp_path / "a", b"w")
     name = ResponseCache(tmp_path / "c").adapter_id(a)
     assert name.startswith(a + "#")  # still specific to the content
+
+
+def test_export_and_import_carry_answers_to_another_machine(tmp_path):
+    import time
+
+    here = ResponseCache(tmp_path / "here")
+    adapter = _adapter(tmp_path / "adapters" / "x", b"weights-1")
+    name = here.adapter_id(adapter)
+    here.set("old", "before")
+    time.sleep(0.01)
+    since = time.time()
+    here.set(ResponseCache.key(name, "prompt"), "<<< Paris >>>")
+    here.set("scores", [-0.5, -1.25])
+    assert here.export(tmp_path / "all.jsonl.gz") == 3
+    assert here.export(tmp_path / "new.jsonl.gz", since=since) == 2
+    # a fresh machine: the same adapter weights (retrained identically) find the answers
+    there = ResponseCache(tmp_path / "there")
+    assert there.import_(tmp_path / "new.jsonl.gz") == 2
+    assert there.import_(tmp_path / "new.jsonl.gz") == 0  # already there
+    same = _adapter(tmp_path / "other-clone" / "adapters" / "x", b"weights-1")
+    assert there.get(ResponseCache.key(there.adapter_id(same), "prompt")) == "<<< Paris >>>"
+    assert there.get("scores") == [-0.5, -1.25] and there.get("old") is None
+    # other weights in that folder do not get them
+    third = ResponseCache(tmp_path / "third")
+    third.import_(tmp_path / "all.jsonl.gz")
+    changed = _adapter(tmp_path / "adapters" / "x", b"weights-2")
+    assert third.get(ResponseCache.key(third.adapter_id(changed), "prompt")) is None
+
+
+def test_import_refuses_conflicting_adapter_names_and_bad_files(tmp_path):
+    import pytest
+
+    folder = tmp_path / "adapters" / "x"
+    here = ResponseCache(tmp_path / "here")
+    here.adapter_id(_adapter(folder, b"weights-1"))
+    here.export(tmp_path / "e.jsonl.gz")
+    # a cache that already calls other weights by that folder's name: the import would mix them up
+    there = ResponseCache(tmp_path / "there")
+    there.adapter_id(_adapter(folder, b"weights-2"))
+    with pytest.raises(ValueError, match="import into a new cache folder"):
+        there.import_(tmp_path / "e.jsonl.gz")
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="not a response cache export"):
+        ResponseCache(tmp_path / "fresh").import_(tmp_path / "bad.jsonl.gz")

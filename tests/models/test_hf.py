@@ -398,6 +398,37 @@ def test_response_cache(tiny_llm_path, tmp_path):
     assert again.stats["cache_hits"] == 3
 
 
+def test_fastest_dtype_is_bf16_only_where_it_is_native(tiny_llm_path, tmp_path, monkeypatch):
+    import spacy_el4ner.models.hf as hf
+
+    assert hf.fastest_dtype("cuda") == hf.fastest_dtype("cuda:1") == "bfloat16"
+    for native, want in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(hf, "cpu_has_fast_bf16", lambda native=native: native)
+        assert hf.fastest_dtype("cpu") == want
+        m = HFModel(tiny_llm_path, dtype="fastest", device="cpu", batch_size=2)
+        assert m.resolved_dtype == want
+        m.load()
+        assert next(m.model.parameters()).dtype == getattr(torch, want)
+        # float32 answers are cached apart from bf16 ones; bf16 keeps the plain name (old caches stay valid)
+        assert m._cache_name() == (tiny_llm_path if want == "bfloat16" else f"{tiny_llm_path}|float32")
+    assert HFModel(tiny_llm_path, dtype="bfloat16")._cache_name() == tiny_llm_path
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        HFModel(tiny_llm_path, dtype="fp8")
+
+
+def test_cpu_bf16_check_reads_the_cpu_flags(monkeypatch, tmp_path):
+    import spacy_el4ner.models.hf as hf
+
+    for flags, want in (("flags : fpu avx2 avx512f", False), ("flags : fpu avx512f avx512_bf16", True), ("flags : amx_bf16 amx_tile", True)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(flags)
+        real = hf.Path
+        monkeypatch.setattr(hf, "Path", lambda p, real=real, info=info: info if p == "/proc/cpuinfo" else real(p))
+        hf.cpu_has_fast_bf16.cache_clear()
+        assert hf.cpu_has_fast_bf16() is want, flags
+    hf.cpu_has_fast_bf16.cache_clear()
+
+
 # -- loading errors --------------------------------------------------------------------------
 def test_missing_model_folder(tmp_path):
     missing = tmp_path / "no-such-model"
