@@ -140,7 +140,7 @@ def make_el4ner(
     stage_demos: Dict[str, int],
     constrained_extraction: Union[bool, List[str]],
     finetune_prompt_members: List[str],
-    finetune_prompt_votes: bool,
+    finetune_prompt_votes: Union[bool, str],
     max_unit_tokens: int,
     batch_size: int,
     templates: Dict[str, str],
@@ -233,7 +233,7 @@ class EL4NER(Pipe):
         stage_demos: Optional[Mapping[str, int]] = None,
         constrained_extraction: Union[bool, Sequence[str]] = False,
         finetune_prompt_members: Sequence[str] = (),
-        finetune_prompt_votes: bool = True,
+        finetune_prompt_votes: Union[bool, str] = True,
         max_unit_tokens: int = 200,
         batch_size: int = 16,
         templates: Optional[Mapping[str, str]] = None,
@@ -252,6 +252,8 @@ class EL4NER(Pipe):
             raise ValueError("el4ner: validation_threshold must be between 0 and 1")
         if not 0.0 <= validation_skip_above <= 1.0:
             raise ValueError("el4ner: validation_skip_above must be between 0 and 1 (1: validate every typed span)")
+        if finetune_prompt_votes not in (True, False, "scored"):
+            raise ValueError(f"el4ner: finetune_prompt_votes must be true, false or \"scored\", not {finetune_prompt_votes!r}")
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError("el4ner: min_confidence must be between 0 and 1")
         if refine_margin < 0.0:
@@ -337,7 +339,7 @@ class EL4NER(Pipe):
             none_option=none_option,
             constrained=constrained,
             finetune_prompt=list(finetune_prompt_members),
-            finetune_votes=bool(finetune_prompt_votes),
+            finetune_votes=finetune_prompt_votes,
             member_weights=dict(member_weights or {}),
             extraction_quorum=extraction_quorum,
             accept_finder_sets=finder_sets,

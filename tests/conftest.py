@@ -276,9 +276,20 @@ class TunedModel(FakeModel):
     """A member with a CLLMFS adapter asked with the fine-tuning prompt: for the prompt of a label
     it answers the mentions ``by_label`` lists for it, as ``<<< mention >>>`` lines."""
 
-    def __init__(self, name: str, by_label: Mapping[str, List[str]], **kw) -> None:
+    def __init__(self, name: str, by_label: Mapping[str, List[str]], prefers: Optional[Mapping[str, str]] = None, **kw) -> None:
         super().__init__(name, **kw)
         self.by_label = dict(by_label)
+        self.prefers = dict(prefers or {})  # mention -> the label whose prompt makes it most likely
+
+    def score(self, prompts, continuations):
+        """The fine-tuning prompt of a label, continued by ``<<< mention >>>``: -1 for the label
+        ``prefers`` gives the mention, -4 for the others."""
+        self.calls.append(("score", list(prompts)))
+        out = []
+        for p, conts in zip(prompts, continuations):
+            label = last_user(p).split("\n")[0].removeprefix("Entity type: ")
+            out.append([-1.0 if self.prefers.get(c.strip("<> ")) == label else -4.0 for c in conts])
+        return out
 
     def generate(self, prompts, *, max_new_tokens, stop=(), answer_prefix="", constrain_to=None, separators=()):
         self.calls.append(("generate", list(prompts)))

@@ -361,6 +361,7 @@ def test_model_error_raises_without_handler(nlp, scripts):
     "overrides, match",
     [
         ({"voting": "plurality"}, "voting must be one of"),
+        ({"finetune_prompt_votes": "soft"}, "finetune_prompt_votes must be true, false or"),
         ({"verifier": "nobody"}, "verifier must be"),
         ({"validation_threshold": 1.5}, "validation_threshold"),
         ({"max_unit_tokens": 2}, "max_unit_tokens"),

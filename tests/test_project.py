@@ -19,9 +19,7 @@ pytestmark = pytest.mark.slow
 def test_workflow_all_on_tiny_sample(tmp_path):
     if not (DATA / "train.conll").exists():
         pytest.skip(f"real data not found at {DATA}")
-    try:
-        zoo.source_files(zoo.get_spec("qwen2.5-coder-0.5b-instruct"))
-    except Exception:
+    if not all(zoo.is_ready(m) for m in ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct", "all-minilm-l6-v2")):
         pytest.skip("embedded models not installed: run `python -m spacy_el4ner models pull`")
     proj = tmp_path / "proj"
     proj.mkdir()

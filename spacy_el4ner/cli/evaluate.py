@@ -317,6 +317,7 @@ def evaluate(
     for variant, opts in _variants(member_list, alone, ablate, only).items():
         if variant in results and not rerun:
             msg.info(f"{variant}: already in {output / 'results.json'} (F {results[variant]['f']}); --rerun runs it again")
+            Checkpoint(output, _slug(variant), {}).clear()  # left behind if a run stopped between its results and this
             continue
         nlp = build(opts)
         pipe = nlp.get_pipe("el4ner")

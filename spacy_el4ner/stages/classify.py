@@ -1,8 +1,9 @@
 """Stage 3: every member scores each label for each span; the members vote."""
 import logging
-from typing import Any, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..ensemble import NONE_LABEL, decided, softmax, vote
+from ..finetune import format as ft_format
 from ..models.protocol import Model
 from ..prompts import render
 from ..types import Candidate, Unit
@@ -32,7 +33,10 @@ def classify(
     member's distribution is multiplied by the span's prior (``stages.prior``) before the vote.
     With ``settings.finetune_votes``, a ``settings.finetune_prompt`` member is not prompted: its
     distribution is uniform over the labels it extracted the span under, and empty (it abstains)
-    on a span it did not find.
+    on a span it did not find. With ``finetune_votes == "scored"`` its distribution on a span it
+    found is instead the softmax over the labels of log P(``<<< span >>>`` | the fine-tuning prompt
+    of the label), the span as the first line of the answer: a label it did not extract the span
+    under can still win, and ties between labels are broken by the model.
     Sets ``candidate.type_prior``, ``label_probs`` (with the prior), ``votes``, ``label`` (None:
     no label won) and ``label_score``.
     """
@@ -63,6 +67,15 @@ def classify(
         ]
         if not todo:
             break
+        if settings.finetune_votes == "scored" and name in settings.finetune_prompt:
+            found_by = [i for i in todo if jobs[i].extracted_as.get(name)]
+            dists = finetune_prompt_scores(members[name], [(pairs[i][0].text, jobs[i].text) for i in found_by], settings)
+            for i in todo:
+                jobs[i].label_probs[name] = {}
+            for i, dist in zip(found_by, dists):
+                full = {o: dist.get(o, 0.0) for o in options}
+                jobs[i].label_probs[name] = apply_prior(full, jobs[i].type_prior, weight)
+            continue
         if settings.finetune_votes and name in settings.finetune_prompt:
             for i in todo:
                 found = jobs[i].extracted_as.get(name, set())
@@ -82,3 +95,25 @@ def classify(
         asked = [n for n in names if n in cand.label_probs]
         cand.label, cand.label_score, cand.votes = vote(cand.label_probs, settings.labels, voting, asked)
         logger.debug("classify %r: %s -> %s", cand.text, cand.votes, cand.label)
+
+
+def finetune_prompt_scores(model: Model, items: List[Tuple[str, str]], settings: Settings) -> List[Dict[str, float]]:
+    """Type spans with a fine-tuning-prompt member by scoring, not by its extraction answers.
+
+    items (List[Tuple[str, str]]): (unit text, span text) pairs.
+    RETURNS (List[Dict[str, float]]): Per pair, the softmax over ``settings.labels`` of
+        log P(``<<< span >>>`` | the fine-tuning prompt of the label), the span as the answer's
+        first line. One label: probability 1, no model call.
+    """
+    labels = list(settings.labels)
+    if len(labels) == 1:
+        return [{labels[0]: 1.0} for _ in items]
+    descriptions = ft_format.descriptions_for(labels, settings.descriptions)
+    prompts = [ft_format.build_messages(text, label, descriptions[label]) for text, _ in items for label in labels]
+    conts = [[ft_format.format_answer([span])] for _, span in items for _ in labels]
+    scores = model.score(prompts, conts) if prompts else []
+    out: List[Dict[str, float]] = []
+    for n in range(len(items)):
+        logps = [scores[n * len(labels) + j][0] for j in range(len(labels))]
+        out.append(dict(zip(labels, softmax(logps))))
+    return out

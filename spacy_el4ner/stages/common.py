@@ -30,7 +30,8 @@ class Settings:
         adapter on a *base* model, which does not follow the few-shot extraction prompt.
     finetune_votes: Whether the ``finetune_prompt`` members type a span with the label(s) they
         extracted it under (no classification prompt; they abstain on spans they did not find),
-        instead of answering the few-shot classification prompt, which a base model does not follow.
+        instead of answering the few-shot classification prompt, which a base model does not follow;
+        ``"scored"``: by scoring the span under each label's fine-tuning prompt (``stages.classify``).
     member_weights: Weight of each member's extraction (default 1.0 each).
     extraction_quorum: A span found by the members is a candidate when the summed weights of the
         members that found it reach this (0: the union, the paper's rule).
@@ -57,7 +58,7 @@ class Settings:
     none_option: bool = False
     constrained: Union[bool, List[str]] = False
     finetune_prompt: List[str] = field(default_factory=list)
-    finetune_votes: bool = True
+    finetune_votes: Union[bool, str] = True
     member_weights: Dict[str, float] = field(default_factory=dict)
     extraction_quorum: float = 0.0
     accept_finder_sets: List[List[str]] = field(default_factory=list)

@@ -152,6 +152,11 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(setup, monkeypatch):
     assert [s["first"] for s in resumed["segments"]] == [0, 4]
     assert (tmp_path / "cut" / "predictions-ensemble.jsonl").read_text() == (tmp_path / "whole" / "predictions-ensemble.jsonl").read_text()
     assert not list((tmp_path / "cut").glob("partial-*"))
+    # a checkpoint left behind by a run that stopped after writing its results is removed, not resumed
+    (tmp_path / "cut" / "partial-ensemble.json").write_text("{}")
+    SEEN.clear()
+    assert run(tmp_path, "cut") == resumed and SEEN == []
+    assert not list((tmp_path / "cut").glob("partial-*"))
 
 
 def test_prefix_run_is_not_run_again(setup):

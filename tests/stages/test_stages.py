@@ -10,7 +10,7 @@ from spacy_el4ner.stages.retrieve import heuristic_spans, to_demo
 from spacy_el4ner.store import DemoStore
 from spacy_el4ner.types import Demo, Unit
 
-from conftest import FakeModel, HashEmbedder, TunedModel, make_doc
+from conftest import FakeModel, HashEmbedder, TunedModel, last_user, make_doc
 
 LABELS = ["PER", "ORG", "LOC"]
 TEXT = "Barack Obama flew from Paris to London, then back to Paris."
@@ -242,6 +242,34 @@ def test_finetune_prompt_members_vote_with_the_labels_they_extracted_under(nlp, 
     # off: they answer the classification prompt like any member
     cands, t1, t2, f = run(False)
     assert ("score" in [kind for kind, _ in t1.calls]) and cands["Paris"].label_probs["t1"]["LOC"] < 1.0
+
+
+def test_finetune_prompt_members_can_type_by_scoring_each_labels_prompt(nlp, settings):
+    """``finetune_votes = "scored"``: a fine-tuning-prompt member types the spans it found by the
+    likelihood of ``<<< span >>>`` under each label's prompt, so a label it did not extract the span
+    under can win; it still abstains on spans it did not find."""
+    docs = [nlp(TEXT)]
+    units = units_for(docs)
+    t1 = TunedModel("t1", {"LOC": ["Paris"], "ORG": ["London"]}, prefers={"Paris": "LOC", "London": "LOC"})
+    t2 = TunedModel("t2", {"LOC": ["Paris"], "ORG": ["Paris"]}, prefers={"Paris": "LOC"})
+    settings.finetune_prompt = ["t1", "t2"]
+    settings.finetune_votes = "scored"
+    members = {"t1": t1, "t2": t2}
+    extract(docs, units, members, settings)
+    classify(units, members, settings, "majority", lazy=False)
+    cands = {c.text: c for c in units[0].candidates.values()}
+    paris, london = cands["Paris"], cands["London"]
+    # t2 found Paris under LOC and ORG (by extracted labels a tie, to ORG); scored, LOC
+    assert paris.label_probs["t2"]["LOC"] > 0.9 and paris.label == "LOC"
+    # t1 found London under ORG only, but its LOC prompt makes London likelier
+    assert london.extracted_as == {"t1": {"ORG"}} and london.votes["t1"] == "LOC"
+    assert london.label_probs["t2"] == {}  # not found by t2: it abstains
+    assert sum(london.label_probs["t1"].values()) == pytest.approx(1.0)
+    # each member scored its own spans, once per label, and never saw the classification prompt
+    scored = [prompts for kind, prompts in t1.calls if kind == "score"]
+    found_by_t1 = [c for c in units[0].candidates.values() if "t1" in c.extracted_as]  # Paris twice, London
+    assert len(found_by_t1) == 3 and len(scored) == 1 and len(scored[0]) == 3 * len(settings.labels)
+    assert all("Entity type:" in last_user(p) for p in scored[0])
 
 
 def test_classify_none_wins(nlp, settings):
