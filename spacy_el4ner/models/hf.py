@@ -19,8 +19,9 @@ _DTYPES = ("fastest", "auto", "bfloat16", "float16", "float32")
 @functools.lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
     """RETURNS (bool): Whether this CPU computes bf16 natively (AVX512-BF16 or AMX). Without it,
-    torch emulates bf16 matrix products: on a 2-core AVX2 EPYC, Qwen2.5 0.5B read a 156-token
-    prompt 4.7x slower in bf16 than in fp32 (``benchmarks/dtype_speed.py``)."""
+    torch emulates bf16 matrix products: on a 2-core AVX2 EPYC, Qwen2.5 0.5B read a 217-token
+    prompt 4.3x slower in bf16 than in fp32, and the default pipeline ran 3.35x slower
+    (``benchmarks/dtype_speed.py``)."""
     try:
         flags = Path("/proc/cpuinfo").read_text(encoding="utf8", errors="replace")
     except OSError:
@@ -36,11 +37,15 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def fastest_dtype(device: str) -> str:
-    """The dtype ``"fastest"`` stands for on ``device``: bfloat16 on a GPU and on a CPU with
-    native bf16, float32 on other CPUs."""
-    if not device.startswith("cpu"):
+    """The dtype ``"fastest"`` stands for on ``device``: bfloat16 on a CUDA GPU and on a CPU with
+    native bf16, float32 on other CPUs and devices."""
+    if device.startswith("cuda"):
         return "bfloat16"
-    return "bfloat16" if cpu_has_fast_bf16() else "float32"
+    if device.startswith("cpu"):
+        return "bfloat16" if cpu_has_fast_bf16() else "float32"
+    return "float32"
+
+
 SCORE_BATCHING = ("auto", "packed", "on", "off")
 # What one more forward pass costs on a CPU, in prompt tokens (about 50 ms fixed against 1.2 ms a
 # token for Qwen2.5-0.5B in bf16 on 2 cores): packing a prompt with a group is worth it while it
@@ -175,7 +180,7 @@ class HFModel:
     @property
     def resolved_dtype(self) -> str:
         """The dtype the weights load in: ``dtype``, with ``"fastest"`` resolved for the device
-        (bfloat16 on a GPU or a CPU with native bf16, float32 on other CPUs)."""
+        (bfloat16 on a CUDA GPU or a CPU with native bf16, float32 on other CPUs)."""
         if self.dtype != "fastest":
             return self.dtype
         if self.device_map is not None:
