@@ -280,11 +280,13 @@ class TunedModel(FakeModel):
         super().__init__(name, **kw)
         self.by_label = dict(by_label)
         self.prefers = dict(prefers or {})  # mention -> the label whose prompt makes it most likely
+        self.scored: List[tuple] = []  # ("score", prompts, continuations) per score() call
 
     def score(self, prompts, continuations):
         """The fine-tuning prompt of a label, continued by ``<<< mention >>>``: -1 for the label
         ``prefers`` gives the mention, -4 for the others."""
         self.calls.append(("score", list(prompts)))
+        self.scored.append(("score", list(prompts), [list(c) for c in continuations]))
         out = []
         for p, conts in zip(prompts, continuations):
             label = last_user(p).split("\n")[0].removeprefix("Entity type: ")

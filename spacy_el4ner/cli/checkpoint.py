@@ -19,7 +19,7 @@ import logging
 import os
 import platform
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
 from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
@@ -186,11 +186,12 @@ def seed_from_prefix(checkpoint: Checkpoint, rows: List[Dict[str, Any]], result:
     checkpoint.add(rows, counters)
 
 
-def unit_counters(pipe: Any, before: Optional[Dict[str, float]] = None) -> Dict[str, float]:
-    """The component's cumulative counters (``COUNTERS`` less ``elapsed``), minus ``before``."""
+def unit_counters(pipe: Any) -> Dict[str, float]:
+    """The component's cumulative counters (``COUNTERS`` less ``elapsed``): model calls and tokens,
+    unaligned answers, trimmed spans, retrieval units."""
     stats = pipe.model_stats()
     retrieval = getattr(pipe.retriever, "stats", {})  # RandomRetriever keeps none
-    now: Dict[str, float] = {
+    return {
         "forward_passes": sum(s.get("forward_passes", 0) for s in stats.values()),
         "prompt_tokens": sum(s.get("prompt_tokens", 0) for s in stats.values()),
         "generated_tokens": sum(s.get("generated_tokens", 0) for s in stats.values()),
@@ -200,6 +201,3 @@ def unit_counters(pipe: Any, before: Optional[Dict[str, float]] = None) -> Dict[
         "units": retrieval.get("units", 0),
         "units_with_query_spans": retrieval.get("units_with_query_spans", 0),
     }
-    if before:
-        now = {k: v - before.get(k, 0) for k, v in now.items()}
-    return now

@@ -15,7 +15,7 @@ from wasabi import msg
 
 from ..analysis import stage_breakdown
 from ..component import DEFAULT_CONFIG
-from ..models.hf import fastest_dtype
+from ..models.hf import resolve_dtype
 from ..readers import read_docs
 from ..registry import DEFAULT_MEMBERS
 from ..store import DemoStore
@@ -100,6 +100,11 @@ def member_views(members: Sequence[str]) -> Dict[str, int]:
     return views
 
 
+def _differing(old_meta: Dict[str, Any], meta: Dict[str, Any], keys: Sequence[str]) -> List[str]:
+    """RETURNS: The ``keys`` whose values differ between two runs' meta (a missing key reads as ``LEGACY_META``'s)."""
+    return [k for k in keys if old_meta.get(k, LEGACY_META.get(k)) != meta.get(k, LEGACY_META.get(k))]
+
+
 def _previous(output: Path, meta: Dict[str, Any]) -> Dict[str, Any]:
     """Results of an earlier run of the same evaluation in ``output`` (same data, store, labels,
     settings, members and sentence count), so that finished variants are not run again."""
@@ -112,7 +117,7 @@ def _previous(output: Path, meta: Dict[str, Any]) -> Dict[str, Any]:
     except (ValueError, KeyError, TypeError):
         msg.warn(f"{path} is not a results file of this tool; it will be overwritten")
         return {}
-    if any(old_meta.get(k, LEGACY_META.get(k)) != meta.get(k, LEGACY_META.get(k)) for k in RUN_KEYS):
+    if _differing(old_meta, meta, RUN_KEYS):
         return {}
     if "tagger" in old_meta and old_meta["tagger"] != meta.get("tagger"):  # older files lack it
         return {}
@@ -145,7 +150,7 @@ def _prefix_run(prefix: Path, meta: Dict[str, Any], n_refs: int) -> Dict[str, An
         old_meta, old_results = old["meta"], old["results"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"--prefix-run {prefix}: no results.json of an evaluate run there ({err})") from err
-    differ = [k for k in (*RUN_KEYS, "members", "tagger") if old_meta.get(k, LEGACY_META.get(k)) != meta.get(k, LEGACY_META.get(k))]
+    differ = _differing(old_meta, meta, (*RUN_KEYS, "members", "tagger"))
     if differ:
         raise ValueError(f"--prefix-run {prefix}: another evaluation (it differs in {', '.join(differ)}); give a run with the same arguments and a smaller --limit")
     if int(old_meta.get("n_sentences", 0)) > n_refs:
@@ -273,9 +278,7 @@ def evaluate(
     overrides = parse_settings(settings)
     if dtype not in ("fastest", "bfloat16", "float32", "float16"):
         msg.fail(f"--dtype {dtype!r}: use fastest, bfloat16, float32 or float16", exits=1)
-    import torch
-
-    run_dtype = fastest_dtype("cuda" if torch.cuda.is_available() else "cpu") if dtype == "fastest" else dtype
+    run_dtype = resolve_dtype(dtype)
     meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction,
             "max_empty": max_empty, "pre_extraction_by": pre_by, "pre_extraction_prefix": pre_prefix, "name": name, "settings": overrides,
             "members": member_list, "n_sentences": len(refs), "tagger": tagger, "dtype": run_dtype,
@@ -343,9 +346,9 @@ def evaluate(
                 t0 = time.perf_counter()
                 preds = list(nlp.pipe([spacy.tokens.Doc(nlp.vocab, words=[t.text for t in r], spaces=[bool(t.whitespace_) for t in r]) for r in batch]))
                 new = [Example(p, r) for p, r in zip(preds, batch)]
-                counters = unit_counters(pipe, before)
-                before = unit_counters(pipe)
-                ckpt.add(prediction_rows(new, pipe.spans_key), {**counters, "elapsed": time.perf_counter() - t0})
+                now = unit_counters(pipe)
+                ckpt.add(prediction_rows(new, pipe.spans_key), {**{k: v - before[k] for k, v in now.items()}, "elapsed": time.perf_counter() - t0})
+                before = now
                 examples.extend(new)
                 bar.update(len(batch))
         totals, segments = ckpt.totals()

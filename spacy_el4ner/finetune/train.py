@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc
 
-from ..models.hf import fastest_dtype
+from ..models.hf import resolve_dtype
 from .data import IGNORE_INDEX, DocSource, Record, build_records, labels_of, load_docs
 from .loss import info_nce, span_representations
 
@@ -154,7 +154,7 @@ def load_base(config: FinetuneConfig) -> Tuple[Any, Any, str]:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = fastest_dtype(device) if config.dtype == "fastest" else config.dtype
+    dtype = resolve_dtype(config.dtype, device)
     model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=getattr(torch, dtype), **kwargs)
     model.to(device)
     model.config.use_cache = False

@@ -46,6 +46,17 @@ def fastest_dtype(device: str) -> str:
     return "float32"
 
 
+def resolve_dtype(dtype: str, device: Optional[str] = None) -> str:
+    """``dtype`` with ``"fastest"`` resolved for ``device`` (None: cuda when available, else cpu)."""
+    if dtype != "fastest":
+        return dtype
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return fastest_dtype(device)
+
+
 SCORE_BATCHING = ("auto", "packed", "on", "off")
 # What one more forward pass costs on a CPU, in prompt tokens (about 50 ms fixed against 1.2 ms a
 # token for Qwen2.5-0.5B in bf16 on 2 cores): packing a prompt with a group is worth it while it
@@ -136,6 +147,7 @@ class HFModel:
             raise ValueError("batch_size must be at least 1")
         self.name = name
         self.dtype = dtype
+        self._resolved_dtype: Optional[str] = None
         self.device = device
         self.device_map = device_map
         self.batch_size = batch_size
@@ -181,13 +193,10 @@ class HFModel:
     def resolved_dtype(self) -> str:
         """The dtype the weights load in: ``dtype``, with ``"fastest"`` resolved for the device
         (bfloat16 on a CUDA GPU or a CPU with native bf16, float32 on other CPUs)."""
-        if self.dtype != "fastest":
-            return self.dtype
-        if self.device_map is not None:
-            return "bfloat16"
-        import torch
-
-        return fastest_dtype(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self._resolved_dtype is None:  # once: cache keys ask for it per prompt
+            accelerate_map = self.dtype == "fastest" and self.device_map is not None
+            self._resolved_dtype = "bfloat16" if accelerate_map else resolve_dtype(self.dtype, self.device)
+        return self._resolved_dtype
 
     def _cache_name(self) -> str:
         """The model's name in response cache keys: answers computed in float32 or float16 are

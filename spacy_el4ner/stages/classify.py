@@ -100,6 +100,8 @@ def classify(
 def finetune_prompt_scores(model: Model, items: List[Tuple[str, str]], settings: Settings) -> List[Dict[str, float]]:
     """Type spans with a fine-tuning-prompt member by scoring, not by its extraction answers.
 
+    One prompt per text and label, with the text's spans as its continuations, so each prompt is
+    read once whatever the number of spans.
     items (List[Tuple[str, str]]): (unit text, span text) pairs.
     RETURNS (List[Dict[str, float]]): Per pair, the softmax over ``settings.labels`` of
         log P(``<<< span >>>`` | the fine-tuning prompt of the label), the span as the answer's
@@ -108,12 +110,17 @@ def finetune_prompt_scores(model: Model, items: List[Tuple[str, str]], settings:
     labels = list(settings.labels)
     if len(labels) == 1:
         return [{labels[0]: 1.0} for _ in items]
+    spans_of: Dict[str, List[str]] = {}
+    for text, span in items:
+        spans_of.setdefault(text, [])
+        if span not in spans_of[text]:
+            spans_of[text].append(span)
     descriptions = ft_format.descriptions_for(labels, settings.descriptions)
-    prompts = [ft_format.build_messages(text, label, descriptions[label]) for text, _ in items for label in labels]
-    conts = [[ft_format.format_answer([span])] for _, span in items for _ in labels]
-    scores = model.score(prompts, conts) if prompts else []
-    out: List[Dict[str, float]] = []
-    for n in range(len(items)):
-        logps = [scores[n * len(labels) + j][0] for j in range(len(labels))]
-        out.append(dict(zip(labels, softmax(logps))))
-    return out
+    jobs = [(text, label) for text in spans_of for label in labels]
+    prompts = [ft_format.build_messages(text, label, descriptions[label]) for text, label in jobs]
+    conts = [[ft_format.format_answer([span]) for span in spans_of[text]] for text, _ in jobs]
+    logp: Dict[Tuple[str, str, str], float] = {}
+    for (text, label), scores in zip(jobs, model.score(prompts, conts) if prompts else []):
+        for span, score in zip(spans_of[text], scores):
+            logp[(text, label, span)] = score
+    return [dict(zip(labels, softmax([logp[(text, label, span)] for label in labels]))) for text, span in items]

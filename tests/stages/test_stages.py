@@ -266,10 +266,13 @@ def test_finetune_prompt_members_can_type_by_scoring_each_labels_prompt(nlp, set
     assert london.label_probs["t2"] == {}  # not found by t2: it abstains
     assert sum(london.label_probs["t1"].values()) == pytest.approx(1.0)
     # each member scored its own spans, once per label, and never saw the classification prompt
-    scored = [prompts for kind, prompts in t1.calls if kind == "score"]
+    scored = [(prompts, conts) for kind, prompts, conts in t1.scored]
     found_by_t1 = [c for c in units[0].candidates.values() if "t1" in c.extracted_as]  # Paris twice, London
-    assert len(found_by_t1) == 3 and len(scored) == 1 and len(scored[0]) == 3 * len(settings.labels)
-    assert all("Entity type:" in last_user(p) for p in scored[0])
+    assert len(found_by_t1) == 3 and len(scored) == 1
+    # one prompt per label; each span text once (Paris twice in the text has one score)
+    prompts, conts = scored[0]
+    assert len(prompts) == len(settings.labels) and sum(map(len, conts)) == 2 * len(settings.labels)
+    assert all("Entity type:" in last_user(p) for p in prompts)
 
 
 def test_classify_none_wins(nlp, settings):
