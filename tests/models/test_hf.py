@@ -416,6 +416,35 @@ def test_fastest_dtype_is_bf16_only_where_it_is_native(tiny_llm_path, tmp_path, 
         HFModel(tiny_llm_path, dtype="fp8")
 
 
+def test_int8_quantises_linear_layers_but_the_mlp_output(tiny_llm_path):
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    ref = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=2)
+    q = HFModel(tiny_llm_path, dtype="int8", device="cpu", batch_size=2)
+    assert q.resolved_dtype == "int8"
+    assert q._cache_name() == f"{tiny_llm_path}|int8"  # answers cached apart from float32 ones
+    kinds = {name: type(module) for name, module in q.model.named_modules() if name.endswith("_proj") or name == "lm_head"}
+    assert kinds["lm_head"] is QLinear and kinds["model.layers.0.self_attn.q_proj"] is QLinear
+    assert kinds["model.layers.0.mlp.up_proj"] is QLinear
+    assert kinds["model.layers.1.mlp.down_proj"] is torch.nn.Linear  # the outliers' layer stays float32
+    assert next(ref.model.parameters()) is not next(q.model.parameters())  # not the shared float32 copy
+    prompts = PROMPTS[:3]
+    conts = [["Yes", "No"]] * len(prompts)
+    # every decoding and scoring path runs on the quantised layers, close to float32
+    for a, b in zip(q.score(prompts, conts), ref.score(prompts, conts)):
+        assert a == pytest.approx(b, abs=0.5)
+    assert [isinstance(t, str) for t in q.generate(prompts, max_new_tokens=4)] == [True] * 3
+
+
+def test_int8_refuses_what_it_cannot_run(tiny_llm_path, tmp_path):
+    with pytest.raises(ValueError, match="CPU only"):
+        HFModel(tiny_llm_path, dtype="int8", device="cuda")
+    with pytest.raises(ValueError, match="CPU only"):
+        HFModel(tiny_llm_path, dtype="int8", device_map="auto")
+    with pytest.raises(ValueError, match="merge_adapter = true"):
+        HFModel(tiny_llm_path, dtype="int8", adapter=str(tmp_path), merge_adapter=False)
+
+
 def test_cpu_bf16_check_reads_the_cpu_flags(monkeypatch, tmp_path):
     import spacy_el4ner.models.hf as hf
 
