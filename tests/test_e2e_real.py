@@ -59,6 +59,24 @@ def test_second_sentence(nlp):
     assert found == {("Elon Musk", "person"), ("Tesla", "corporation"), ("Austin", "location")}
 
 
+def test_int8_members_find_the_same_entities(nlp):
+    """The opt-in int8 weights (dynamically quantised linear layers, CPU) on the real models and the
+    same store: the README's two sentences keep their entities."""
+    import torch
+
+    if not {"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines):
+        pytest.skip("this torch has no x86/fbgemm quantised kernels")
+    quick = spacy.blank("en")
+    members = {"@el4ner_models": "el4ner.Ensemble.v2", "dtype": "int8", "device": "cpu"}
+    quick.add_pipe("el4ner", config={"labels": ["person", "location", "corporation"], "members": members})
+    docs = read_docs(CORPUS, quick)
+    quick.initialize(get_examples=lambda: [Example(quick.make_doc(d.text), d) for d in docs])
+    for text in ("Tim Cook visited Berlin to meet Siemens executives.", "Elon Musk said Tesla will open a factory near Austin."):
+        assert ents(quick(text)) == ents(nlp(text))
+    first = quick.get_pipe("el4ner").members["qwen2.5-coder-0.5b-instruct"]
+    assert first.resolved_dtype == "int8" and type(first.model.lm_head).__name__ == "Linear" and first.model.lm_head.__module__.startswith("torch.ao")
+
+
 def test_no_entities_and_odd_input(nlp):
     assert ents(nlp("")) == set()
     assert ents(nlp("   \n\t ")) == set()
