@@ -70,6 +70,8 @@
 # Step wnut-views-two-gemmas (session 19): the three WNUT-17 adapter views + both Gemma adapters (dev 100, test first 200);
 # wnut-views-two-gemmas-full: the same dev sets on all 1,287 test sentences (WNUT_TEST_LIMIT=400: the first 400).
 # Step wnut-views-two-gemmas-check (session 20): the first 16 test sentences again, compared with session 19's run.
+# Step politics-gemma (session 21): the Gemma recipe on CrossNER politics (its 200 train sentences, nine labels), alone
+# on politics dev first 100 (on an AVX2-only CPU: FT_DTYPE=float32 EL4NER_DTYPE=int8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -171,8 +173,14 @@ GSET2=(--set "constrained_extraction=[\"$NG\", \"$NG2\"]" --set "finetune_prompt
 GSET=(--set "constrained_extraction=[\"$NG\"]" --set "finetune_prompt_members=[\"$NG\"]")
 WG2=gemma-3-270m+adapters/wnut17-500b-gemma-cllmfs  # the same Gemma recipe on WNUT-17 train sentences 500-999
 WGSET2=(--set "constrained_extraction=[\"$WG\", \"$WG2\"]" --set "finetune_prompt_members=[\"$WG\", \"$WG2\"]")
+PG=gemma-3-270m+adapters/politics-gemma-cllmfs
+PGSET=(--set "constrained_extraction=[\"$PG\"]" --set "finetune_prompt_members=[\"$PG\"]")
 for step in $STEPS; do
   case $step in
+    politics-gemma)
+      gadapter adapters/politics-gemma-cllmfs $D/crossner/politics/train.txt $D/crossner/politics/dev.txt
+      $E $D/crossner/politics/dev.txt --store stores/politics-train --limit 100 --members "$PG" --variants none "${PGSET[@]}" \
+        --output benchmarks/results/politics-dev100-s21-gemma --name politics-dev-100-gemma-adapter ;;
     wnut) $E $W --variants none ;;
     wnut-cheap) $E $W --variants $Q,no-voting,no-validation,no-type-prior,no-trim ;;
     wnut-random) $E $W --variants random ;;

@@ -1,7 +1,7 @@
 """``quickstart``: the README example on the embedded default models."""
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import spacy
 import typer
@@ -22,12 +22,15 @@ def quickstart(
     examples: Path = typer.Option(CORPUS, "--examples", help="Labelled examples (JSONL, .spacy or BIO)"),
     members: Optional[str] = typer.Option(None, "--members", help="Comma-separated member models"),
     output: Optional[Path] = typer.Option(None, "--output", help="Save the pipeline here (nlp.to_disk)"),
+    dtype: str = typer.Option("fastest", "--dtype", help="Member weights: fastest (default), bfloat16, float32, float16, int8 (CPU: about 1.6x faster than float32 where the CPU lacks native bf16)"),
 ) -> None:
     """Build an el4ner pipeline from a few labelled examples and annotate texts."""
     nlp = spacy.blank("en")
-    config = {"labels": ["person", "location", "corporation"]}
-    if members:
-        config["members"] = {"models": members.split(",")}
+    config: Dict[str, Any] = {"labels": ["person", "location", "corporation"]}
+    if members or dtype != "fastest":
+        config["members"] = {"dtype": dtype}
+        if members:
+            config["members"]["models"] = members.split(",")
     nlp.add_pipe("el4ner", config=config)
     docs = read_docs(examples, nlp)
     egs = [Example(nlp.make_doc(d.text), d) for d in docs]

@@ -301,7 +301,7 @@ class HFModel:
                 "or a local folder written by save_pretrained. Nothing is downloaded at run time."
             ) from err
         if self.device_map is None:
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            device = self.device or ("cuda" if torch.cuda.is_available() and self.resolved_dtype != "int8" else "cpu")
             model.to(device)
         if self.adapter:
             try:

@@ -436,6 +436,12 @@ def test_int8_quantises_linear_layers_but_the_mlp_output(tiny_llm_path):
     assert [isinstance(t, str) for t in q.generate(prompts, max_new_tokens=4)] == [True] * 3
 
 
+def test_int8_stays_on_the_cpu_where_a_gpu_is_present(tiny_llm_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    m = HFModel(tiny_llm_path, dtype="int8", batch_size=2)  # device None: cuda for the other dtypes
+    assert m._device().type == "cpu"
+
+
 def test_int8_refuses_what_it_cannot_run(tiny_llm_path, tmp_path):
     with pytest.raises(ValueError, match="CPU only"):
         HFModel(tiny_llm_path, dtype="int8", device="cuda")
