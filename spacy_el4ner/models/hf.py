@@ -118,7 +118,7 @@ class HFModel:
         natively, float32 on other CPUs (see :func:`fastest_dtype`), or "int8" (CPU only: float32
         weights with the linear layers' dynamically quantised to int8, see :func:`quantize_int8`;
         about 2x faster than float32 on a CPU without native bf16, with answers that differ
-        slightly: ``benchmarks/int8_speed.py``).
+        slightly: ``benchmarks/dtype_speed.py --dtypes float32,int8``).
     device (Optional[str]): "cpu", "cuda", "cuda:1", "mps"; ``None`` picks cuda when available.
     device_map (Optional[str]): Passed to ``from_pretrained`` (accelerate), e.g. "auto"; overrides device.
     batch_size (int): Prompts per forward batch.
