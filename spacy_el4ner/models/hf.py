@@ -117,8 +117,9 @@ class HFModel:
         "float32", "auto" (the checkpoint's), "fastest": bfloat16 where the device computes it
         natively, float32 on other CPUs (see :func:`fastest_dtype`), or "int8" (CPU only: float32
         weights with the linear layers' dynamically quantised to int8, see :func:`quantize_int8`;
-        about 2x faster than float32 on a CPU without native bf16, with answers that differ
-        slightly: ``benchmarks/dtype_speed.py --dtypes float32,int8``).
+        1.56-1.77x faster end to end than float32 on a CPU without native bf16; F1 within noise of
+        float32's on three dev sets, though the entities differ in a third to two thirds of the
+        sentences: ``benchmarks/dtype_speed.py --dtypes float32,int8``).
     device (Optional[str]): "cpu", "cuda", "cuda:1", "mps"; ``None`` picks cuda when available.
     device_map (Optional[str]): Passed to ``from_pretrained`` (accelerate), e.g. "auto"; overrides device.
     batch_size (int): Prompts per forward batch.
