@@ -61,7 +61,8 @@ def test_second_sentence(nlp):
 
 def test_int8_members_find_the_same_entities(nlp):
     """The opt-in int8 weights (dynamically quantised linear layers, CPU) on the real models and the
-    same store: the README's two sentences keep their entities."""
+    same store: the README's two sentences keep their entities (asserted here as literals, so the
+    default members are not asked the same sentences again)."""
     import torch
 
     if not {"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines):
@@ -71,10 +72,13 @@ def test_int8_members_find_the_same_entities(nlp):
     quick.add_pipe("el4ner", config={"labels": ["person", "location", "corporation"], "members": members})
     docs = read_docs(CORPUS, quick)
     quick.initialize(get_examples=lambda: [Example(quick.make_doc(d.text), d) for d in docs])
-    for text in ("Tim Cook visited Berlin to meet Siemens executives.", "Elon Musk said Tesla will open a factory near Austin."):
-        assert ents(quick(text)) == ents(nlp(text))
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    # the entities test_readme_example and test_second_sentence assert for the default members
+    assert ents(quick("Tim Cook visited Berlin to meet Siemens executives.")) == {("Tim Cook", "person"), ("Berlin", "location"), ("Siemens", "corporation")}
+    assert ents(quick("Elon Musk said Tesla will open a factory near Austin.")) == {("Elon Musk", "person"), ("Tesla", "corporation"), ("Austin", "location")}
     first = quick.get_pipe("el4ner").members["qwen2.5-coder-0.5b-instruct"]
-    assert first.resolved_dtype == "int8" and type(first.model.lm_head).__name__ == "Linear" and first.model.lm_head.__module__.startswith("torch.ao")
+    assert first.resolved_dtype == "int8" and isinstance(first.model.lm_head, QLinear)
 
 
 def test_no_entities_and_odd_input(nlp):

@@ -183,10 +183,12 @@ class HFModel:
             raise ValueError("prefix_cache_tokens must be 0 or more")
         if dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {_DTYPES}, not '{dtype}'")
-        if dtype == "int8" and ((device or "cpu") != "cpu" or device_map is not None):
-            raise ValueError(f"dtype 'int8' runs on the CPU only (device={device!r}, device_map={device_map!r}): use device='cpu' and no device_map, or bfloat16 on a GPU")
-        if dtype == "int8" and adapter and not merge_adapter:
-            raise ValueError("dtype 'int8' quantises the merged weights: set merge_adapter = true to use an adapter with it")
+        if dtype == "int8":
+            if (device or "cpu") != "cpu" or device_map is not None:
+                raise ValueError(f"dtype 'int8' runs on the CPU only (device={device!r}, device_map={device_map!r}): use device='cpu' and no device_map, or bfloat16 on a GPU")
+            if adapter and not merge_adapter:
+                raise ValueError("dtype 'int8' quantises the merged weights: set merge_adapter = true to use an adapter with it")
+            device = "cpu"  # not cuda where one is present: the quantised kernels are the CPU's
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.name = name
@@ -302,7 +304,7 @@ class HFModel:
                 "or a local folder written by save_pretrained. Nothing is downloaded at run time."
             ) from err
         if self.device_map is None:
-            device = self.device or ("cuda" if torch.cuda.is_available() and self.resolved_dtype != "int8" else "cpu")
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             model.to(device)
         if self.adapter:
             try:
