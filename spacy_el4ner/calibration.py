@@ -34,6 +34,10 @@ from .analysis import Counts, micro_f1, paired_bootstrap
 FinderSet = FrozenSet[str]
 
 
+class NothingToCalibrate(ValueError):
+    """The run accepted no candidate: there is no finder set (or threshold) to choose from."""
+
+
 def _gold(row: Mapping[str, Any]) -> set:
     return {(int(g[0]), int(g[1]), str(g[2])) for g in row["gold"]}
 
@@ -164,7 +168,7 @@ def calibrate_finder_sets(
         raise ValueError("calibrate: no sentences; give the predictions of a run on labelled dev data")
     counts = finder_set_counts(rows)
     if not counts:
-        raise ValueError("calibrate: no accepted candidate in the run; nothing to calibrate (was it run with --save-predictions?)")
+        raise NothingToCalibrate("calibrate: no accepted candidate in the run; nothing to calibrate (was it run with --save-predictions?)")
     members = sorted(set().union(*counts))
     if len(members) > max_members:
         raise ValueError(f"calibrate: {len(members)} members give {2 ** len(members)} finder sets; at most {max_members} members")

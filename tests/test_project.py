@@ -16,17 +16,26 @@ DATA = ROOT.parent / "shared" / "data" / "wnut17"
 pytestmark = pytest.mark.slow
 
 
-def test_workflow_all_on_tiny_sample(tmp_path):
+DEFAULT_MODELS = ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct", "all-minilm-l6-v2")
+
+
+def _project(tmp_path, models=DEFAULT_MODELS):
+    """A copy of the project in tmp_path/proj that reads ../shared/data, as in the repository (or a skip)."""
     if not (DATA / "train.conll").exists():
         pytest.skip(f"real data not found at {DATA}")
-    if not all(zoo.is_ready(m) for m in ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct", "all-minilm-l6-v2")):
-        pytest.skip("embedded models not installed: run `python -m spacy_el4ner models pull`")
+    missing = [m for m in models if not zoo.is_ready(m)]
+    if missing:
+        pytest.skip(f"models not installed: {missing}; run `python -m spacy_el4ner models pull [NAME]`")
     proj = tmp_path / "proj"
     proj.mkdir()
     shutil.copy(ROOT / "project.yml", proj / "project.yml")
     shutil.copytree(ROOT / "scripts", proj / "scripts")
-    # the workflow reads ../shared/data relative to the project, as in the repository
     (tmp_path / "shared").symlink_to(DATA.parent.parent, target_is_directory=True)
+    return proj
+
+
+def test_workflow_all_on_tiny_sample(tmp_path):
+    proj = _project(tmp_path)
     cmd = [
         sys.executable, "-m", "weasel", "run", "all", str(proj),
         "--vars.n_train", "30", "--vars.n_test", "2", "--vars.k", "2",
@@ -73,3 +82,47 @@ def test_workflow_all_on_tiny_sample(tmp_path):
     assert second.returncode == 0
     assert "Skipping 'evaluate'" in second.stdout, second.stdout[-2000:]
     assert "Skipping 'assemble'" in second.stdout, second.stdout[-2000:]
+
+
+def test_workflow_cllmfs_on_tiny_sample(tmp_path):
+    """The second method as a workflow: two CLLMFS adapters on Gemma 3 270M (two training slices), their
+    combination chosen on dev by calibrate, the test run with it and each adapter alone, the pipeline built."""
+    proj = _project(tmp_path, (*DEFAULT_MODELS, "gemma-3-270m"))
+    cmd = [
+        sys.executable, "-m", "weasel", "run", "cllmfs", str(proj),
+        "--vars.n_train", "8", "--vars.n_test", "2", "--vars.n_dev", "2", "--vars.k", "2", "--vars.tagger", "none",
+    ]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    store_labels = json.loads((proj / "stores" / "wnut17" / "meta.json").read_text())["labels"]
+    metas = {}
+    for name in ("adapter-a", "adapter-b"):
+        folder = proj / "training" / "wnut17" / name
+        assert (folder / "adapter_model.safetensors").exists()
+        metas[name] = json.loads((folder / "el4ner_finetune.json").read_text())
+    # A learnt from the store's 8 sentences, B from the next 8 (other sentences, the store's labels)
+    assert metas["adapter-a"]["n_train_docs"] == metas["adapter-b"]["n_train_docs"] == 8
+    assert metas["adapter-a"]["labels"] == metas["adapter-b"]["labels"] == store_labels
+    import spacy
+
+    from spacy_el4ner.readers import read_docs
+
+    train = read_docs(DATA / "train.conll", spacy.blank("en"))
+    assert {e.label_ for d in train[8:16] for e in d.ents} != set(store_labels)  # B's slice alone lacks some
+    calibration = json.loads((proj / "metrics" / "wnut17-cllmfs-dev" / "calibration.json").read_text())
+    assert isinstance(calibration["accept_finder_sets"], list)
+    results = json.loads((proj / "metrics" / "wnut17-cllmfs" / "results.json").read_text())
+    a, b = (f"gemma-3-270m+training/wnut17/adapter-{x}" for x in "ab")
+    assert set(results["results"]) == {"ensemble", f"alone:{a}", f"alone:{b}"}
+    assert all(r["n_sentences"] == 2 for r in results["results"].values())
+    settings = results["meta"]["settings"]
+    assert settings["finetune_prompt_members"] == [a, b] and settings["constrained_extraction"] is True
+    assert settings["accept_finder_sets"] == calibration["accept_finder_sets"]  # from --calibration
+    assert "| ensemble |" in (proj / "metrics" / "REPORT.md").read_text()
+    # the assembled pipeline holds its own copies of both adapters
+    copied = sorted(p.name for p in (proj / "training" / "wnut17-cllmfs" / "el4ner" / "adapters").iterdir())
+    assert len(copied) == 2, copied
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0
+    for step in ("adapter-a", "adapter-b", "evaluate-cllmfs", "assemble-cllmfs"):
+        assert f"Skipping '{step}'" in second.stdout, second.stdout[-2000:]

@@ -8,7 +8,7 @@ import srsly
 import typer
 from wasabi import msg
 
-from ..calibration import calibrate_finder_sets, calibrate_min_confidence, keep_finder_sets
+from ..calibration import NothingToCalibrate, calibrate_finder_sets, calibrate_min_confidence, keep_finder_sets
 from .predictions import read_prediction_rows
 
 
@@ -46,7 +46,17 @@ def calibrate(
     try:
         names = _renames(rename)
         rows = read_rows(predictions)
-        res = calibrate_finder_sets(rows, samples=samples, seed=seed)
+        try:
+            res = calibrate_finder_sets(rows, samples=samples, seed=seed)
+        except NothingToCalibrate as err:
+            # a workflow goes on with the defaults (the union, the component's threshold) rather than stopping
+            msg.warn(f"{err}: keep the defaults (accept_finder_sets = [], min_confidence as configured)")
+            if output is not None:
+                srsly.write_json(output, {"predictions": str(predictions), "samples": samples, "seed": seed,
+                                          "accept_finder_sets": [], "min_confidence": None, "sentences": len(rows),
+                                          "nothing_to_calibrate": str(err)})
+                msg.good(f"Wrote {output}")
+            return
         unknown = sorted(set(names) - set(res["members"]))
         if unknown:
             raise ValueError(f"--rename names members that are not in the run: {unknown}; its members: {res['members']}")

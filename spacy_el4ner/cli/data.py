@@ -27,13 +27,19 @@ def convert(
     output: Path = typer.Argument(..., help="Output .spacy file"),
     fmt: str = typer.Option("auto", "--format", help=f"One of {FORMATS}"),
     lowercase: bool = typer.Option(False, "--lowercase-labels", help="Lower-case all labels"),
-    limit: int = typer.Option(0, "--limit", help="Keep only the first N sentences (0: all)"),
+    limit: int = typer.Option(0, "--limit", help="Keep only the first N sentences (0: all), after --skip"),
+    skip: int = typer.Option(0, "--skip", help="Leave out the first N sentences (e.g. a second training slice: --skip 500 --limit 500)"),
 ) -> None:
     """Convert labelled data to a DocBin and report sentences and entities per label."""
+    if skip < 0 or limit < 0:
+        msg.fail("--skip and --limit take a number of sentences >= 0", exits=1)
     nlp = spacy.blank("en")
     docs = read_docs(input_path, nlp, fmt)
     if lowercase:
         map_labels(docs, str.lower)
+    if skip >= len(docs) and docs:
+        msg.fail(f"--skip {skip}: {input_path} has only {len(docs)} sentences", exits=1)
+    docs = docs[skip:]
     if limit:
         docs = docs[:limit]
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,37 @@ def parse_settings(items: List[str]) -> Dict[str, Any]:
     return out
 
 
+def calibration_settings(path: Path, members: List[str]) -> Dict[str, Any]:
+    """The component settings a ``calibrate --output`` file chose: ``accept_finder_sets`` and,
+    when a threshold passed its check, ``min_confidence``.
+
+    path (Path): The calibration JSON.
+    members (List[str]): The members of the run it is applied to (as ``--members`` names them).
+    RETURNS (Dict[str, Any]): Settings, as ``--set`` would give them.
+    RAISES (ValueError): The file is missing or not a calibration, or names members the run lacks.
+    """
+    try:
+        data = srsly.read_json(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--calibration {path}: cannot read it as JSON ({err}); write it with `calibrate PREDICTIONS --output {path}`") from err
+    sets = data.get("accept_finder_sets") if isinstance(data, dict) else None
+    if not isinstance(sets, list) or any(not isinstance(s, list) or not all(isinstance(m, str) for m in s) for s in sets):
+        raise ValueError(f"--calibration {path}: no accept_finder_sets list of member-name lists in it; write it with `calibrate PREDICTIONS --output {path}`")
+    unknown = sorted({m for s in sets for m in s} - set(members))
+    if unknown:
+        raise ValueError(
+            f"--calibration {path} names members this run does not have: {unknown}; this run's members: {members}. "
+            "Calibrate a dev run with the same --members (or rename them with `calibrate --rename OLD=NEW`)."
+        )
+    out: Dict[str, Any] = {"accept_finder_sets": sets}
+    threshold = data.get("min_confidence")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"--calibration {path}: min_confidence {threshold!r} is not a number between 0 and 1")
+        out["min_confidence"] = float(threshold)
+    return out
+
+
 ABLATIONS: Dict[str, Dict[str, Any]] = {
     "random": {"name": "no-spansim (random demos)", "random": True},
     "no-voting": {"name": "no-voting (first member types)", "voting": "first"},
@@ -254,6 +285,7 @@ def evaluate(
     dtype: str = typer.Option("fastest", "--dtype", help="Member weights: fastest (bfloat16 on a CUDA GPU or a CPU with native bf16, else float32), bfloat16, float32, float16, int8 (CPU: linear layers dynamically quantised)"),
     name: str = typer.Option("", "--name", help="Run name in the results"),
     settings: List[str] = typer.Option([], "--set", help="Component setting KEY=JSON, e.g. --set none_option=false"),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="A `calibrate --output` JSON file: its accept_finder_sets and min_confidence become settings (--set wins)"),
     prefix_run: Optional[Path] = typer.Option(None, "--prefix-run", help="A finished run of this evaluation on the first N sentences (same arguments, smaller --limit, --save-predictions): its sentences are not run again"),
     export_config: Optional[Path] = typer.Option(None, "--export-config", help="Also write the ensemble's pipeline as a config.cfg (for spacy assemble / load_model_from_config); member names get '_' for '.'"),
 ) -> None:
@@ -276,6 +308,11 @@ def evaluate(
     alone = alone or "alone" in only
     ablate = ablate or "ablate" in only
     overrides = parse_settings(settings)
+    if calibration is not None:
+        try:
+            overrides = {**calibration_settings(calibration, member_list), **overrides}
+        except ValueError as err:
+            msg.fail(str(err), exits=1)
     if dtype not in ("fastest", "bfloat16", "float32", "float16", "int8"):
         msg.fail(f"--dtype {dtype!r}: use fastest, bfloat16, float32, float16 or int8", exits=1)
     run_dtype = resolve_dtype(dtype)

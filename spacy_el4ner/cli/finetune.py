@@ -33,6 +33,7 @@ def finetune(
     max_train: int = typer.Option(0, "--max-train", help="Use only the first N training docs (0: all)"),
     max_length: int = typer.Option(1024, "--max-length", help="Skip records longer than this many tokens"),
     labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated labels (default: the store's / all in the data)"),
+    labels_from: Optional[Path] = typer.Option(None, "--labels-from", help="Take the labels from this store folder (the store the adapted member will serve)"),
     dev_limit: int = typer.Option(50, "--dev-limit", help="Evaluate on at most N dev docs per epoch (0: all)"),
     dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16 (fast on GPUs and CPUs with native bf16, very slow on others), float16, or fastest (bfloat16 where native, else float32)"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda when available)"),
@@ -54,6 +55,12 @@ def finetune(
     docs, store_labels = load_docs(source)
     if max_train:
         docs = docs[:max_train]
+    if labels and labels_from is not None:
+        raise typer.BadParameter("give at most one of --labels and --labels-from")
+    if labels_from is not None:
+        if not (labels_from / "docs.spacy").exists():
+            raise typer.BadParameter(f"--labels-from {labels_from} is not a store folder (no docs.spacy): build one with `store build`")
+        store_labels = load_docs(labels_from)[1]
     label_list: List[str] = [x.strip() for x in labels.split(",") if x.strip()] if labels else store_labels
     dev_docs = load_docs(dev)[0] if dev is not None else None
     config = FinetuneConfig(

@@ -75,3 +75,16 @@ def test_calibrate_cli_chooses_a_threshold(tmp_path):
     res = CliRunner().invoke(app, ["calibrate", str(preds), "--samples", "200"])
     assert res.exit_code == 0, res.output
     assert "within noise" in " ".join(res.output.split()) and "--set 'min_confidence" not in res.output
+
+
+def test_calibrate_cli_keeps_the_defaults_when_nothing_was_accepted(tmp_path):
+    # a weak dev run (e.g. a workflow's tiny sample) accepts no span: the workflow goes on with the union
+    row = {"text": "Tim saw Ann", "gold": [[0, 3, "PER", "Tim"]], "predicted": [], "candidates": []}
+    preds = _write(tmp_path / "p.jsonl", [row, row])
+    out = tmp_path / "calibration.json"
+    res = CliRunner().invoke(app, ["calibrate", str(preds), "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "keep the defaults" in " ".join(res.output.split())
+    saved = json.loads(out.read_text())
+    assert saved["accept_finder_sets"] == [] and saved["min_confidence"] is None and saved["sentences"] == 2
+    assert "no accepted candidate" in saved["nothing_to_calibrate"]

@@ -105,3 +105,68 @@ def test_member_alone_runs_drop_the_ensembles_finder_rules():
     assert _for_members(overrides, ["a", "b"], ["a", "b"]) == overrides
     # "b" alone: its spans are all it has; weights of absent members would be a config error
     assert _for_members(overrides, ["b"], ["a", "b"]) == {"member_weights": {"b": 1.0}, "none_option": True}
+
+
+def test_calibration_file_becomes_settings(tmp_path):
+    import json
+
+    from spacy_el4ner.cli.evaluate import calibration_settings
+
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"accept_finder_sets": [["a", "b"], ["b"]], "min_confidence": 0.45, "f1_union": 50.0}))
+    assert calibration_settings(path, ["a", "b"]) == {"accept_finder_sets": [["a", "b"], ["b"]], "min_confidence": 0.45}
+    path.write_text(json.dumps({"accept_finder_sets": [], "min_confidence": None}))  # the union, the component's threshold
+    assert calibration_settings(path, ["a", "b"]) == {"accept_finder_sets": []}
+    cases = [
+        (None, "cannot read it"),
+        ("{not json", "cannot read it"),
+        (json.dumps({"f1_union": 3}), "no accept_finder_sets"),
+        (json.dumps({"accept_finder_sets": ["a"]}), "no accept_finder_sets"),
+        (json.dumps({"accept_finder_sets": [["a", "c"]]}), "does not have: ['c']"),
+        (json.dumps({"accept_finder_sets": [], "min_confidence": 3}), "between 0 and 1"),
+    ]
+    for text, why in cases:
+        bad = tmp_path / "bad.json"
+        bad.unlink(missing_ok=True)
+        if text is not None:
+            bad.write_text(text)
+        with pytest.raises(ValueError, match=why.replace("[", r"\[").replace("]", r"\]")):
+            calibration_settings(bad, ["a", "b"])
+
+
+def test_evaluate_applies_the_calibration_and_set_wins(tmp_path, monkeypatch):
+    """The command line: --calibration's settings reach the run (its meta), --set overrides them."""
+    import importlib
+    import json
+
+    import spacy
+    from typer.testing import CliRunner
+
+    from spacy_el4ner.cli import app
+
+    ev = importlib.import_module("spacy_el4ner.cli.evaluate")  # the package exports the command under that name
+
+    nlp = spacy.blank("en")
+    store = _store(nlp, tmp_path)
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_previous(output, meta):
+        seen.update(meta["settings"])
+        raise Stop
+
+    monkeypatch.setattr(ev, "_previous", fake_previous)
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps({"accept_finder_sets": [["m1"]], "min_confidence": 0.4}))
+    data = tmp_path / "d.spacy"
+    from spacy.tokens import DocBin
+
+    DocBin(docs=make_labelled_docs(nlp)).to_disk(data)
+    args = ["evaluate", str(data), "--store", str(store), "--members", "m1,m2", "--calibration", str(cal), "--output", str(tmp_path / "o")]
+    res = CliRunner().invoke(app, args + ["--set", "min_confidence=0.2"])
+    assert isinstance(res.exception, Stop), res.output
+    assert seen == {"accept_finder_sets": [["m1"]], "min_confidence": 0.2}
+    res = CliRunner().invoke(app, [*args[:5], "m2", *args[6:]])
+    assert res.exit_code == 1 and "does not have: ['m1']" in " ".join(res.output.split())

@@ -322,6 +322,30 @@ def test_cli_finetune(tiny_llm_path, docs, tmp_path):
     meta = json.loads((tmp_path / "cli2" / META_FILE).read_text())
     assert meta["labels"] == ["LOC", "ORG", "PER"] and meta["method"] == "LoRA" and len(meta["dev"]) == 1
     assert "dev P" in result.output
+    # training docs from a file, labels from the store the member will serve (a slice may lack some)
+    DocBin(docs=docs[1:2]).to_disk(tmp_path / "one.spacy")
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune", "--train", str(tmp_path / "one.spacy"), "--labels-from", str(tmp_path / "store"),
+            "--base", tiny_llm_path, "--output", str(tmp_path / "cli3"), "--epochs", "1", "--lambda", "0",
+            "--no-checkpoints", "--lr", "0.01",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "cli3" / META_FILE).read_text())
+    assert meta["labels"] == ["LOC", "ORG", "PER"] and meta["n_train_docs"] == 1
+    assert {e.label_ for e in docs[1].ents} == {"LOC", "PER"}  # the file alone would not give ORG
+    for extra, why in (
+        (["--labels", "PER"], "at most one of --labels and --labels-from"),
+        ([], "not a store folder"),
+    ):
+        where = tmp_path / "store" if extra else tmp_path
+        bad = CliRunner().invoke(
+            app, ["finetune", "--train", str(tmp_path / "one.spacy"), "--labels-from", str(where), "--base", tiny_llm_path,
+                  "--output", str(tmp_path / "cli4"), *extra],
+        )
+        assert bad.exit_code != 0 and why in " ".join(bad.output.split()), bad.output
 
 
 def test_to_doc_spans_resolves_overlaps():
