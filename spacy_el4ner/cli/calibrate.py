@@ -39,29 +39,28 @@ def calibrate(
     """Precision of the spans found by each set of members, and the sets worth accepting.
 
     Run the ensemble once on a labelled dev sample with the union (the default), then pass the
-    printed ``accept_finder_sets`` (and ``min_confidence``) to the component (config or
-    ``evaluate --set``). Use data the members (and adapters) were not trained on, and test on
+    printed ``accept_finder_sets`` (and ``min_confidence``) to the component (config,
+    ``evaluate --set``, or the ``--output`` file to ``evaluate --calibration``). Use data the members (and adapters) were not trained on, and test on
     other data. A single member's run works too: it only gets a threshold.
     """
     try:
         names = _renames(rename)
         rows = read_rows(predictions)
-        try:
-            res = calibrate_finder_sets(rows, samples=samples, seed=seed)
-        except NothingToCalibrate as err:
-            # a workflow goes on with the defaults (the union, the component's threshold) rather than stopping
-            msg.warn(f"{err}: keep the defaults (accept_finder_sets = [], min_confidence as configured)")
-            if output is not None:
-                srsly.write_json(output, {"predictions": str(predictions), "samples": samples, "seed": seed,
-                                          "accept_finder_sets": [], "min_confidence": None, "sentences": len(rows),
-                                          "nothing_to_calibrate": str(err)})
-                msg.good(f"Wrote {output}")
-            return
+        res = calibrate_finder_sets(rows, samples=samples, seed=seed)
         unknown = sorted(set(names) - set(res["members"]))
         if unknown:
             raise ValueError(f"--rename names members that are not in the run: {unknown}; its members: {res['members']}")
         keep = keep_finder_sets([frozenset(s) for s in res["accept_finder_sets"]])
         thr = calibrate_min_confidence(rows, keep, samples=samples, seed=seed, max_p=max_p) if threshold else None
+    except NothingToCalibrate as err:
+        # a workflow goes on with the defaults (the union, the component's threshold) rather than stopping
+        msg.warn(f"{err}: keep the defaults (accept_finder_sets = [], min_confidence as configured)")
+        if output is not None:
+            srsly.write_json(output, {"predictions": str(predictions), "samples": samples, "seed": seed,
+                                      "accept_finder_sets": [], "min_confidence": None, "sentences": len(rows),
+                                      "nothing_to_calibrate": str(err)})
+            msg.good(f"Wrote {output}")
+        return
     except ValueError as err:
         msg.fail(str(err), exits=1)
         return

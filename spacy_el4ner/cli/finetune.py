@@ -48,18 +48,17 @@ def finetune(
 
     if (store is None) == (train_path is None):
         raise typer.BadParameter("give exactly one of --store and --train")
+    if labels and labels_from is not None:
+        raise typer.BadParameter("give at most one of --labels and --labels-from")
+    for option, folder in (("--store", store), ("--labels-from", labels_from)):
+        if folder is not None and not (folder / "docs.spacy").exists():
+            raise typer.BadParameter(f"{option} {folder} is not a store folder (no docs.spacy): build one with `store build`")
     source = store if store is not None else train_path
     assert source is not None
-    if store is not None and not (store / "docs.spacy").exists():
-        raise typer.BadParameter(f"{store} is not a store folder (no docs.spacy)")
     docs, store_labels = load_docs(source)
     if max_train:
         docs = docs[:max_train]
-    if labels and labels_from is not None:
-        raise typer.BadParameter("give at most one of --labels and --labels-from")
     if labels_from is not None:
-        if not (labels_from / "docs.spacy").exists():
-            raise typer.BadParameter(f"--labels-from {labels_from} is not a store folder (no docs.spacy): build one with `store build`")
         store_labels = load_docs(labels_from)[1]
     label_list: List[str] = [x.strip() for x in labels.split(",") if x.strip()] if labels else store_labels
     dev_docs = load_docs(dev)[0] if dev is not None else None
