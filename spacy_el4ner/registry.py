@@ -12,6 +12,7 @@ from spacy.vocab import Vocab
 
 from .models.cache import ResponseCache
 from .models.hf import HFModel
+from .models.llamacpp import LlamaCppModel
 from .models.protocol import Embedder, Model
 from .similarity import HFEncoder
 from .stages.edges import StoreEdges
@@ -68,10 +69,7 @@ def make_ensemble(
 ) -> Dict[str, Model]:
     """The members, by name (embedded short names, local folders or hub ids), with shared settings.
     Member order matters: it breaks voting ties and "first" verifiers use the first member."""
-    if not models:
-        raise ValueError("The el4ner ensemble needs at least one member model")
-    if len(set(models)) != len(models):
-        raise ValueError(f"Duplicate member in {models}")
+    _check_members(models)
     return {
         m: make_hf_model(m, dtype, device, device_map, batch_size, max_context, trust_remote_code, None, cache, share_prefix)
         for m in models
@@ -111,6 +109,61 @@ def make_ensemble_v2(
 ) -> Dict[str, Model]:
     """``Ensemble.v1`` with ``dtype = "fastest"`` (see ``HFModel.v2``)."""
     return make_ensemble(models, dtype, device, device_map, batch_size, max_context, trust_remote_code, cache, share_prefix)
+
+
+@registry.el4ner_models("el4ner.LlamaCppModel.v1")  # type: ignore[attr-defined]
+def make_llamacpp_model(
+    name: str,
+    n_ctx: int = 8192,
+    n_batch: int = 512,
+    n_threads: Optional[int] = None,
+    parallel: int = 8,
+    cache: Optional[ResponseCache] = None,
+) -> LlamaCppModel:
+    """One GGUF model on llama.cpp (embedded name or .gguf file); see ``LlamaCppModel``."""
+    return LlamaCppModel(name, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, parallel=parallel, cache=cache)
+
+
+ENGINES = ("transformers", "llama.cpp")
+
+
+@registry.el4ner_models("el4ner.Ensemble.v3")  # type: ignore[attr-defined]
+def make_ensemble_v3(
+    models: List[str] = DEFAULT_MEMBERS,
+    engine: str = "transformers",
+    dtype: str = "fastest",
+    device: Optional[str] = None,
+    device_map: Optional[str] = None,
+    batch_size: int = 8,
+    max_context: int = 4096,
+    trust_remote_code: bool = False,
+    cache: Optional[ResponseCache] = None,
+    share_prefix: bool = True,
+    n_threads: Optional[int] = None,
+) -> Dict[str, Model]:
+    """``Ensemble.v2`` with a choice of engine: "transformers" (``HFModel``) or "llama.cpp"
+    (``LlamaCppModel``: the GGUF files as shipped; ``batch_size`` prompts decoded side by side in a
+    key/value cache of ``2 * max_context`` tokens; ``dtype``, ``device``, ``device_map``,
+    ``trust_remote_code`` and ``share_prefix`` are transformers settings). ``n_threads``: llama.cpp's
+    CPU threads (None: the cores this process may use)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if engine == "transformers":
+        return make_ensemble(models, dtype, device, device_map, batch_size, max_context, trust_remote_code, cache, share_prefix)
+    if device not in (None, "cpu") or device_map is not None or dtype != "fastest" or trust_remote_code:
+        raise ValueError(
+            "engine 'llama.cpp' runs the GGUF weights as shipped on the CPU: leave dtype = \"fastest\", device = null, "
+            "device_map = null and trust_remote_code = false, or use engine = \"transformers\""
+        )
+    _check_members(models)
+    return {m: make_llamacpp_model(m, n_ctx=2 * max_context, n_threads=n_threads, parallel=batch_size, cache=cache) for m in models}
+
+
+def _check_members(models: Sequence[str]) -> None:
+    if not models:
+        raise ValueError("The el4ner ensemble needs at least one member model")
+    if len(set(models)) != len(models):
+        raise ValueError(f"Duplicate member in {models}")
 
 
 @registry.el4ner_models("el4ner.EnsembleOf.v1")  # type: ignore[attr-defined]

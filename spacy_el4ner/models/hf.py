@@ -5,9 +5,10 @@ import os
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import zoo
+from .base import CachedModel, common_prefix, cut_at_stop, cut_loop, looping, plain_chat
 from .cache import ResponseCache
 from .protocol import ModelLoadError, Prompt, as_messages
 
@@ -100,16 +101,11 @@ SCORE_BATCHING = ("auto", "packed", "on", "off")
 _PASS_TOKENS = 32
 # A prefix shared by every prompt of a generation batch is computed once when at least this long.
 _MIN_SHARED = 16
-# A row stops when its newest tokens are one block repeated at least 3 times and over at least
-# this many tokens (a small model caught in a loop: '"CBC", "clickbait", "CBC", "clickbait", ...'
-# until max_new_tokens), since everything after that is the same block again.
-_LOOP_TOKENS = 16
-_LOOP_BLOCK = 32
 # One copy of each model per process, whatever the number of pipelines or members naming it.
 _SHARED: Dict[Tuple[Any, ...], Tuple[Any, Any]] = {}
 
 
-class HFModel:
+class HFModel(CachedModel):
     """A causal LM loaded lazily (on first use) from an embedded name, a local folder or a hub id.
 
     name (str): Embedded short name (see ``python -m spacy_el4ner models list``), local folder or hub id.
@@ -191,7 +187,7 @@ class HFModel:
             device = "cpu"  # not cuda where one is present: the quantised kernels are the CPU's
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self.name = name
+        super().__init__(name, cache)
         self.dtype = dtype
         self._resolved_dtype: Optional[str] = None
         self.device = device
@@ -201,7 +197,6 @@ class HFModel:
         self.trust_remote_code = trust_remote_code
         self.adapter = adapter
         self.merge_adapter = merge_adapter
-        self.cache = cache
         self.share_prefix = share_prefix
         self.score_batching = score_batching
         self.pack_tokens = pack_tokens
@@ -226,14 +221,6 @@ class HFModel:
         self._model: Any = None
         self._tokenizer: Any = None
         self._adapter_ids: Dict[str, Optional[str]] = {}  # adapter folder -> its name in the cache
-        self._stats: Dict[str, int] = {
-            "calls": 0,
-            "forward_passes": 0,
-            "prompt_tokens": 0,
-            "generated_tokens": 0,
-            "cache_hits": 0,
-            "drafted_tokens": 0,
-        }
 
     @property
     def resolved_dtype(self) -> str:
@@ -244,7 +231,7 @@ class HFModel:
             self._resolved_dtype = "bfloat16" if accelerate_map else resolve_dtype(self.dtype, self.device)
         return self._resolved_dtype
 
-    def _cache_name(self) -> str:
+    def cache_name(self) -> str:
         """The model's name in response cache keys: answers computed in float32 or float16 are
         cached apart from bf16 ones (bf16, the historical default, keeps the plain name so that
         existing caches stay valid)."""
@@ -253,10 +240,6 @@ class HFModel:
 
     def __repr__(self) -> str:
         return f"HFModel({self.name!r}, dtype={self.dtype!r}, loaded={self._model is not None})"
-
-    @property
-    def stats(self) -> Dict[str, int]:
-        return dict(self._stats)
 
     # -- loading ---------------------------------------------------------------------------
     def _resolve_path(self) -> str:
@@ -350,10 +333,7 @@ class HFModel:
         if getattr(tok, "chat_template", None):
             text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         else:
-            lines = [m["content"] if m["role"] == "system" else f"{m['role'].title()}: {m['content']}" for m in messages]
-            text = "\n\n".join(lines) + "\nAssistant:"
-            if not answer_prefix.startswith(" "):
-                text += " "
+            text = plain_chat(messages, answer_prefix)
         return text + answer_prefix
 
     def _encode(self, text: str, reserve: int) -> List[int]:
@@ -373,7 +353,7 @@ class HFModel:
     def _device(self) -> Any:
         return next(self.model.parameters()).device
 
-    def _cached_adapter(self) -> Optional[str]:
+    def cache_adapter(self) -> Optional[str]:
         """RETURNS (Optional[str]): The adapter's name in the response cache keys (by content, see
         ``ResponseCache.adapter_id``); looked up once per folder (``spacy.load`` may repoint it)."""
         if not self.adapter or self.cache is None:
@@ -382,51 +362,24 @@ class HFModel:
             self._adapter_ids[self.adapter] = self.cache.adapter_id(self.adapter)
         return self._adapter_ids[self.adapter]
 
-    def generate(
+    def _generate_uncached(
         self,
-        prompts: Sequence[Prompt],
-        *,
+        texts: List[str],
         max_new_tokens: int,
-        stop: Sequence[str] = (),
-        answer_prefix: str = "",
-        constrain_to: Optional[Sequence[str]] = None,
-        separators: Sequence[str] = (),
-    ) -> List[str]:
-        """See ``Model.generate``. With ``constrain_to`` (one input text per prompt), decoding is
-        constrained so that the answer is made only of ``separators`` and copies of text from
-        that input (see ``models.constrained``)."""
-        if constrain_to is not None and len(constrain_to) != len(prompts):
-            raise ValueError("constrain_to needs one text per prompt")
-        if not prompts:
-            return []
-        self._stats["calls"] += 1
-        texts = [self.format(p, answer_prefix) for p in prompts]
-        results: List[Optional[str]] = [None] * len(texts)
-        keys: List[Optional[str]] = [None] * len(texts)
-        todo: List[int] = []
-        for i, text in enumerate(texts):
-            if self.cache is not None:
-                keys[i] = ResponseCache.key(
-                    self._cache_name(), self._cached_adapter(), "gen", text, max_new_tokens, list(stop),
-                    None if constrain_to is None else [constrain_to[i], list(separators)],
-                )
-                hit = self.cache.get(keys[i])
-                if hit is not None:
-                    results[i] = hit
-                    self._stats["cache_hits"] += 1
-                    continue
-            todo.append(i)
-        encoded = {i: self._encode(texts[i], max_new_tokens) for i in todo}
-        order = sorted(todo, key=lambda i: -len(encoded[i]))  # length buckets: less padding
+        stop: Sequence[str],
+        constrain_to: Optional[List[str]],
+        separators: Sequence[str],
+    ) -> Iterator[Tuple[int, str]]:
+        """Answers in batches of ``batch_size`` prompts of similar length. With ``constrain_to``
+        (one input text per prompt), decoding is constrained so that the answer is made only of
+        ``separators`` and copies of text from that input (see ``models.constrained``)."""
+        encoded = [self._encode(text, max_new_tokens) for text in texts]
+        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))  # length buckets: less padding
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             rows = None if constrain_to is None else [constrain_to[i] for i in batch]
             outs = self._generate_batch([encoded[i] for i in batch], max_new_tokens, stop, rows, separators)
-            for i, out in zip(batch, outs):
-                results[i] = out
-                if self.cache is not None and keys[i] is not None:
-                    self.cache.set(keys[i], out)
-        return [r if r is not None else "" for r in results]
+            yield from zip(batch, outs)
 
     def _generate_batch(
         self,
@@ -481,7 +434,7 @@ class HFModel:
         self._stats["forward_passes"] += int(new.shape[1]) or 1
         rows = [[t for t in row if t != pad] for row in new.tolist()]
         if self.stop_loops:  # the same answers as the shrinking decoder (this path is the naive baseline)
-            rows = [_cut_loop(row) for row in rows]
+            rows = [cut_loop(row) for row in rows]
         return rows
 
     def _eos_ids(self) -> List[int]:
@@ -607,56 +560,31 @@ class HFModel:
         self._stats["forward_passes"] += 1
         return cache, mask, positions[:, -1:], logits
 
-    def score(self, prompts: Sequence[Prompt], continuations: Sequence[Sequence[str]]) -> List[List[float]]:
-        """See ``Model.score``.
-
-        On a CPU, consecutive prompts share their key/value cache up to their common token prefix
+    def _score_uncached(self, texts: List[str], continuations: List[Sequence[str]]) -> List[List[float]]:
+        """On a CPU, consecutive prompts share their key/value cache up to their common token prefix
         (the instruction and demonstrations of one text are computed once for all its spans and
         labels); the first token of every continuation is read off the prompt's own forward pass,
         and only longer continuations need one small extra pass each. On an accelerator the
         prompts go in padded batches instead (see ``score_batching``).
         """
-        if len(prompts) != len(continuations):
-            raise ValueError("score() needs one list of continuations per prompt")
-        if not prompts:
-            return []
-        self._stats["calls"] += 1
-        results: List[Optional[List[float]]] = [None] * len(prompts)
-        keys: List[Optional[str]] = [None] * len(prompts)
-        todo: List[Tuple[int, List[int], List[List[int]]]] = []
-        for n, (prompt, conts) in enumerate(zip(prompts, continuations)):
-            text = self.format(prompt)
-            if self.cache is not None:
-                keys[n] = ResponseCache.key(self._cache_name(), self._cached_adapter(), "score", text, list(conts))
-                hit = self.cache.get(keys[n])  # type: ignore[arg-type]
-                if hit is not None:
-                    self._stats["cache_hits"] += 1
-                    results[n] = [float(x) for x in hit]
-                    continue
-            if not conts:
-                results[n] = []
-                continue
+        todo: List[Tuple[List[int], List[List[int]]]] = []
+        for text, conts in zip(texts, continuations):
             cont_ids = self.continuation_ids(conts)
-            todo.append((n, self._encode(text, max(len(c) for c in cont_ids)), cont_ids))
+            todo.append((self._encode(text, max(len(c) for c in cont_ids)), cont_ids))
         mode = self._scoring_mode() if self.share_prefix else "naive"
-        if todo and mode == "on":
-            computed = self._score_batched([(ids, cont_ids) for _, ids, cont_ids in todo])
-        elif todo and mode == "packed":
-            computed = self._score_packed_all([(ids, cont_ids) for _, ids, cont_ids in todo])
-        else:
-            computed = []
-            state: Optional[Tuple[List[int], Any]] = None
-            for _, ids, cont_ids in todo:
-                if self.share_prefix:
-                    scores, state = self._score_shared(ids, cont_ids, state)
-                else:
-                    scores = self._score_naive(ids, cont_ids)
-                computed.append(scores)
-        for (n, _, _), scores in zip(todo, computed):
-            results[n] = scores
-            if self.cache is not None and keys[n] is not None:
-                self.cache.set(keys[n], scores)  # type: ignore[arg-type]
-        return [r if r is not None else [] for r in results]
+        if mode == "on":
+            return self._score_batched(todo)
+        if mode == "packed":
+            return self._score_packed_all(todo)
+        computed = []
+        state: Optional[Tuple[List[int], Any]] = None
+        for ids, cont_ids in todo:
+            if self.share_prefix:
+                scores, state = self._score_shared(ids, cont_ids, state)
+            else:
+                scores = self._score_naive(ids, cont_ids)
+            computed.append(scores)
+        return computed
 
     def _scoring_mode(self) -> str:
         """"on", "packed" or "off": ``score_batching`` with "auto" resolved for the device."""
@@ -692,7 +620,7 @@ class HFModel:
         for ids, conts in items:
             extra = sum(len(c) - 1 for c in conts)
             if group:
-                lcp = min(common, _common_prefix(group[0][0], ids), len(ids) - 1)
+                lcp = min(common, common_prefix(group[0][0], ids), len(ids) - 1)
                 grown = size + (common - lcp) * len(group) + len(ids) - lcp + extra
                 if lcp > 0 and (common - lcp) * len(group) <= _PASS_TOKENS and grown <= self.pack_tokens:
                     group.append((ids, conts))
@@ -711,7 +639,7 @@ class HFModel:
         best: Optional[Tuple[int, ...]] = None
         best_len = 0
         for key in self._prefixes:
-            n = _common_prefix(key, prefix)
+            n = common_prefix(key, prefix)
             if n > best_len:
                 best, best_len = key, n
         if best is None:
@@ -768,7 +696,7 @@ class HFModel:
         cache = None
         if state is not None:
             prev, cache = state
-            reuse = min(_common_prefix(prev, prefix), n_common)
+            reuse = min(common_prefix(prev, prefix), n_common)
             if reuse > 0:
                 cache.crop(reuse)
         if reuse == 0 or cache is None:
@@ -906,7 +834,7 @@ class HFModel:
         cache = None
         if state is not None:
             prev, cache = state
-            reuse = min(_common_prefix(prev, ids), len(ids) - 1)
+            reuse = min(common_prefix(prev, ids), len(ids) - 1)
             if reuse > 0:
                 cache.crop(reuse)
         if reuse == 0:
@@ -942,22 +870,12 @@ def _copy_cache(cache: Any, length: int) -> Any:
 def _shared_prefix(prompts: Sequence[Sequence[int]]) -> int:
     """RETURNS (int): The length of the prefix common to ``prompts`` (token id lists), leaving
     each at least one token of its own (its last logits give what comes next)."""
-    return min(min(_common_prefix(prompts[0], ids) for ids in prompts), min(len(ids) for ids in prompts) - 1)
+    return min(min(common_prefix(prompts[0], ids) for ids in prompts), min(len(ids) for ids in prompts) - 1)
 
 
 def _group_prefix(group: Sequence[Tuple[List[int], Any]]) -> int:
     """RETURNS (int): ``_shared_prefix`` of a scoring group's prompts."""
     return _shared_prefix([ids for ids, _ in group])
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """RETURNS (int): The length of the longest common prefix of two token id lists."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def lookup_draft(context: Sequence[int], n: int, ngram: int = 3, window: int = 1024) -> List[int]:
@@ -1019,38 +937,3 @@ class TokenStop:
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         last = input_ids[:, -1]
         return self.mask[last.clamp(max=self.mask.shape[0] - 1)]
-
-
-def looping(ids: Sequence[int]) -> bool:
-    """RETURNS (bool): Whether ``ids`` (generated tokens) end with one block of 1 to
-    ``_LOOP_BLOCK`` tokens repeated at least 3 times, the repeats covering ``_LOOP_TOKENS`` or more."""
-    n = len(ids)
-    for size in range(1, _LOOP_BLOCK + 1):
-        times = max(3, -(-_LOOP_TOKENS // size))
-        if times * size > n:
-            if 3 * size > n:
-                break
-            continue
-        block = list(ids[n - size :])
-        if all(list(ids[n - (k + 1) * size : n - k * size]) == block for k in range(1, times)):
-            return True
-    return False
-
-
-def _cut_loop(ids: List[int]) -> List[int]:
-    """RETURNS: ``ids`` up to the token that first makes them ``looping`` (all of them if none)."""
-    for end in range(1, len(ids) + 1):
-        if looping(ids[:end]):
-            return ids[:end]
-    return ids
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """RETURNS (str): ``text`` up to the first stop string (all of it when none occurs)."""
-    cut = len(text)
-    for s in stop:
-        if s:
-            pos = text.find(s)
-            if pos != -1:
-                cut = min(cut, pos)
-    return text[:cut]

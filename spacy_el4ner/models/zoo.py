@@ -228,6 +228,52 @@ def ensure(name: str) -> Path:
     return target
 
 
+def gguf_path(name: str) -> Path:
+    """The embedded model's GGUF file, for llama.cpp: the package's own file when it ships one
+    file, else the chunks assembled once into the cache folder; the sha256 is checked once.
+
+    name (str): A short name from ZOO of kind "gguf".
+    RETURNS (Path): The .gguf file.
+    RAISES (ModelLoadError): If packages are missing or the file's sha256 is wrong.
+    """
+    spec = get_spec(name)
+    if spec.kind != "gguf":
+        raise ModelLoadError(f"Model '{name}' ships no GGUF file (it is a {spec.role} folder).")
+    parts = source_files(spec)
+    target = parts[0] if len(parts) == 1 else cache_root() / f"{name}.gguf"
+    checked = cache_root() / f"{name}.gguf.sha256"
+    stamp = f"{target}\t{target.stat().st_size if target.exists() else -1}"
+    if target.exists() and checked.exists() and checked.read_text() == stamp:
+        return target
+    with _lock(cache_root() / f".{name}.lock"):
+        if len(parts) > 1:
+            partial = target.with_suffix(".gguf.partial")
+            logger.info("Assembling %s from %d files", name, len(parts))
+            with partial.open("wb") as out:
+                for part in parts:
+                    with part.open("rb") as fh:
+                        shutil.copyfileobj(fh, out, 1 << 22)
+            _check_sha(spec, partial)
+            partial.replace(target)
+        else:
+            _check_sha(spec, target)
+        checked.write_text(f"{target}\t{target.stat().st_size}")
+    return target
+
+
+def _check_sha(spec: ModelSpec, path: Path) -> str:
+    digest = sha256_of([path])
+    if spec.sha256 is not None and digest != spec.sha256:
+        if path.suffix == ".partial":
+            path.unlink()
+        raise ModelLoadError(
+            f"Assembled {spec.name} has sha256 {digest}, expected {spec.sha256}. The packages "
+            f"{', '.join(spec.packages)} are corrupt or of another version: reinstall them with "
+            f"`python -m spacy_el4ner models pull {spec.name} --force`."
+        )
+    return digest
+
+
 def _convert_gguf(spec: ModelSpec, parts: List[Path], target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -241,14 +287,11 @@ def _convert_gguf(spec: ModelSpec, parts: List[Path], target: Path) -> None:
         for part in parts:
             with part.open("rb") as fh:
                 shutil.copyfileobj(fh, out, 1 << 22)
-    digest = sha256_of([gguf])
-    if spec.sha256 is not None and digest != spec.sha256:
+    try:
+        digest = _check_sha(spec, gguf)
+    except ModelLoadError:
         shutil.rmtree(work, ignore_errors=True)
-        raise ModelLoadError(
-            f"Assembled {spec.name} has sha256 {digest}, expected {spec.sha256}. The packages "
-            f"{', '.join(spec.packages)} are corrupt or of another version: reinstall them with "
-            f"`python -m spacy_el4ner models pull {spec.name} --force`."
-        )
+        raise
     logger.info("Converting %s to bf16 safetensors (once)", spec.name)
     tokenizer = AutoTokenizer.from_pretrained(str(work), gguf_file=gguf.name)
     if spec.tokenizer_repair == "spm-bpe":

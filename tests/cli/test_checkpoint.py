@@ -121,7 +121,7 @@ def run(tmp_path: Path, output: str, limit: int = 0, prefix_run=None, settings=(
     evaluate_mod.evaluate(
         data=tmp_path / "data.spacy", store=tmp_path / "store", output=tmp_path / output, members="a,b", labels=None,
         limit=limit, k=2, pre_extraction="llm", max_empty=1, pre_prefix="", pre_by="first", alone=False, ablate=False,
-        variants="none", save_predictions=True, rerun=False, cache=None, tagger="none", batch_size=2, dtype="fastest", name="t",
+        variants="none", save_predictions=True, rerun=False, cache=None, tagger="none", batch_size=2, dtype="fastest", engine="transformers", name="t",
         settings=list(settings), calibration=None, prefix_run=prefix_run, export_config=None,
     )
     return json.loads((tmp_path / output / "results.json").read_text())["results"]["ensemble"]

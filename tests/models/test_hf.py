@@ -8,7 +8,8 @@ import torch
 
 from spacy_el4ner.models import zoo
 from spacy_el4ner.models.cache import ResponseCache
-from spacy_el4ner.models.hf import HFModel, cut_at_stop
+from spacy_el4ner.models.base import cut_at_stop
+from spacy_el4ner.models.hf import HFModel
 from spacy_el4ner.models.protocol import Model, ModelLoadError
 
 PROMPTS = [
@@ -84,7 +85,7 @@ def test_shrinking_batches_decode_like_generate(tiny_llm_path, constrained):
 
 
 def test_looping():
-    from spacy_el4ner.models.hf import looping
+    from spacy_el4ner.models.base import looping
 
     block = [5, 6, 7, 8, 9, 10]  # 6 tokens: 3 repeats make 18 >= 16 tokens
     assert looping([1, 2] + block * 3)
@@ -99,7 +100,7 @@ def test_looping():
 
 @pytest.mark.parametrize("shrink", [False, True])
 def test_a_looping_row_stops_early_in_both_decoding_paths(tiny_llm_path, shrink):
-    from spacy_el4ner.models.hf import looping
+    from spacy_el4ner.models.base import looping
 
     # the random model loops ("oneoneone...", "****...") on the last three, not on the first two
     prompts = ["Text: Apple", "Text: Hi", "Text: Obama", "Paris", "a"]
@@ -410,8 +411,8 @@ def test_fastest_dtype_is_bf16_only_where_it_is_native(tiny_llm_path, tmp_path, 
         m.load()
         assert next(m.model.parameters()).dtype == getattr(torch, want)
         # float32 answers are cached apart from bf16 ones; bf16 keeps the plain name (old caches stay valid)
-        assert m._cache_name() == (tiny_llm_path if want == "bfloat16" else f"{tiny_llm_path}|float32")
-    assert HFModel(tiny_llm_path, dtype="bfloat16")._cache_name() == tiny_llm_path
+        assert m.cache_name() == (tiny_llm_path if want == "bfloat16" else f"{tiny_llm_path}|float32")
+    assert HFModel(tiny_llm_path, dtype="bfloat16").cache_name() == tiny_llm_path
     with pytest.raises(ValueError, match="dtype must be one of"):
         HFModel(tiny_llm_path, dtype="fp8")
 
@@ -422,7 +423,7 @@ def test_int8_quantises_linear_layers_but_the_mlp_output(tiny_llm_path):
     ref = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=2)
     q = HFModel(tiny_llm_path, dtype="int8", device="cpu", batch_size=2)
     assert q.resolved_dtype == "int8"
-    assert q._cache_name() == f"{tiny_llm_path}|int8"  # answers cached apart from float32 ones
+    assert q.cache_name() == f"{tiny_llm_path}|int8"  # answers cached apart from float32 ones
     kinds = {name: type(module) for name, module in q.model.named_modules() if name.endswith("_proj") or name == "lm_head"}
     assert kinds["lm_head"] is QLinear and kinds["model.layers.0.self_attn.q_proj"] is QLinear
     assert kinds["model.layers.0.mlp.up_proj"] is QLinear

@@ -1,0 +1,84 @@
+"""Engines side by side: the same pipeline, data and store through `evaluate` once per engine,
+each in its own process (fresh response cache), alternating, repeated; medians.
+
+Reports per engine: seconds per sentence, F1, forward passes and prompt tokens per sentence, and
+the process's peak RSS; and how many sentences got the same entities as the first engine.
+
+Usage: python benchmarks/engine_compare.py DATA --store DIR [--engines transformers,llama.cpp]
+       [--members a,b] [--limit 100] [--repeats 1] [--output benchmarks/results/engines-NAME.json]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_once(engine: str, args: argparse.Namespace, work: Path) -> dict:
+    out = work / f"{engine}-{time.time_ns()}"
+    cmd = [
+        sys.executable, "-m", "spacy_el4ner", "evaluate", str(args.data), "--store", str(args.store),
+        "--output", str(out), "--variants", "none", "--cache", str(out / "cache"), "--engine", engine,
+        "--members", args.members, "--limit", str(args.limit), "--save-predictions",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{engine}: evaluate failed:\n{err[-3000:]}")
+    res = json.loads((out / "results.json").read_text())["results"]["ensemble"]
+    preds = [json.loads(line)["predicted"] for line in (out / "predictions-ensemble.jsonl").open()]
+    return {
+        "sec_per_sentence": res["sec_per_sentence"], "f": res["f"], "p": res["p"], "r": res["r"],
+        "passes_per_sentence": res["llm_calls_per_sentence"], "prompt_tokens_per_sentence": res["prompt_tokens_per_sentence"],
+        "peak_rss_mb": round(usage.ru_maxrss / 1024), "predicted": preds,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--store", type=Path, required=True)
+    ap.add_argument("--engines", default="transformers,llama.cpp")
+    ap.add_argument("--members", default="qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct")
+    ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--output", type=Path)
+    args = ap.parse_args()
+    engines = args.engines.split(",")
+    runs = {e: [] for e in engines}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeats):
+            for engine in engines:
+                runs[engine].append(run_once(engine, args, Path(tmp)))
+                print(engine, {k: v for k, v in runs[engine][-1].items() if k != "predicted"}, flush=True)
+    ref = runs[engines[0]][0]["predicted"]
+    summary = {}
+    for engine, rs in runs.items():
+        summary[engine] = {
+            key: statistics.median(r[key] for r in rs)
+            for key in ("sec_per_sentence", "f", "p", "r", "passes_per_sentence", "prompt_tokens_per_sentence", "peak_rss_mb")
+        }
+        summary[engine]["same_entities_as_first"] = sum(a == b for a, b in zip(rs[0]["predicted"], ref))
+    first = summary[engines[0]]["sec_per_sentence"]
+    for engine in engines:
+        summary[engine]["speedup_vs_first"] = round(first / summary[engine]["sec_per_sentence"], 2)
+    result = {
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "members": args.members, "n": args.limit,
+        "repeats": args.repeats, "machine": platform.machine(), "cpus": os.cpu_count(),
+        "cpu_flags": sorted({f for f in Path("/proc/cpuinfo").read_text().split() if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")}) if Path("/proc/cpuinfo").exists() else [],
+        "summary": summary,
+    }
+    print(json.dumps(result, indent=1))
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
