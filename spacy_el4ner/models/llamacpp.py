@@ -172,13 +172,15 @@ class LlamaCppModel(CachedModel):
         engine = self.engine
         with engine.lock:
             encoded = [self.encode(t, max_new_tokens) for t in texts]
-            for group in self._groups(encoded, [max_new_tokens] * len(texts)):
+            for group in self._groups(encoded, [max_new_tokens] * len(texts), join_tokens=None):
                 yield from zip(group, self._generate_group([encoded[i] for i in group], max_new_tokens, stop))
 
-    def _groups(self, encoded: List[List[int]], extra: List[int]) -> Iterator[List[int]]:
+    def _groups(self, encoded: List[List[int]], extra: List[int], join_tokens: Optional[int] = _JOIN_TOKENS) -> Iterator[List[int]]:
         """Consecutive prompts that go through the context together: at most ``parallel``, while
-        they share a long prefix and fit in the cache (``extra``: cells each needs beyond its
-        prompt)."""
+        they fit in the cache (``extra``: cells each needs beyond its prompt) and, unless
+        ``join_tokens`` is None, share a long prefix. Generation groups any prompts (each step
+        decodes one token of every answer in one call, whatever they share); scoring groups only
+        prompts whose shared prefix is worth computing once."""
         engine = self._engine
         assert engine is not None
         group: List[int] = []
@@ -187,7 +189,8 @@ class LlamaCppModel(CachedModel):
             if group:
                 lcp = min(common, common_prefix(encoded[group[0]], ids), len(ids) - 1)
                 cells = lcp + sum(len(encoded[j]) - lcp + extra[j] for j in group + [i])
-                if len(group) < self.parallel and (common - lcp) * len(group) <= _JOIN_TOKENS and cells <= engine.n_ctx:
+                shares = join_tokens is None or (common - lcp) * len(group) <= join_tokens
+                if len(group) < self.parallel and shares and cells <= engine.n_ctx:
                     group.append(i)
                     common = lcp
                     continue
