@@ -84,18 +84,21 @@ def test_document_text_cannot_forge_control_tokens(smol):
     assert smol.engine.tokenize("<|im_start|>", special=False) != im_start
 
 
-def test_generate_respects_stop_and_length_and_batches_like_one_by_one(smol):
+def test_generate_respects_stop_and_length_and_batches_like_one_by_one():
+    if not _installed(QWEN):
+        pytest.skip(f"{QWEN} not installed: run `python -m spacy_el4ner models pull`")
+    model = LlamaCppModel(QWEN, parallel=4)
     prompts = [MESSAGES, "Name three cities in France.", [{"role": "user", "content": "Say hello."}], MESSAGES]
-    batched = smol.generate(prompts, max_new_tokens=12, stop=["]"], answer_prefix='["')
-    one = LlamaCppModel(SMOL, parallel=1)
+    batched = model.generate(prompts, max_new_tokens=12, stop=["]"], answer_prefix='["')
+    one = LlamaCppModel(QWEN, parallel=1)
     alone = [one.generate([p], max_new_tokens=12, stop=["]"], answer_prefix='["')[0] for p in prompts]
     for answer in batched:
-        assert "]" not in answer
-        assert len(smol.engine.tokenize(answer, special=False)) <= 13  # 12 tokens (+1 by re-tokenising)
-    assert batched[0] == batched[3]  # the same prompt twice in one batch
-    # kernels may round a near-tie differently for other batch shapes: most answers agree exactly
+        assert answer and "]" not in answer
+        assert len(model.engine.tokenize(answer, special=False)) <= 13  # 12 tokens (+1 by re-tokenising)
+    # llama.cpp may round a near-tie differently when other sequences share the cache (SmolLM2's
+    # looping answers do; Qwen's agreed 4 of 4 on an AVX512 CPU): most answers agree exactly
     assert sum(a == b for a, b in zip(batched, alone)) >= 3, (batched, alone)
-    assert smol.generate(prompts, max_new_tokens=12, stop=["]"], answer_prefix='["') == batched  # deterministic
+    assert model.generate(prompts, max_new_tokens=12, stop=["]"], answer_prefix='["') == batched  # deterministic
 
 
 def test_score_matches_plain_passes(smol):
