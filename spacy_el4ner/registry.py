@@ -13,6 +13,7 @@ from spacy.vocab import Vocab
 from .models.cache import ResponseCache
 from .models.hf import HFModel
 from .models.llamacpp import LlamaCppModel
+from .models.openai import OpenAIModel
 from .models.protocol import Embedder, Model
 from .similarity import HFEncoder
 from .stages.edges import StoreEdges
@@ -122,6 +123,27 @@ def make_llamacpp_model(
 ) -> LlamaCppModel:
     """One GGUF model on llama.cpp (embedded name or .gguf file); see ``LlamaCppModel``."""
     return LlamaCppModel(name, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, parallel=parallel, cache=cache)
+
+
+@registry.el4ner_models("el4ner.OpenAIModel.v1")  # type: ignore[attr-defined]
+def make_openai_model(
+    model: str,
+    base_url: str = "http://127.0.0.1:8000/v1",
+    api_key_env: Optional[str] = None,
+    template_from: Optional[str] = None,
+    scoring: str = "echo",
+    timeout: float = 120.0,
+    max_retries: int = 3,
+    concurrency: int = 4,
+    extra_body: Dict[str, Any] = {},
+    cache: Optional[ResponseCache] = None,
+) -> OpenAIModel:
+    """A model behind an OpenAI-compatible server (vLLM, llama-cpp-python's server); see
+    ``OpenAIModel``. The API key comes from the environment variable named ``api_key_env``."""
+    return OpenAIModel(
+        model, base_url=base_url, api_key_env=api_key_env, template_from=template_from, scoring=scoring,
+        timeout=timeout, max_retries=max_retries, concurrency=concurrency, extra_body=extra_body, cache=cache,
+    )
 
 
 ENGINES = ("transformers", "llama.cpp")

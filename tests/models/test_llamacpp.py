@@ -28,8 +28,9 @@ MESSAGES = [
 
 
 def _installed(name: str) -> bool:
+    """Whether the GGUF file is there (kept by `models pull`, or assembled from the packages now)."""
     try:
-        zoo.source_files(zoo.get_spec(name))
+        zoo.gguf_path(name)
         return True
     except ModelLoadError:
         return False
