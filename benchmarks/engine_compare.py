@@ -5,7 +5,7 @@ Reports per engine: seconds per sentence, F1, forward passes and prompt tokens p
 the process's peak RSS; and how many sentences got the same entities as the first engine.
 
 Usage: python benchmarks/engine_compare.py DATA --store DIR [--engines transformers,llama.cpp]
-       [--members a,b] [--limit 100] [--repeats 1] [--output benchmarks/results/engines-NAME.json]
+       [--members a,b] [--limit 100] [--repeats 1] [--dtype fastest] [--output benchmarks/results/engines-NAME.json]
 """
 import argparse
 import json
@@ -25,7 +25,7 @@ def run_once(engine: str, args: argparse.Namespace, work: Path) -> dict:
         sys.executable, "-m", "spacy_el4ner", "evaluate", str(args.data), "--store", str(args.store),
         "--output", str(out), "--variants", "none", "--cache", str(out / "cache"), "--engine", engine,
         "--members", args.members, "--limit", str(args.limit), "--save-predictions",
-    ]
+    ] + (["--dtype", args.dtype] if engine == "transformers" else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read() if proc.stderr else ""
@@ -40,6 +40,15 @@ def run_once(engine: str, args: argparse.Namespace, work: Path) -> dict:
     }
 
 
+def _llama_build() -> str:
+    try:
+        import llama_cpp
+    except ImportError:
+        return "not installed"
+    features = llama_cpp.llama_print_system_info().decode()
+    return f"{llama_cpp.__version__}: " + " ".join(f.split("=")[0].strip() for f in features.split("|") if "= 1" in f)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data", type=Path)
@@ -48,6 +57,7 @@ def main() -> None:
     ap.add_argument("--members", default="qwen2.5-coder-0.5b-instruct,smollm2-135m-instruct")
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--dtype", default="fastest", help="the transformers engine's weights (fastest, float32, bfloat16, int8)")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
     engines = args.engines.split(",")
@@ -70,8 +80,10 @@ def main() -> None:
         summary[engine]["speedup_vs_first"] = round(first / summary[engine]["sec_per_sentence"], 2)
     result = {
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "members": args.members, "n": args.limit,
+        "transformers_dtype": args.dtype,
         "repeats": args.repeats, "machine": platform.machine(), "cpus": os.cpu_count(),
         "cpu_flags": sorted({f for f in Path("/proc/cpuinfo").read_text().split() if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")}) if Path("/proc/cpuinfo").exists() else [],
+        "llama_cpp": _llama_build(),
         "summary": summary,
     }
     print(json.dumps(result, indent=1))

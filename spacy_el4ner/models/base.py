@@ -6,7 +6,7 @@ reads), ``_generate_uncached`` and ``_score_uncached``; the cache, the argument 
 counters stay here, so that every engine answers the same calls in the same way.
 """
 import logging
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .cache import ResponseCache
 from .protocol import Prompt
@@ -246,6 +246,28 @@ def rendered(pieces: Sequence[Tuple[str, bool]]) -> Rendered:
     out = Rendered("".join(text for text, _ in pieces))
     out.pieces = tuple((text, kind) for text, kind in pieces if text)
     return out
+
+
+def render_pieces(text: str, messages: Sequence[Mapping[str, str]], answer_prefix: str = "") -> Rendered:
+    """A rendered prompt ``text`` (+ ``answer_prefix``, template text) that keeps which pieces are
+    the messages' contents."""
+    return rendered(piece_kinds(text, content_spans(text, messages)) + [(answer_prefix, True)])
+
+
+def encode_isolated(text: str, tokenize: Callable[[str, bool, bool], List[int]]) -> List[int]:
+    """Token ids of a rendered prompt in which no message content becomes a control token.
+
+    tokenize(text, special, first): ids of ``text``; ``special``: whether control-token texts
+    (``<|im_start|>``) become those tokens; ``first``: whether ``text`` starts the prompt.
+    The whole text is tokenised at once (exactly as before) unless a content holds control-token
+    text; then piece by piece, contents as plain text.
+    """
+    pieces = getattr(text, "pieces", None)
+    contents = [piece for piece, is_template in pieces or () if not is_template]
+    if all(tokenize(c, True, False) == tokenize(c, False, False) for c in contents):
+        return tokenize(str(text), True, True)
+    logger.warning("A prompt's text holds control-token text (e.g. <|im_start|>): tokenised as plain text")
+    return [t for n, (piece, is_template) in enumerate(pieces or ()) for t in tokenize(piece, is_template, n == 0)]
 
 
 def piece_kinds(text: str, spans: Sequence[Tuple[int, int]]) -> List[Tuple[str, bool]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import zoo
-from .base import CachedModel, common_prefix, cut_at_stop, cut_loop, looping, plain_chat
+from .base import CachedModel, common_prefix, cut_at_stop, cut_loop, encode_isolated, looping, plain_chat, render_pieces
 from .cache import ResponseCache
 from .protocol import ModelLoadError, Prompt, as_messages
 
@@ -327,19 +327,24 @@ class HFModel(CachedModel):
     # -- prompting -------------------------------------------------------------------------
     def format(self, prompt: Prompt, answer_prefix: str = "") -> str:
         """Render a prompt (a user message, or chat messages) with the chat template, when the
-        tokenizer has one, else as plain "Role: text" lines."""
+        tokenizer has one, else as plain "Role: text" lines; the result keeps which pieces are
+        message contents (``Rendered``)."""
         tok = self.tokenizer
         messages = as_messages(prompt)
         if getattr(tok, "chat_template", None):
             text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         else:
             text = plain_chat(messages, answer_prefix)
-        return text + answer_prefix
+        return render_pieces(text, messages, answer_prefix)
+
+    def _tokenize(self, text: str, special: bool, first: bool) -> List[int]:
+        tok = self.tokenizer
+        add_special = first and not getattr(tok, "chat_template", None)
+        return list(tok(text, add_special_tokens=add_special, split_special_tokens=not special)["input_ids"])
 
     def _encode(self, text: str, reserve: int) -> List[int]:
-        tok = self.tokenizer
-        add_special = not getattr(tok, "chat_template", None)
-        ids: List[int] = tok(text, add_special_tokens=add_special)["input_ids"]
+        """Token ids of a rendered prompt; message contents never become control tokens."""
+        ids = encode_isolated(text, self._tokenize)
         limit = max(16, self.max_context - reserve)
         if len(ids) > limit:
             logger.warning(

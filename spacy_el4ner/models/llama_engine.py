@@ -95,16 +95,17 @@ class Engine:
     def token_text(self, token: int) -> str:
         return self.piece(token, special=True).decode("utf-8", "replace")
 
-    def tokenize(self, text: str, special: bool) -> List[int]:
-        """Token ids of ``text`` (no BOS added); ``special``: whether control-token texts such as
-        ``<|im_start|>`` become those tokens (template text) or stay plain text (content)."""
+    def tokenize(self, text: str, special: bool, add_bos: bool = False) -> List[int]:
+        """Token ids of ``text``; ``special``: whether control-token texts such as
+        ``<|im_start|>`` become those tokens (template text) or stay plain text (content);
+        ``add_bos``: add the model's BOS token where its vocabulary asks for one."""
         data = text.encode("utf-8", "replace")
-        if not data:
+        if not data and not add_bos:
             return []
         size = len(data) + 8
         while True:
             buf = (self.L.llama_token * size)()
-            n = self.L.llama_tokenize(self.vocab, data, len(data), buf, size, False, special)
+            n = self.L.llama_tokenize(self.vocab, data, len(data), buf, size, add_bos, special)
             if n >= 0:
                 return list(buf[:n])
             size = -n

@@ -28,13 +28,12 @@ from .base import (
     Rendered,
     check_positive,
     common_prefix,
-    content_spans,
     cut_at_stop,
+    encode_isolated,
     looping,
-    piece_kinds,
     plain_chat,
     render_chat,
-    rendered,
+    render_pieces,
 )
 from .cache import ResponseCache
 from .llama_engine import Engine, default_threads
@@ -144,14 +143,14 @@ class LlamaCppModel(CachedModel):
             text = render_chat(self._template, messages, self._specials)
         else:
             text = plain_chat(messages, answer_prefix)
-        return rendered(piece_kinds(text, content_spans(text, messages)) + [(answer_prefix, True)])
+        return render_pieces(text, messages, answer_prefix)
 
     def encode(self, text: str, reserve: int = 0) -> List[int]:
         """Token ids of a rendered prompt: the template's control tokens as such, the messages'
         contents as plain text (a document cannot forge a chat turn)."""
         engine = self.engine
-        pieces = getattr(text, "pieces", None) or ((text, True),)
-        ids = [t for piece, special in pieces for t in engine.tokenize(piece, special)]
+        plain = not self._template  # as transformers: BOS only where no chat template writes it
+        ids = encode_isolated(text, lambda piece, special, first: engine.tokenize(piece, special, first and plain))
         limit = max(16, engine.n_ctx - reserve)
         if len(ids) > limit:
             logger.warning("%s: prompt of %d tokens cut to the last %d (n_ctx=%d)", self.name, len(ids), limit, engine.n_ctx)
