@@ -301,6 +301,9 @@ class EL4NER(Pipe):
             raise ValueError(
                 f"el4ner: stage_demos maps a stage ({', '.join(STAGES)}) to a number of demonstrations >= 0, got {bad}"
             )
+        for key, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"el4ner: {key} must be a positive integer, not {value!r}")
         unknown = set(label_descriptions) - set(labels)
         if labels and unknown:
             raise ValueError(f"el4ner: label_descriptions name labels not in `labels`: {sorted(unknown)}")
@@ -350,6 +353,8 @@ class EL4NER(Pipe):
             # initialize(store_path=...) does, instead of failing with "no labels"
             self.settings.labels = _store_labels(store)
             self.store.labels = list(self.settings.labels)
+        # what the store held when built (a configured store `path`): initialize starts from it again
+        self._initial_docs = list(store.docs)
         self.timings: Dict[str, float] = {}
         # below_quorum: spans left out by extraction_quorum or accept_finder_sets (the name predates the latter)
         self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "refined": 0, "trimmed": 0, "below_quorum": 0}
@@ -376,7 +381,11 @@ class EL4NER(Pipe):
         store_path: Optional[Union[str, Path]] = None,
     ) -> None:
         """Fill the demonstration store from the examples' reference annotations (and/or a saved
-        store folder). Labels not given in the config are taken from the examples."""
+        store folder). Labels not given in the config are taken from the examples. Like every
+        spaCy component, initializing again starts over: the store then holds what it held when
+        the component was built (its configured `path`) plus these examples, never two copies
+        (``add_demonstrations`` adds to it)."""
+        self.store.reset(self._initial_docs)
         if labels:
             for label in labels:
                 self.add_label(label)
@@ -405,7 +414,8 @@ class EL4NER(Pipe):
         logger.info("el4ner initialized: labels %s, %d demonstrations", self.settings.labels, len(self.store))
 
     def add_demonstrations(self, docs: Iterable[Doc]) -> int:
-        """Add corrected Docs (e.g. from annotation) to the store. RETURNS (int): how many."""
+        """Add corrected Docs (e.g. from annotation) to the store. RETURNS (int): how many.
+        RAISES (TypeError): For anything but labelled Docs. (ValueError): For an unknown label."""
         return self.store.add(docs)
 
     # -- processing --------------------------------------------------------------------------

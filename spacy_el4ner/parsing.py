@@ -2,15 +2,39 @@
 import json
 import logging
 import re
-from typing import List, Tuple
+import unicodedata
+from typing import List, NamedTuple, Tuple
 
 logger = logging.getLogger("spacy_el4ner")
 
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _MAX_ITEM_CHARS = 200
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, every surrogate is a lone one
+
+
+class Parsed(NamedTuple):
+    """A parsed list answer: the strings kept, whether the answer was well-formed JSON, and what was
+    left out (items longer than 200 characters, items that are not strings), as text."""
+
+    items: List[str]
+    well_formed: bool
+    dropped: List[str]
+
+
+def clean_text(text: str) -> str:
+    """Model output made safe to store: lone surrogates (``json.loads('"\\ud800"')`` makes them)
+    become U+FFFD, control characters other than tab and newline go."""
+    text = _SURROGATE.sub("\ufffd", text)
+    return "".join(ch for ch in text if ch in "\t\n" or unicodedata.category(ch) != "Cc")
 
 
 def parse_list(answer: str, prefix: str = "[") -> Tuple[List[str], bool]:
+    """``parse_answer`` without what it left out: (items, well_formed)."""
+    parsed = parse_answer(answer, prefix)
+    return parsed.items, parsed.well_formed
+
+
+def parse_answer(answer: str, prefix: str = "[") -> Parsed:
     """Parse an answer that should be a JSON list of strings.
 
     Tolerates an unterminated list, single quotes, code fences, numbered or bulleted lines
@@ -18,13 +42,14 @@ def parse_list(answer: str, prefix: str = "[") -> Tuple[List[str], bool]:
 
     answer (str): The model's answer (without the forced prefix).
     prefix (str): The forced start of the answer, put back before parsing.
-    RETURNS (Tuple[List[str], bool]): The strings (stripped, de-duplicated, in order) and
-        whether the answer was well-formed JSON.
+    RETURNS (Parsed): The strings (stripped, cleaned of lone surrogates and control characters,
+        de-duplicated, in order), whether the answer was well-formed JSON, and the items left out.
     """
     text = (prefix + answer).strip()
     text = re.sub(r"^```(?:json)?", "", text).strip()
     text = text.split("```")[0].strip()
     items: List[str] = []
+    dropped: List[str] = []
     well_formed = False
     candidates = [text]
     if text.startswith("[") and not text.rstrip().endswith("]"):
@@ -37,6 +62,7 @@ def parse_list(answer: str, prefix: str = "[") -> Tuple[List[str], bool]:
             continue
         if isinstance(data, list):
             items = [_item_text(x) for x in data]
+            dropped = [_as_text(x) for x, item in zip(data, items) if not item and x not in ("", None)]
             well_formed = cand is text
             break
     else:
@@ -52,10 +78,19 @@ def parse_list(answer: str, prefix: str = "[") -> Tuple[List[str], bool]:
                 items = [re.sub(r"^\s*(?:[-*\u2022]|\d+[.)])\s*", "", p).strip(" '\"") for p in parts]
     out: List[str] = []
     for item in items:
-        item = item.strip()
-        if item and len(item) <= _MAX_ITEM_CHARS and item not in out:
+        item = clean_text(item).strip()
+        if len(item) > _MAX_ITEM_CHARS:
+            dropped.append(item)
+        elif item and item not in out:
             out.append(item)
-    return out, well_formed
+    return Parsed(out, well_formed, [clean_text(d)[: 2 * _MAX_ITEM_CHARS] for d in dropped])
+
+
+def _as_text(x: object) -> str:
+    try:
+        return json.dumps(x, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(x)
 
 
 def _item_text(x: object) -> str:

@@ -66,7 +66,15 @@ class DemoStore:
         RETURNS (int): How many Docs were added (whitespace-only Docs are skipped).
         RAISES (ValueError): If a Doc has a label the component does not know.
         """
+        if isinstance(docs, (str, bytes, Doc)):
+            raise TypeError(f"DemoStore.add takes an iterable of labelled spaCy Docs, not one {type(docs).__name__}: wrap it in a list")
         new = list(docs)
+        wrong = [type(d).__name__ for d in new if not isinstance(d, Doc)]
+        if wrong:
+            raise TypeError(
+                f"DemoStore.add takes labelled spaCy Docs (doc.ents set), got {sorted(set(wrong))}: make Docs with "
+                "nlp.make_doc(text) and set doc.ents, or read them with spacy_el4ner.readers.read_docs"
+            )
         if self.labels:
             known = set(self.labels)
             for doc in new:
@@ -85,6 +93,12 @@ class DemoStore:
             added += 1
         self._invalidate()
         return added
+
+    def reset(self, docs: Iterable[Doc] = ()) -> None:
+        """Hold exactly ``docs`` (nothing: empty)."""
+        self.docs = []
+        self._invalidate()
+        self.add(docs)
 
     def _invalidate(self) -> None:
         self._span_emb = self._owners = self._doc_emb = None

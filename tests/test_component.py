@@ -543,3 +543,51 @@ def test_member_demo_views_in_a_config_survive_saving(nlp, labelled_docs, tmp_pa
     loaded = spacy.load(tmp_path / "p")
     assert loaded.get_pipe("el4ner").settings.member_demo_views == {"m@1": 1}
     assert ents(loaded("Tim Cook flew to Paris.")) == ents(doc)
+
+
+def test_hostile_model_output_is_cleaned_listed_and_serialisable(nlp, scripts):
+    """An answer with a JSON-escaped lone surrogate, control characters, a 300-character item and a
+    non-string item: the Doc keeps every left-out answer in doc.spans attrs, cleaned, and survives
+    to_bytes and DocBin."""
+    from spacy.tokens import Doc, DocBin
+
+    hostile = '["Par\\ud800is", "Tim\\u0000 Cook", "' + "x" * 300 + '", 42, "Berlin"]'
+    name = scripts("hostile", lambda: {"a": FakeModel("a", lambda prompt: hostile, labels=GOLD)})
+    nlp.add_pipe("el4ner", config=config(name, labels=LABELS))
+    doc = nlp("Tim Cook met Angela Merkel in Berlin.")
+    assert ("Berlin", "LOC") in ents(doc)
+    unaligned = doc.spans["el4ner"].attrs["unaligned"]
+    texts = [t for _, t in unaligned]
+    assert "Par\ufffdis" in texts and "x" * 300 in texts and "42" in texts
+    for text in texts:
+        text.encode("utf-8")
+    again = Doc(nlp.vocab).from_bytes(doc.to_bytes())
+    assert again.spans["el4ner"].attrs["unaligned"] == unaligned
+    assert len(list(DocBin(docs=[doc], store_user_data=True).get_docs(nlp.vocab))) == 1
+
+
+@pytest.mark.parametrize("key,value", [("max_new_tokens", 0), ("max_new_tokens", -5), ("batch_size", 0), ("batch_size", -1)])
+def test_bad_sizes_fail_at_add_pipe(nlp, script, key, value):
+    with pytest.raises(ValueError, match=f"{key} must be a positive integer"):
+        nlp.add_pipe("el4ner", config=config(script, labels=LABELS, **{key: value}))
+
+
+def test_initialize_twice_gives_the_same_store_as_once(nlp, script, labelled_docs):
+    pipe = nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
+    nlp.initialize(get_examples=lambda: examples(nlp, labelled_docs))
+    once = [d.text for d in pipe.store.docs]
+    nlp.initialize(get_examples=lambda: examples(nlp, labelled_docs))
+    assert [d.text for d in pipe.store.docs] == once
+    assert pipe.add_demonstrations([make_doc(nlp, "Anna met Bob.", [("Anna", "PER")])]) == 1
+    assert len(pipe.store) == len(once) + 1
+
+
+def test_add_demonstrations_takes_labelled_docs_only(nlp, script):
+    pipe = nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        pipe.add_demonstrations("Tim Cook visited Berlin.")
+    with pytest.raises(TypeError, match="labelled spaCy Docs"):
+        pipe.add_demonstrations(["Tim Cook visited Berlin."])
+    with pytest.raises(ValueError, match="does not know"):
+        pipe.add_demonstrations([make_doc(nlp, "Anna met Bob.", [("Anna", "ANIMAL")])])
+    assert len(pipe.store) == 0

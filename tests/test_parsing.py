@@ -1,8 +1,12 @@
+import json
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from spacy_el4ner.parsing import parse_list
+from spacy_el4ner.align import _EDGE_PUNCT, find_occurrences
+from spacy_el4ner.parsing import parse_answer, parse_list
 
 
 def test_well_formed_json_list():
@@ -83,10 +87,19 @@ def test_escaped_quotes_in_loose_output():
     assert items == ["Paris", 'The "Rock"']
 
 
-def test_items_over_200_chars_dropped():
+def test_items_over_200_chars_are_left_out_and_listed():
     long = "A" * 201
     items, _ = parse_list(f'["{long}", "Paris", "{"B" * 200}"]', prefix="")
     assert items == ["Paris", "B" * 200]
+    parsed = parse_answer(f'["{long}", "Paris", 7, {{"x": 1}}, null]', prefix="")
+    assert parsed.items == ["Paris"] and sorted(parsed.dropped) == sorted([long, "7", '{"x": 1}'])
+
+
+def test_lone_surrogates_and_control_characters_are_cleaned():
+    parsed = parse_answer('["Par\\ud800is", "Lon\\u0000don\\u0007", "Tab\\tok"]', prefix="")
+    assert parsed.items == ["Par\ufffdis", "London", "Tab\tok"]
+    for item in parsed.items:
+        item.encode("utf-8")  # storable: no lone surrogate left
 
 
 def test_huge_hostile_strings_are_fast_and_safe():
@@ -96,7 +109,7 @@ def test_huge_hostile_strings_are_fast_and_safe():
     assert items == []
     items, _ = parse_list(", ".join(["word"] * 50_000) + ", Paris", prefix="")
     assert items == ["word", "Paris"]
-    assert parse_list("\x00\x1e\x1f\ud800", prefix="")[0] == ["\x00\x1e\x1f\ud800"]
+    assert parse_list("\x00\x1e\x1f\ud800", prefix="")[0] == ["\ufffd"]  # cleaned, storable
     assert time.perf_counter() - start < 5
 
 
@@ -117,3 +130,36 @@ def test_code_is_never_evaluated(tmp_path):
     items, ok = parse_list('["__import__(\'os\').system(\'echo hi\')"]', prefix="")
     assert items == ["__import__('os').system('echo hi')"]
     assert ok
+
+
+# -- properties: any answer, any text ---------------------------------------------------------
+
+_ANSWERS = st.one_of(
+    st.text(max_size=300),
+    st.lists(st.one_of(st.text(max_size=40), st.integers(), st.none(), st.lists(st.text(max_size=10), max_size=3)), max_size=8).map(json.dumps),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ANSWERS, st.sampled_from(["", "[", '["']))
+def test_parse_never_raises_and_returns_clean_strings(answer, prefix):
+    parsed = parse_answer(answer, prefix)
+    assert isinstance(parsed.well_formed, bool)
+    for item in parsed.items + parsed.dropped:
+        assert isinstance(item, str)
+        item.encode("utf-8")  # no lone surrogates
+    for item in parsed.items:
+        assert item == item.strip() and 0 < len(item) <= 200
+    assert len(set(parsed.items)) == len(parsed.items)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200), st.text(min_size=1, max_size=30))
+def test_every_occurrence_is_inside_the_text_and_matches_the_answer(text, answer):
+    def norm(s: str) -> str:
+        return " ".join(s.lower().split())
+
+    forms = {norm(answer), norm(answer.strip().strip(_EDGE_PUNCT).strip())}
+    for start, end in find_occurrences(text, answer):
+        assert 0 <= start < end <= len(text)
+        assert norm(text[start:end]) in forms, (text[start:end], answer)

@@ -7,7 +7,7 @@ from spacy.tokens import Doc
 from ..align import find_occurrences, snap
 from ..finetune import format as ft_format
 from ..models.protocol import Model
-from ..parsing import parse_list
+from ..parsing import clean_text, parse_answer
 from ..prompts import Messages, render
 from ..types import Unit
 from .common import Settings
@@ -94,8 +94,9 @@ def extract_spans(
         )
         for unit, prompt, answer, spans in zip(units, prompts, answers, found):
             logger.debug("extract prompt (%s):\n%s\n--> %r", name, prompt, answer)
-            items, _ = parse_list(answer, answer_prefix)  # the "]" cut by the stop string is put back there
-            _align(docs[unit.doc_index], unit, name, items, spans)
+            parsed = parse_answer(answer, answer_prefix)  # the "]" cut by the stop string is put back there
+            _align(docs[unit.doc_index], unit, name, parsed.items, spans)
+            unit.unaligned.extend((name, item) for item in parsed.dropped)  # left out, never silently
     return found
 
 
@@ -122,7 +123,7 @@ def _align(
                 unit.extracted_as.setdefault(key, {}).setdefault(name, set()).add(labels[n])
             aligned = True
         if not aligned and record_unaligned:
-            unit.unaligned.append((name, item))
+            unit.unaligned.append((name, clean_text(item)))
             logger.debug("%s: answer %r is not a token span of %r", name, item, unit.text[:80])
 
 
