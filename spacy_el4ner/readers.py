@@ -1,10 +1,11 @@
 """Read labelled data into Docs: token/BIO files (CoNLL, WNUT-17, CrossNER, NCBI), Prodigy-style
 JSONL (``text`` + ``spans``) and ``.spacy`` DocBin files."""
+import json
 import logging
+import re
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-import srsly
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
@@ -12,6 +13,7 @@ from spacy.vocab import Vocab
 logger = logging.getLogger("spacy_el4ner")
 
 FORMATS = ("auto", "bio", "jsonl", "spacy")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def read_bio_sentences(path: Union[str, Path]) -> Iterator[Tuple[List[str], List[str]]]:
@@ -70,35 +72,105 @@ def read_bio(path: Union[str, Path], vocab: Vocab) -> Iterator[Doc]:
         yield bio_to_doc(vocab, words, tags)
 
 
-def read_jsonl(path: Union[str, Path], nlp: Language) -> Iterator[Doc]:
+class Skipped(NamedTuple):
+    """A record the readers left out whole: where, and why."""
+
+    path: str
+    line: int
+    reason: str
+
+
+def _skip(skipped: Optional[List[Skipped]], path: Union[str, Path], line: int, reason: str) -> None:
+    logger.warning("%s: line %d skipped: %s", path, line, reason)
+    if skipped is not None:
+        skipped.append(Skipped(str(path), line, reason))
+
+
+def _span_error(sp: Any, n_chars: int, labels: Optional[Sequence[str]]) -> Optional[str]:
+    if not isinstance(sp, dict):
+        return f"a span that is not an object: {str(sp)[:60]!r}"
+    for key in ("start", "end"):
+        if isinstance(sp.get(key), bool) or not isinstance(sp.get(key), int):
+            return f"span {key} is not an integer: {str(sp.get(key))[:40]!r}"
+    if not isinstance(sp.get("label"), str) or not sp["label"].strip():
+        return f"a span without a label: {str(sp)[:60]!r}"
+    if not 0 <= sp["start"] < sp["end"] <= n_chars:
+        return f"span [{sp['start']}, {sp['end']}) is outside the text of {n_chars} characters or empty"
+    if labels is not None and sp["label"] not in labels:
+        return f"unknown label {sp['label']!r} (labels: {', '.join(labels)})"
+    return None
+
+
+def read_jsonl(
+    path: Union[str, Path], nlp: Language, skipped: Optional[List[Skipped]] = None, labels: Optional[Sequence[str]] = None,
+) -> Iterator[Doc]:
     """Prodigy-style JSONL: ``{"text": ..., "spans": [{"start", "end", "label"}], "answer"}``.
-    Rejected and ignored answers are skipped; spans that do not align to tokens are skipped with
-    a warning."""
-    for i, eg in enumerate(srsly.read_jsonl(path)):
-        if not isinstance(eg, dict) or not isinstance(eg.get("text"), str):
-            raise ValueError(f"{path}: line {i + 1} has no 'text' string")
-        if eg.get("answer", "accept") != "accept":
-            continue
-        doc = nlp.make_doc(eg["text"])
-        ents = []
-        for sp in eg.get("spans") or []:
-            span = doc.char_span(int(sp["start"]), int(sp["end"]), label=str(sp["label"]), alignment_mode="contract")
-            if span is None or len(span) == 0:
-                logger.warning("%s: line %d: span %r does not align to tokens; skipped", path, i + 1, sp)
+    Rejected and ignored answers are left out. A line that cannot be read exactly is skipped
+    *whole* and reported (``skipped``, and a warning): invalid UTF-8, not JSON, no text, a lone
+    surrogate, a span that is malformed, out of range, not on token boundaries, overlapping, or
+    (with ``labels``) of an unknown label. A sentence stored without one of its entities would teach
+    the model that it is none."""
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
-            ents.append(span)
-        try:
-            doc.set_ents(ents)
-        except ValueError as err:
-            raise ValueError(f"{path}: line {i + 1}: overlapping spans: {err}") from err
-        yield doc
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                _skip(skipped, path, n, f"invalid UTF-8 ({err.reason} at byte {err.start})")
+                continue
+            try:
+                eg = json.loads(line)
+            except ValueError as err:
+                _skip(skipped, path, n, f"not JSON ({err})")
+                continue
+            if not isinstance(eg, dict) or not isinstance(eg.get("text"), str):
+                _skip(skipped, path, n, "no 'text' string")
+                continue
+            if eg.get("answer", "accept") != "accept":
+                continue
+            text = eg["text"]
+            if _SURROGATE.search(text):
+                _skip(skipped, path, n, "the text holds a lone surrogate (not valid Unicode)")
+                continue
+            spans = eg.get("spans") or []
+            problem = "'spans' is not a list" if not isinstance(spans, list) else None
+            for sp in spans if problem is None else []:
+                problem = _span_error(sp, len(text), labels)
+                if problem:
+                    break
+            if problem:
+                _skip(skipped, path, n, problem)
+                continue
+            doc = nlp.make_doc(text)
+            ents = []
+            for sp in spans:
+                span = doc.char_span(sp["start"], sp["end"], label=sp["label"])
+                if span is None:
+                    problem = f"span [{sp['start']}, {sp['end']}) {text[sp['start']:sp['end']]!r} is not on token boundaries"
+                    break
+                ents.append(span)
+            if not problem:
+                try:
+                    doc.set_ents(ents)
+                except ValueError:
+                    problem = "overlapping spans"
+            if problem:
+                _skip(skipped, path, n, problem)
+                continue
+            yield doc
 
 
-def read_docs(path: Union[str, Path], nlp: Language, fmt: str = "auto") -> List[Doc]:
+def read_docs(
+    path: Union[str, Path], nlp: Language, fmt: str = "auto", skipped: Optional[List[Skipped]] = None,
+    labels: Optional[Sequence[str]] = None,
+) -> List[Doc]:
     """Read Docs from a file or a folder of files in any supported format.
 
     fmt (str): "auto" (by extension: .spacy, .jsonl; anything else is token/BIO), "bio",
         "jsonl" or "spacy".
+    skipped (Optional[List[Skipped]]): Collects the JSONL lines left out whole, with the reason.
+    labels (Optional[Sequence[str]]): JSONL lines with other labels are left out.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}")
@@ -108,7 +180,7 @@ def read_docs(path: Union[str, Path], nlp: Language, fmt: str = "auto") -> List[
     if path.is_dir():
         docs: List[Doc] = []
         for child in sorted(p for p in path.iterdir() if p.is_file()):
-            docs.extend(read_docs(child, nlp, fmt))
+            docs.extend(read_docs(child, nlp, fmt, skipped, labels))
         return docs
     kind = fmt
     if kind == "auto":
@@ -116,7 +188,7 @@ def read_docs(path: Union[str, Path], nlp: Language, fmt: str = "auto") -> List[
     if kind == "spacy":
         return list(DocBin().from_disk(path).get_docs(nlp.vocab))
     if kind == "jsonl":
-        return list(read_jsonl(path, nlp))
+        return list(read_jsonl(path, nlp, skipped, labels))
     return list(read_bio(path, nlp.vocab))
 
 

@@ -60,23 +60,47 @@ def test_jsonl(tmp_path, nlp, caplog):
             {"text": "No spans here."},
         ],
     )
+    skipped = []
     with caplog.at_level(logging.WARNING, logger="spacy_el4ner"):
-        docs = read_docs(path, nlp)
-    assert [d.text for d in docs] == ["Tim Cook visited Paris.", "Apple pie", "No spans here."]
+        docs = read_docs(path, nlp, skipped=skipped)
+    # the misaligned span's sentence is left out whole: stored without it, "Apple" would be taught as no entity
+    assert [d.text for d in docs] == ["Tim Cook visited Paris.", "No spans here."]
     assert ents(docs[0]) == [("Tim Cook", "PER"), ("Paris", "LOC")]
-    assert ents(docs[1]) == []
-    assert "does not align" in caplog.text
+    assert [(s.line, s.reason.split(" ")[0]) for s in skipped] == [(3, "span")]
+    assert "not on token boundaries" in caplog.text
 
 
-def test_jsonl_errors(tmp_path, nlp):
-    bad = tmp_path / "bad.jsonl"
-    srsly.write_jsonl(bad, [{"spans": []}])
-    with pytest.raises(ValueError, match="line 1 has no 'text'"):
-        list(read_jsonl(bad, nlp))
-    overlap = tmp_path / "overlap.jsonl"
-    srsly.write_jsonl(overlap, [{"text": "Tim Cook", "spans": [{"start": 0, "end": 8, "label": "PER"}, {"start": 4, "end": 8, "label": "X"}]}])
-    with pytest.raises(ValueError, match="line 1: overlapping spans"):
-        list(read_jsonl(overlap, nlp))
+GOOD = '{"text": "Tim Cook visited Paris.", "spans": [{"start": 0, "end": 8, "label": "PER"}]}'
+BAD_LINES = {
+    b'{"spans": []}': "no 'text' string",
+    b'{"text": "Tim Cook", "spans": [{"start": 0, "end": 8, "label": "PER"}, {"start": 4, "end": 8, "label": "X"}]}': "overlapping spans",
+    b'{"text": "Tim Cook", "spans": [{"start": "0", "end": 8, "label": "PER"}]}': "span start is not an integer",
+    b'{"text": "Tim Cook", "spans": [{"start": 0, "end": 8}]}': "a span without a label",
+    b'{"text": "Tim Cook", "spans": [{"start": 0, "end": 80, "label": "PER"}]}': "outside the text",
+    b'{"text": "Tim Cook", "spans": [{"start": 5, "end": 2, "label": "PER"}]}': "outside the text",
+    b'{"text": "Tim Cook", "spans": [{"start": true, "end": 8, "label": "PER"}]}': "span start is not an integer",
+    b'{"text": "Tim Cook", "spans": "Tim"}': "'spans' is not a list",
+    b'{"text": "Tim Cook", "spans": ["Tim"]}': "a span that is not an object",
+    b'{"text": "Tim \\ud800 Cook", "spans": []}': "lone surrogate",
+    b'{"text": "Tim Cook", "spans": [{"start": 0, "end": 8, "label": "ANIMAL"}]}': "unknown label",
+    b'{"text": "caf\xe9 \xff"}': "invalid UTF-8",
+    b'{"text": "Tim Cook"': "not JSON",
+    b'["Tim Cook"]': "no 'text' string",
+}
+
+
+def test_jsonl_bad_lines_are_skipped_whole_and_reported(tmp_path, nlp):
+    path = tmp_path / "mixed.jsonl"
+    lines = [GOOD.encode()] + list(BAD_LINES) + [b"", GOOD.encode()]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    skipped = []
+    docs = read_docs(path, nlp, skipped=skipped, labels=["PER", "LOC", "X"])
+    assert [d.text for d in docs] == ["Tim Cook visited Paris."] * 2
+    assert [s.line for s in skipped] == list(range(2, 2 + len(BAD_LINES)))
+    for sk, want in zip(skipped, BAD_LINES.values()):
+        assert want in sk.reason, (sk, want)
+    # without a collector: skipped with warnings only; without labels, any label is kept
+    assert [d.text for d in read_jsonl(path, nlp)] == ["Tim Cook visited Paris.", "Tim Cook", "Tim Cook visited Paris."]
 
 
 def test_spacy_files_and_folders(tmp_path, nlp, labelled_docs):

@@ -187,6 +187,7 @@ class HFModel(CachedModel):
             device = "cpu"  # not cuda where one is present: the quantised kernels are the CPU's
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        zoo.check_name(name)
         super().__init__(name, cache)
         self.dtype = dtype
         self._resolved_dtype: Optional[str] = None

@@ -326,5 +326,9 @@ def _check_source(name: str) -> None:
             if fh.read(4) != b"GGUF":
                 raise ModelLoadError(f"'{path}' is not a GGUF file: the llama.cpp engine reads .gguf models.")
         return
-    known = ", ".join(sorted(n for n, s in zoo.ZOO.items() if s.kind == "gguf"))
-    raise ModelLoadError(f"Unknown model '{name}' for the llama.cpp engine: give an embedded name ({known}) or a .gguf file.")
+    import difflib
+
+    known = sorted(n for n, s in zoo.ZOO.items() if s.kind == "gguf")
+    near = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    raise ModelLoadError(f"Unknown model '{name}' for the llama.cpp engine: give an embedded name ({', '.join(known)}) or a .gguf file.{hint}")

@@ -122,6 +122,25 @@ ZOO: Dict[str, ModelSpec] = {
 EXCLUDED: Dict[str, str] = {}
 
 
+def check_name(name: str, what: str = "model") -> None:
+    """Fail at once, with the nearest embedded names, for a name that is no embedded model, no
+    existing path and no hub id (``org/name``): a typo must not wait for the first ``nlp()`` call
+    and a minute of offline hub retries.
+
+    RAISES (ModelLoadError): For such a name.
+    """
+    if name in ZOO or name in EXCLUDED or "/" in name or "\\" in name or Path(name).expanduser().exists():
+        return
+    import difflib
+
+    near = difflib.get_close_matches(name, list(ZOO), n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    raise ModelLoadError(
+        f"Unknown {what} '{name}': not an embedded name ({', '.join(sorted(ZOO))}), an existing folder or file, "
+        f"or a hub id (org/name).{hint}"
+    )
+
+
 def cache_root() -> Path:
     """RETURNS (Path): The folder for converted models ($SPACY_EL4NER_HOME or ~/.cache/spacy_el4ner)."""
     root = os.environ.get(CACHE_ENV)

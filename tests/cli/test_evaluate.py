@@ -51,8 +51,8 @@ def test_member_with_a_demonstration_view(nlp, tmp_path):
 
 def test_pre_extraction_by_list(nlp, tmp_path):
     path = _store(nlp, tmp_path)
-    nlp2 = build_pipeline(["LOC"], ["a", "b"], path, 2, "llm", None, "none", pre_extraction_by=["b"])
-    assert nlp2.get_pipe("el4ner").retriever.pre_extraction_by == ["b"]
+    nlp2 = build_pipeline(["LOC"], ["org/a", "org/b"], path, 2, "llm", None, "none", pre_extraction_by=["org/b"])
+    assert nlp2.get_pipe("el4ner").retriever.pre_extraction_by == ["org/b"]
 
 
 def test_variants_by_name():

@@ -500,15 +500,18 @@ def test_unknown_embedded_name(monkeypatch):
         HFModel("left-out-model").load()
     with pytest.raises(ModelLoadError, match="Unknown embedded model 'no-such-model-xyz'.*Known names"):
         zoo.get_spec("no-such-model-xyz")
-    with pytest.raises(ModelLoadError, match="Could not load model 'no-such-model-xyz'"):
-        HFModel("no-such-model-xyz").load()  # not embedded, not a folder: a hub id, offline
+    with pytest.raises(ModelLoadError, match="Could not load model 'no-such-org/no-such-model-xyz'"):
+        HFModel("no-such-org/no-such-model-xyz").load()  # not embedded, not a folder: a hub id, offline
+    # not embedded, no path, no hub id: refused at construction, with the nearest names
+    with pytest.raises(ModelLoadError, match="Unknown model 'qwen2.5-coder-0.5b-instruc'.*Did you mean 'qwen2.5-coder-0.5b-instruct'"):
+        HFModel("qwen2.5-coder-0.5b-instruc")
 
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="dtype"):
-        HFModel("x", dtype="int3")
+        HFModel("org/x", dtype="int3")
     with pytest.raises(ValueError, match="batch_size"):
-        HFModel("x", batch_size=0)
+        HFModel("org/x", batch_size=0)
 
 
 def test_lazy_and_shared(tiny_llm_path):
