@@ -357,7 +357,7 @@ class EL4NER(Pipe):
         self._initial_docs = list(store.docs)
         self.timings: Dict[str, float] = {}
         # below_quorum: spans left out by extraction_quorum or accept_finder_sets (the name predates the latter)
-        self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "refined": 0, "trimmed": 0, "below_quorum": 0}
+        self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "refined": 0, "trimmed": 0, "below_quorum": 0, "tokens_too_long": 0}
 
     # -- labels ----------------------------------------------------------------------------
     @property
@@ -446,7 +446,9 @@ class EL4NER(Pipe):
         self.store.require_loaded()
         units: List[Unit] = []
         for i, doc in enumerate(docs):
-            units.extend(split_units(doc, i, self.max_unit_tokens))
+            too_long: List[Tuple[int, int]] = []
+            units.extend(split_units(doc, i, self.max_unit_tokens, too_long))
+            self.stats["tokens_too_long"] += len(too_long)
         if not units:
             return units
         with self._timed("retrieve"):

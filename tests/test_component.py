@@ -591,3 +591,17 @@ def test_add_demonstrations_takes_labelled_docs_only(nlp, script):
     with pytest.raises(ValueError, match="does not know"):
         pipe.add_demonstrations([make_doc(nlp, "Anna met Bob.", [("Anna", "ANIMAL")])])
     assert len(pipe.store) == 0
+
+
+def test_a_huge_token_never_reaches_a_prompt(nlp, scripts):
+    seen = []
+
+    def answer(prompt):
+        seen.append(len(prompt))
+        return '["Berlin"]'
+
+    name = scripts("huge", lambda: {"a": FakeModel("a", answer, labels=GOLD)})
+    pipe = nlp.add_pipe("el4ner", config=config(name, labels=LABELS))
+    doc = nlp("Tim Cook visited Berlin. " + "y" * 20_000 + " Then he left.")
+    assert ("Berlin", "LOC") in ents(doc)
+    assert max(seen) < 20_000 and pipe.stats["tokens_too_long"] == 1

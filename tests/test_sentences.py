@@ -76,3 +76,20 @@ def test_leading_and_multiple_spaces(nlp):
     for unit in units:
         assert doc.text[unit.offset : unit.offset + len(unit.text)] == unit.text
         assert unit.text.strip()
+
+
+def test_units_are_bounded_in_characters_and_a_huge_token_is_left_out(nlp):
+    blob = "x" * 20_000
+    doc = nlp(f"Tim Cook visited Berlin. {blob} Angela Merkel met Macron in Paris.")
+    skipped = []
+    units = split_units(doc, 0, 200, skipped)
+    assert all(len(u.text) <= 8 * 200 for u in units)
+    assert blob not in "".join(u.text for u in units)
+    assert skipped == [(doc.text.index(blob), doc.text.index(blob) + 20_000)]
+    assert "Tim Cook" in units[0].text and "Paris" in units[-1].text
+    for u in units:
+        assert doc.text[u.offset : u.offset + len(u.text)] == u.text
+    long_words = nlp(" ".join(["abcdefghijklmnopqrstuvwxyz"] * 100))  # 100 tokens, 2,699 characters
+    pieces = split_units(long_words, 0, 200)
+    assert len(pieces) == 2 and all(len(u.text) <= 1600 for u in pieces)
+    assert " ".join(u.text for u in pieces) == long_words.text

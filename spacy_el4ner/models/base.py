@@ -286,6 +286,21 @@ def piece_kinds(text: str, spans: Sequence[Tuple[int, int]]) -> List[Tuple[str, 
     return pieces
 
 
+def fit_prompt(ids: List[int], limit: int, name: str) -> List[int]:
+    """A prompt of at most ``limit`` tokens that keeps its start (the instruction) and its end (the
+    text to annotate and the start of the answer): what goes is the middle, the demonstrations.
+    Never the instruction, as a cut from the left would."""
+    if len(ids) <= limit:
+        return ids
+    head = min(len(ids) // 4, limit // 4)
+    logger.warning(
+        "%s: prompt of %d tokens cut to %d (its first %d and last %d; the context limit): use fewer or shorter "
+        "demonstrations, a smaller max_unit_tokens, or a larger context",
+        name, len(ids), limit, head, limit - head,
+    )
+    return ids[:head] + ids[len(ids) - (limit - head):]
+
+
 def check_positive(**values: Any) -> None:
     """Raise ValueError for a setting that must be a positive integer and is not."""
     for key, value in values.items():

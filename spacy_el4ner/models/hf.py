@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import zoo
-from .base import CachedModel, common_prefix, cut_at_stop, cut_loop, encode_isolated, looping, plain_chat, render_pieces
+from .base import CachedModel, common_prefix, cut_at_stop, cut_loop, encode_isolated, fit_prompt, looping, plain_chat, render_pieces
 from .cache import ResponseCache
 from .protocol import ModelLoadError, Prompt, as_messages
 
@@ -119,7 +119,8 @@ class HFModel(CachedModel):
     device (Optional[str]): "cpu", "cuda", "cuda:1", "mps"; ``None`` picks cuda when available.
     device_map (Optional[str]): Passed to ``from_pretrained`` (accelerate), e.g. "auto"; overrides device.
     batch_size (int): Prompts per forward batch.
-    max_context (int): Longest prompt + answer in tokens; longer prompts are cut from the left.
+    max_context (int): Longest prompt + answer in tokens; a longer prompt loses its middle (the
+        demonstrations), never its instruction or its text (``fit_prompt``).
     trust_remote_code (bool): Allow model code from the model folder. Off unless you turn it on.
     adapter (Optional[str]): Folder of a peft (LoRA) adapter to apply on top of the model.
     merge_adapter (bool): Add the adapter's low-rank update into the base weights once at load
@@ -344,17 +345,10 @@ class HFModel(CachedModel):
         return list(tok(text, add_special_tokens=add_special, split_special_tokens=not special)["input_ids"])
 
     def _encode(self, text: str, reserve: int) -> List[int]:
-        """Token ids of a rendered prompt; message contents never become control tokens."""
+        """Token ids of a rendered prompt; message contents never become control tokens; a
+        prompt over ``max_context - reserve`` tokens loses its middle (``fit_prompt``)."""
         ids = encode_isolated(text, self._tokenize)
-        limit = max(16, self.max_context - reserve)
-        if len(ids) > limit:
-            logger.warning(
-                "%s: prompt of %d tokens cut to the last %d (max_context=%d); use fewer or shorter "
-                "demonstrations or a smaller max_unit_tokens",
-                self.name, len(ids), limit, self.max_context,
-            )
-            ids = ids[-limit:]
-        return ids
+        return fit_prompt(ids, max(16, self.max_context - reserve), self.name)
 
     def _device(self) -> Any:
         return next(self.model.parameters()).device

@@ -30,6 +30,7 @@ from .base import (
     common_prefix,
     cut_at_stop,
     encode_isolated,
+    fit_prompt,
     looping,
     plain_chat,
     render_chat,
@@ -151,11 +152,7 @@ class LlamaCppModel(CachedModel):
         engine = self.engine
         plain = not self._template  # as transformers: BOS only where no chat template writes it
         ids = encode_isolated(text, lambda piece, special, first: engine.tokenize(piece, special, first and plain))
-        limit = max(16, engine.n_ctx - reserve)
-        if len(ids) > limit:
-            logger.warning("%s: prompt of %d tokens cut to the last %d (n_ctx=%d)", self.name, len(ids), limit, engine.n_ctx)
-            ids = ids[-limit:]
-        return ids
+        return fit_prompt(ids, max(16, engine.n_ctx - reserve), self.name)
 
     # -- generation ------------------------------------------------------------------------
     def _generate_uncached(

@@ -375,14 +375,19 @@ def test_score_edge_cases(tiny):
         tiny.score(["a"], [["x", ""]])
 
 
-def test_long_prompt_is_cut_from_the_left(tiny_llm_path, caplog):
+def test_a_long_prompt_keeps_its_instruction_and_its_end(tiny_llm_path, caplog):
     m = HFModel(tiny_llm_path, dtype="float32", device="cpu", max_context=40)
-    long_prompt = "Text: " + " ".join(["Paris London Egypt"] * 60)
+    long_prompt = [{"role": "system", "content": "You are a named entity recognizer."},
+                   {"role": "user", "content": "Text: " + " ".join(["Paris London Egypt"] * 60) + " Nile"}]
     with caplog.at_level(logging.WARNING, logger="spacy_el4ner"):
         (answer,) = m.generate([long_prompt], max_new_tokens=4)
     assert isinstance(answer, str)
-    assert "cut to the last 36" in caplog.text
+    assert "cut to 36" in caplog.text
     assert m.stats["prompt_tokens"] == 36
+    full = m._encode(m.format(long_prompt), 0)
+    kept = m._encode(m.format(long_prompt), 4)
+    assert kept[:9] == full[:9]  # the start: the system turn with the instruction
+    assert kept[-27:] == full[-27:]  # the end: the text's last words and the assistant turn
     (scores,) = m.score([long_prompt], [["PER", "ORG"]])
     assert len(scores) == 2
 
