@@ -98,6 +98,17 @@ def _store_labels(store: DemoStore) -> List[str]:
     return list(getattr(store, "labels", None) or dict.fromkeys(in_docs))
 
 
+def _read_cfg(path: Path) -> Dict[str, Any]:
+    """The component's saved settings (its ``cfg`` file), or an error that names the file."""
+    try:
+        cfg = srsly.read_json(path)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"el4ner: {path} is not the component's saved settings (JSON): {err}. The saved pipeline is corrupt: save it again with nlp.to_disk.") from err
+    if not isinstance(cfg, dict):
+        raise ValueError(f"el4ner: {path} holds {type(cfg).__name__}, not the component's settings. The saved pipeline is corrupt: save it again with nlp.to_disk.")
+    return cfg
+
+
 def _is_placeholder(doc: Doc) -> bool:
     """Whether ``doc`` is the example spaCy's ``Language.initialize`` makes up when it gets none."""
     return [t.text for t in doc] == ["x", "y", "z"] and not doc.ents
@@ -595,7 +606,7 @@ class EL4NER(Pipe):
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "EL4NER":
         deserialize = {
-            "cfg": lambda p: self._set_cfg(srsly.read_json(p)),
+            "cfg": lambda p: self._set_cfg(_read_cfg(p)),
             "store": lambda p: self.store.from_disk(p),
             "adapters": lambda p: load_adapters(self.members, p),
         }

@@ -205,7 +205,10 @@ class DemoStore:
         except ValueError as err:
             raise StoreError(f"Corrupt {path / 'meta.json'}: {err}") from err
         emb = path / "embeddings.npz"
-        self._load(meta, (path / "docs.spacy").read_bytes(), emb.read_bytes() if emb.exists() else b"")
+        try:
+            self._load(meta, (path / "docs.spacy").read_bytes(), emb.read_bytes() if emb.exists() else b"")
+        except StoreError as err:
+            raise StoreError(f"{path}: {err}. Rebuild it with `python -m spacy_el4ner store build`, or save the pipeline again.") from err
         return self
 
     def _load(self, meta: Dict[str, Any], docs_bytes: bytes, arrays: bytes) -> None:

@@ -605,3 +605,24 @@ def test_a_huge_token_never_reaches_a_prompt(nlp, scripts):
     doc = nlp("Tim Cook visited Berlin. " + "y" * 20_000 + " Then he left.")
     assert ("Berlin", "LOC") in ents(doc)
     assert max(seen) < 20_000 and pipe.stats["tokens_too_long"] == 1
+
+
+@pytest.mark.parametrize(
+    "damage,match",
+    [
+        (lambda d: (d / "cfg").write_bytes(b"\xff\xfe garbage \x00"), r"el4ner/cfg is not the component's saved settings"),
+        (lambda d: (d / "cfg").write_text("[1, 2, 3]"), r"el4ner/cfg holds list"),
+        (lambda d: (d / "store" / "docs.spacy").write_bytes((d / "store" / "docs.spacy").read_bytes()[:40]), r"store: Corrupt docs"),
+        (lambda d: (d / "store" / "meta.json").write_text("{"), r"Corrupt .*meta.json"),
+        (lambda d: (d / "store" / "docs.spacy").unlink(), r"has no docs.spacy"),
+        (lambda d: (d / "store" / "embeddings.npz").write_bytes(b"PK\x03\x04 truncated"), r"store: Corrupt embeddings"),
+    ],
+)
+def test_a_damaged_saved_pipeline_names_the_file(nlp, script, labelled_docs, tmp_path, damage, match):
+    nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
+    nlp.initialize(lambda: examples(nlp, labelled_docs))
+    nlp(TEXT)  # computes the store's embeddings, which are saved too
+    nlp.to_disk(tmp_path / "pipeline")
+    damage(tmp_path / "pipeline" / "el4ner")
+    with pytest.raises(ValueError, match=match):
+        spacy.load(tmp_path / "pipeline")
