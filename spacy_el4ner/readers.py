@@ -16,28 +16,42 @@ FORMATS = ("auto", "bio", "jsonl", "spacy")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def read_bio_sentences(path: Union[str, Path]) -> Iterator[Tuple[List[str], List[str]]]:
+def read_bio_sentences(
+    path: Union[str, Path], skipped: Optional[List["Skipped"]] = None
+) -> Iterator[Tuple[List[str], List[str]]]:
     """Sentences of a token-per-line file: ``TOKEN<TAB>TAG`` (or whitespace-separated, tag last).
     Any line that is empty after stripping (WNUT-17 uses tab-only lines) ends a sentence;
-    ``-DOCSTART-`` lines are skipped."""
+    ``-DOCSTART-`` lines are skipped. A sentence with a line that is not valid UTF-8 or not
+    ``TOKEN TAG`` is skipped whole and reported (``skipped``, and a warning)."""
     words: List[str] = []
     tags: List[str] = []
-    with open(path, encoding="utf8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                if words:
-                    yield words, tags
-                words, tags = [], []
+    bad: Optional[Tuple[int, str]] = None
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                bad = bad or (lineno, f"invalid UTF-8 ({err.reason} at byte {err.start})")
                 continue
-            parts = line.rstrip("\n").split("\t") if "\t" in line else line.split()
+            if not line.strip():
+                if bad:
+                    _skip(skipped, path, bad[0], f"sentence left out: {bad[1]}")
+                elif words:
+                    yield words, tags
+                words, tags, bad = [], [], None
+                continue
+            parts = line.rstrip("\r\n").split("\t") if "\t" in line else line.split()
             parts = [p for p in parts if p.strip()] if len(parts) > 2 else parts
             if len(parts) < 2:
-                raise ValueError(f"{path}:{lineno}: expected 'TOKEN<TAB>TAG', got {line.strip()[:60]!r}")
+                bad = bad or (lineno, f"expected 'TOKEN<TAB>TAG', got {line.strip()[:60]!r}")
+                continue
             if parts[0].startswith("-DOCSTART-"):
                 continue
             words.append(parts[0].strip())
             tags.append(parts[-1].strip())
-    if words:
+    if bad:
+        _skip(skipped, path, bad[0], f"sentence left out: {bad[1]}")
+    elif words:
         yield words, tags
 
 
@@ -67,8 +81,8 @@ def bio_to_doc(vocab: Vocab, words: List[str], tags: List[str]) -> Doc:
     return Doc(vocab, words=words, ents=fix_iob(tags))
 
 
-def read_bio(path: Union[str, Path], vocab: Vocab) -> Iterator[Doc]:
-    for words, tags in read_bio_sentences(path):
+def read_bio(path: Union[str, Path], vocab: Vocab, skipped: Optional[List["Skipped"]] = None) -> Iterator[Doc]:
+    for words, tags in read_bio_sentences(path, skipped):
         yield bio_to_doc(vocab, words, tags)
 
 
@@ -189,7 +203,7 @@ def read_docs(
         return list(DocBin().from_disk(path).get_docs(nlp.vocab))
     if kind == "jsonl":
         return list(read_jsonl(path, nlp, skipped, labels))
-    return list(read_bio(path, nlp.vocab))
+    return list(read_bio(path, nlp.vocab, skipped))
 
 
 def map_labels(docs: List[Doc], mapping: Callable[[str], Optional[str]]) -> List[Doc]:

@@ -42,11 +42,15 @@ def test_bio_file(tmp_path, nlp):
     ]
 
 
-def test_bio_bad_line(tmp_path, nlp):
+def test_bio_sentences_with_a_bad_line_are_skipped_whole(tmp_path, nlp):
     path = tmp_path / "bad.bio"
-    path.write_text("Tim\tB-PER\nlonely\n", encoding="utf8")
-    with pytest.raises(ValueError, match=r"bad.bio:2: expected 'TOKEN<TAB>TAG'"):
-        read_docs(path, nlp)
+    path.write_bytes(b"Tim\tB-PER\nlonely\n\nParis\tB-LOC\n\ncaf\xe9\tO\nRome\tB-LOC\n\nEgypt\tB-LOC\n")
+    skipped = []
+    docs = read_docs(path, nlp, skipped=skipped)
+    assert [d.text.strip() for d in docs] == ["Paris", "Egypt"]
+    assert [(s.line, s.reason.split(":")[1].split("(")[0].strip()) for s in skipped] == [
+        (2, "expected 'TOKEN<TAB>TAG', got 'lonely'"), (6, "invalid UTF-8")
+    ]
 
 
 def test_jsonl(tmp_path, nlp, caplog):
