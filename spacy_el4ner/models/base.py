@@ -301,6 +301,17 @@ def fit_prompt(ids: List[int], limit: int, name: str) -> List[int]:
     return ids[:head] + ids[len(ids) - (limit - head):]
 
 
+def warn_unconstrained(model: Any, constrain_to: Optional[Sequence[str]]) -> None:
+    """Say once per model that constrained extraction is not applied on its engine."""
+    if constrain_to is not None and not getattr(model, "_warned_unconstrained", False):
+        model._warned_unconstrained = True
+        logger.warning(
+            "%s: constrained extraction is not applied on this engine (%s); its answers are parsed and "
+            "aligned as usual. Run the member on transformers (el4ner.HFModel.v2) to constrain it.",
+            model.name, type(model).__name__,
+        )
+
+
 def check_positive(**values: Any) -> None:
     """Raise ValueError for a setting that must be a positive integer and is not."""
     for key, value in values.items():

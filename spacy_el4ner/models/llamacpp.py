@@ -25,6 +25,7 @@ import numpy as np
 from . import zoo
 from .base import (
     CachedModel,
+    warn_unconstrained,
     Rendered,
     check_positive,
     common_prefix,
@@ -165,6 +166,7 @@ class LlamaCppModel(CachedModel):
     ) -> Iterator[Tuple[int, str]]:
         """Greedy answers, ``parallel`` prompts at a time, one ``llama_decode`` call per step for
         all unfinished answers. ``constrain_to`` is not applied on this engine (see ``Model``)."""
+        warn_unconstrained(self, constrain_to)
         engine = self.engine
         with engine.lock:
             encoded = [self.encode(t, max_new_tokens) for t in texts]

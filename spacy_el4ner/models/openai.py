@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import zoo
-from .base import CachedModel, check_positive, cut_at_stop, plain_chat, render_chat
+from .base import CachedModel, warn_unconstrained, check_positive, cut_at_stop, plain_chat, render_chat
 from .cache import ResponseCache
 from .protocol import ModelLoadError, Prompt, as_messages
 
@@ -194,6 +194,7 @@ class OpenAIModel(CachedModel):
     ) -> Iterator[Tuple[int, str]]:
         """One greedy completion request per prompt, ``concurrency`` at a time (``constrain_to``
         is not applied on a server)."""
+        warn_unconstrained(self, constrain_to)
         body: Dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": 0.0}
         if stop:
             body["stop"] = [s for s in stop if s]

@@ -157,3 +157,12 @@ def test_bad_settings_and_sources(tmp_path):
         LlamaCppModel(str(truncated)).load()
     with pytest.raises(ValueError, match="max_new_tokens"):
         LlamaCppModel(SMOL).generate(["x"], max_new_tokens=0)
+
+
+def test_constrained_extraction_is_reported_not_applied(smol, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="spacy_el4ner"):
+        smol.generate(["Name a city."], max_new_tokens=4, constrain_to=["Paris is nice."], separators=[", "])
+        smol.generate(["Name a town."], max_new_tokens=4, constrain_to=["Lyon is nice."], separators=[", "])
+    assert caplog.text.count("constrained extraction is not applied") == 1
