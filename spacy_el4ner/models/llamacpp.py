@@ -72,8 +72,6 @@ class LlamaCppModel(CachedModel):
     cache (Optional[ResponseCache]): On-disk cache of responses.
     """
 
-    engine_name = "llama.cpp"
-
     def __init__(
         self,
         name: str,
