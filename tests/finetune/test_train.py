@@ -356,7 +356,7 @@ def test_to_doc_spans_resolves_overlaps():
 
 
 def test_fastest_dtype_trains_in_float32_on_a_cpu_without_native_bf16(tiny_llm_path, tmp_path, monkeypatch):
-    import spacy_el4ner.models.hf as hf
+    import spacy_el4ner.models.hf_dtype as hf
     from spacy_el4ner.finetune.train import FinetuneConfig, load_base
 
     monkeypatch.setattr(hf, "cpu_has_fast_bf16", lambda: False)

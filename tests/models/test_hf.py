@@ -416,7 +416,7 @@ def test_response_cache(tiny_llm_path, tmp_path):
 
 
 def test_fastest_dtype_is_bf16_only_where_it_is_native(tiny_llm_path, tmp_path, monkeypatch):
-    import spacy_el4ner.models.hf as hf
+    import spacy_el4ner.models.hf_dtype as hf
 
     assert hf.fastest_dtype("cuda") == hf.fastest_dtype("cuda:1") == "bfloat16"
     for native, want in ((True, "bfloat16"), (False, "float32")):
@@ -469,7 +469,7 @@ def test_int8_refuses_what_it_cannot_run(tiny_llm_path, tmp_path):
 
 
 def test_cpu_bf16_check_reads_the_cpu_flags(monkeypatch, tmp_path):
-    import spacy_el4ner.models.hf as hf
+    import spacy_el4ner.models.hf_dtype as hf
 
     for flags, want in (("flags : fpu avx2 avx512f", False), ("flags : fpu avx512f avx512_bf16", True), ("flags : amx_bf16 amx_tile", True)):
         info = tmp_path / "cpuinfo"
@@ -575,7 +575,7 @@ def test_lookup_draft():
 
 def _truth_drafts(monkeypatch, truth, wrong=False):
     """lookup_draft replaced by one that knows the greedy answers (or proposes wrong tokens)."""
-    import spacy_el4ner.models.hf as hf
+    import spacy_el4ner.models.hf_decode as hf
 
     def draft(context, n, **_):
         for prompt, answer in truth:
