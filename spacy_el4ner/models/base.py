@@ -248,10 +248,57 @@ def rendered(pieces: Sequence[Tuple[str, bool]]) -> Rendered:
     return out
 
 
-def render_pieces(text: str, messages: Sequence[Mapping[str, str]], answer_prefix: str = "") -> Rendered:
-    """A rendered prompt ``text`` (+ ``answer_prefix``, template text) that keeps which pieces are
-    the messages' contents."""
-    return rendered(piece_kinds(text, content_spans(text, messages)) + [(answer_prefix, True)])
+def render_pieces(
+    render: Callable[[List[Dict[str, str]]], str], messages: List[Dict[str, str]], answer_prefix: str = ""
+) -> Rendered:
+    """Render ``messages`` (+ ``answer_prefix``, template text) and keep which pieces are the
+    messages' contents, so that a backend tokenises them as plain text only.
+
+    The template's own text is found by rendering it once more with a marker for each content;
+    the real rendering must then be that text with each content (or, for templates that trim,
+    its stripped form) in the markers' places, checked piece by piece: a document that holds
+    template text (``<|im_end|>...``) cannot move the boundary. A template that changes contents
+    otherwise falls back to finding them in order (``content_spans``).
+    """
+    text = render(messages)
+    marks = [f"\ue000{i}\ue001" for i in range(len(messages))]
+    marked = render([{"role": m["role"], "content": mark} for m, mark in zip(messages, marks)])
+    template: List[str] = []
+    pos = 0
+    for mark in marks:
+        at = marked.find(mark, pos)
+        if at < 0:
+            break
+        template.append(marked[pos:at])
+        pos = at + len(mark)
+    pieces = _fit(text, template + [marked[pos:]], [str(m["content"]) for m in messages]) if len(template) == len(marks) else None
+    if pieces is None:
+        pieces = piece_kinds(text, content_spans(text, messages))
+    return rendered(pieces + [(answer_prefix, True)])
+
+
+def _fit(text: str, template: List[str], contents: List[str]) -> Optional[List[Tuple[str, bool]]]:
+    """``text`` as template[0] content[0] template[1] ... template[-1], each content as given or
+    stripped; None when it is not."""
+    pieces: List[Tuple[str, bool]] = []
+    pos = 0
+    for i, content in enumerate(contents):
+        if not text.startswith(template[i], pos):
+            return None
+        pos += len(template[i])
+        pieces.append((template[i], True))
+        for form in dict.fromkeys((content, content.strip())):
+            nxt = pos + len(form)
+            if text.startswith(form, pos) and (text.startswith(template[i + 1], nxt) if i + 1 < len(contents) else text[nxt:] == template[-1]):
+                pieces.append((form, False))
+                pos = nxt
+                break
+        else:
+            return None
+    if text[pos:] != template[-1]:
+        return None
+    pieces.append((template[-1], True))
+    return pieces
 
 
 def encode_isolated(text: str, tokenize: Callable[[str, bool, bool], List[int]]) -> List[int]:

@@ -248,12 +248,9 @@ class HFModel(HFDecoding, HFScoring, CachedModel):
         tokenizer has one, else as plain "Role: text" lines; the result keeps which pieces are
         message contents (``Rendered``)."""
         tok = self.tokenizer
-        messages = as_messages(prompt)
         if getattr(tok, "chat_template", None):
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        else:
-            text = plain_chat(messages, answer_prefix)
-        return render_pieces(text, messages, answer_prefix)
+            return render_pieces(lambda m: tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True), as_messages(prompt), answer_prefix)
+        return render_pieces(lambda m: plain_chat(m, answer_prefix), as_messages(prompt), answer_prefix)
 
     def _tokenize(self, text: str, special: bool, first: bool) -> List[int]:
         tok = self.tokenizer

@@ -138,12 +138,10 @@ class LlamaCppModel(CachedModel):
         """Render a prompt with the chat template of the GGUF file (as transformers renders it),
         else as plain "Role: text" lines; the result keeps which pieces are message contents."""
         self.load()
-        messages = as_messages(prompt)
-        if self._template:
-            text = render_chat(self._template, messages, self._specials)
-        else:
-            text = plain_chat(messages, answer_prefix)
-        return render_pieces(text, messages, answer_prefix)
+        template = self._template
+        if template:
+            return render_pieces(lambda m: render_chat(template, m, self._specials), as_messages(prompt), answer_prefix)
+        return render_pieces(lambda m: plain_chat(m, answer_prefix), as_messages(prompt), answer_prefix)
 
     def encode(self, text: str, reserve: int = 0) -> List[int]:
         """Token ids of a rendered prompt: the template's control tokens as such, the messages'
