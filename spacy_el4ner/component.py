@@ -17,6 +17,7 @@ from spacy import util
 from . import registry as _registry  # noqa: F401  (registers the functions)
 from .align import select_entities
 from .ensemble import VOTING_RULES, acceptance
+from .errors import Errors
 from .models.adapters import load_adapters, save_adapters
 from .models.protocol import Embedder, Model
 from .sentences import split_units
@@ -103,9 +104,9 @@ def _read_cfg(path: Path) -> Dict[str, Any]:
     try:
         cfg = srsly.read_json(path)
     except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"el4ner: {path} is not the component's saved settings (JSON): {err}. The saved pipeline is corrupt: save it again with nlp.to_disk.") from err
+        raise ValueError(Errors.E303.format(path=path, err=err)) from err
     if not isinstance(cfg, dict):
-        raise ValueError(f"el4ner: {path} holds {type(cfg).__name__}, not the component's settings. The saved pipeline is corrupt: save it again with nlp.to_disk.")
+        raise ValueError(Errors.E304.format(path=path, type=type(cfg).__name__))
     return cfg
 
 
@@ -314,7 +315,7 @@ class EL4NER(Pipe):
             )
         for key, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"el4ner: {key} must be a positive integer, not {value!r}")
+                raise ValueError(Errors.E002.format(key=key, value=value))
         unknown = set(label_descriptions) - set(labels)
         if labels and unknown:
             raise ValueError(f"el4ner: label_descriptions name labels not in `labels`: {sorted(unknown)}")

@@ -10,6 +10,8 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
+from .errors import Warnings
+
 logger = logging.getLogger("spacy_el4ner")
 
 FORMATS = ("auto", "bio", "jsonl", "spacy")
@@ -95,7 +97,7 @@ class Skipped(NamedTuple):
 
 
 def _skip(skipped: Optional[List[Skipped]], path: Union[str, Path], line: int, reason: str) -> None:
-    logger.warning("%s: line %d skipped: %s", path, line, reason)
+    logger.warning(Warnings.W005.format(path=path, line=line, reason=reason))
     if skipped is not None:
         skipped.append(Skipped(str(path), line, reason))
 

@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from spacy.util import registry
 from spacy.vocab import Vocab
 
+from .errors import Errors
 from .models.cache import ResponseCache
 from .models.hf import HFModel
 from .models.llamacpp import LlamaCppModel
@@ -169,14 +170,11 @@ def make_ensemble_v3(
     ``trust_remote_code`` and ``share_prefix`` are transformers settings). ``n_threads``: llama.cpp's
     CPU threads (None: the cores this process may use)."""
     if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+        raise ValueError(Errors.E009.format(options=ENGINES, value=engine))
     if engine == "transformers":
         return make_ensemble(models, dtype, device, device_map, batch_size, max_context, trust_remote_code, cache, share_prefix)
     if device not in (None, "cpu") or device_map is not None or dtype != "fastest" or trust_remote_code:
-        raise ValueError(
-            "engine 'llama.cpp' runs the GGUF weights as shipped on the CPU: leave dtype = \"fastest\", device = null, "
-            "device_map = null and trust_remote_code = false, or use engine = \"transformers\""
-        )
+        raise ValueError(Errors.E010)
     _check_members(models)
     return {m: make_llamacpp_model(m, n_ctx=2 * max_context, n_threads=n_threads, parallel=batch_size, cache=cache) for m in models}
 

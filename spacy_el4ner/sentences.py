@@ -5,6 +5,7 @@ from typing import List, Optional, Tuple
 from spacy.pipeline import Sentencizer
 from spacy.tokens import Doc
 
+from .errors import Warnings
 from .types import Unit
 
 logger = logging.getLogger("spacy_el4ner")
@@ -75,7 +76,7 @@ def _by_chars(
         if len(tok.text) > max_chars:
             if i > a:
                 units.append(_unit(doc, doc_index, a, i))
-            logger.warning("A token of %d characters (at character %d) is left out: no prompt can hold it", len(tok.text), tok.idx)
+            logger.warning(Warnings.W004.format(n=len(tok.text), at=tok.idx))
             if skipped is not None:
                 skipped.append((tok.idx, tok.idx + len(tok.text)))
             a = i + 1

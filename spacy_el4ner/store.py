@@ -9,6 +9,7 @@ import srsly
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
+from .errors import Errors
 from .models.protocol import Embedder
 
 logger = logging.getLogger("spacy_el4ner")
@@ -67,14 +68,11 @@ class DemoStore:
         RAISES (ValueError): If a Doc has a label the component does not know.
         """
         if isinstance(docs, (str, bytes, Doc)):
-            raise TypeError(f"DemoStore.add takes an iterable of labelled spaCy Docs, not one {type(docs).__name__}: wrap it in a list")
+            raise TypeError(Errors.E301.format(type=type(docs).__name__))
         new = list(docs)
         wrong = [type(d).__name__ for d in new if not isinstance(d, Doc)]
         if wrong:
-            raise TypeError(
-                f"DemoStore.add takes labelled spaCy Docs (doc.ents set), got {sorted(set(wrong))}: make Docs with "
-                "nlp.make_doc(text) and set doc.ents, or read them with spacy_el4ner.readers.read_docs"
-            )
+            raise TypeError(Errors.E302.format(types=sorted(set(wrong))))
         if self.labels:
             known = set(self.labels)
             for doc in new:
@@ -208,7 +206,7 @@ class DemoStore:
         try:
             self._load(meta, (path / "docs.spacy").read_bytes(), emb.read_bytes() if emb.exists() else b"")
         except StoreError as err:
-            raise StoreError(f"{path}: {err}. Rebuild it with `python -m spacy_el4ner store build`, or save the pipeline again.") from err
+            raise StoreError(Errors.E305.format(path=path, err=err)) from err
         return self
 
     def _load(self, meta: Dict[str, Any], docs_bytes: bytes, arrays: bytes) -> None:

@@ -8,6 +8,7 @@ counters stay here, so that every engine answers the same calls in the same way.
 import logging
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ..errors import Errors, Warnings
 from .cache import ResponseCache
 from .protocol import Prompt
 
@@ -171,7 +172,7 @@ class CachedModel:
         if constrain_to is not None and len(constrain_to) != len(prompts):
             raise ValueError("constrain_to needs one text per prompt")
         if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
+            raise ValueError(Errors.E003.format(value=max_new_tokens))
         if not prompts:
             return []
         self._stats["calls"] += 1
@@ -313,7 +314,7 @@ def encode_isolated(text: str, tokenize: Callable[[str, bool, bool], List[int]])
     contents = [piece for piece, is_template in pieces or () if not is_template]
     if all(tokenize(c, True, False) == tokenize(c, False, False) for c in contents):
         return tokenize(str(text), True, True)
-    logger.warning("A prompt's text holds control-token text (e.g. <|im_start|>): tokenised as plain text")
+    logger.warning(Warnings.W001)
     return [t for n, (piece, is_template) in enumerate(pieces or ()) for t in tokenize(piece, is_template, n == 0)]
 
 
@@ -340,11 +341,7 @@ def fit_prompt(ids: List[int], limit: int, name: str) -> List[int]:
     if len(ids) <= limit:
         return ids
     head = min(len(ids) // 4, limit // 4)
-    logger.warning(
-        "%s: prompt of %d tokens cut to %d (its first %d and last %d; the context limit): use fewer or shorter "
-        "demonstrations, a smaller max_unit_tokens, or a larger context",
-        name, len(ids), limit, head, limit - head,
-    )
+    logger.warning(Warnings.W002.format(name=name, n=len(ids), limit=limit, head=head, tail=limit - head))
     return ids[:head] + ids[len(ids) - (limit - head):]
 
 
@@ -352,15 +349,11 @@ def warn_unconstrained(model: Any, constrain_to: Optional[Sequence[str]]) -> Non
     """Say once per model that constrained extraction is not applied on its engine."""
     if constrain_to is not None and not getattr(model, "_warned_unconstrained", False):
         model._warned_unconstrained = True
-        logger.warning(
-            "%s: constrained extraction is not applied on this engine (%s); its answers are parsed and "
-            "aligned as usual. Run the member on transformers (el4ner.HFModel.v2) to constrain it.",
-            model.name, type(model).__name__,
-        )
+        logger.warning(Warnings.W003.format(name=model.name, engine=type(model).__name__))
 
 
 def check_positive(**values: Any) -> None:
     """Raise ValueError for a setting that must be a positive integer and is not."""
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be a positive integer, not {value!r}")
+            raise ValueError(Errors.E001.format(key=key, value=value))

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import Errors
 from .base import common_prefix
 from .protocol import ModelLoadError
 
@@ -21,11 +22,7 @@ def _llama() -> Any:
     try:
         import llama_cpp
     except ImportError as err:
-        raise ModelLoadError(
-            "The llama.cpp engine needs llama-cpp-python: pip install 'spacy-el4ner[llama]' "
-            "(it compiles from source where no wheel fits: cmake and a C++ compiler, a few minutes), "
-            "or use engine = \"transformers\"."
-        ) from err
+        raise ModelLoadError(Errors.E108) from err
     if not logger.isEnabledFor(logging.DEBUG):
         # llama.cpp's own log (load chatter and warnings about the shipped files; its level
         # numbers map onto logging's unevenly): silent unless this package logs at DEBUG
@@ -55,7 +52,7 @@ class Engine:
         mparams = L.llama_model_default_params()
         self.model = L.llama_model_load_from_file(str(path).encode("utf-8"), mparams)
         if not self.model:
-            raise ModelLoadError(f"llama.cpp could not load '{path}': not a GGUF model file of a supported architecture.")
+            raise ModelLoadError(Errors.E105.format(path=path))
         self.vocab = L.llama_model_get_vocab(self.model)
         cparams = L.llama_context_default_params()
         cparams.n_ctx = n_ctx
@@ -69,7 +66,7 @@ class Engine:
         self.ctx = L.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             L.llama_model_free(self.model)
-            raise ModelLoadError(f"llama.cpp could not create a context of {n_ctx} tokens for '{path}' (out of memory?): lower n_ctx.")
+            raise ModelLoadError(Errors.E106.format(n_ctx=n_ctx, path=path))
         self.memory = L.llama_get_memory(self.ctx)
         self.n_ctx = L.llama_n_ctx(self.ctx)
         self.n_batch = n_batch
@@ -150,10 +147,7 @@ class Engine:
             rc = self.L.llama_decode(self.ctx, b)
             self.passes += 1
             if rc != 0:
-                raise RuntimeError(
-                    f"llama_decode returned {rc} for {len(chunk)} tokens ({self.path.name}): the key/value cache "
-                    f"of n_ctx={self.n_ctx} tokens is full; raise n_ctx or lower parallel"
-                )
+                raise RuntimeError(Errors.E107.format(rc=rc, n=len(chunk), name=self.path.name, n_ctx=self.n_ctx))
             for i, (_, _, _, logits) in enumerate(chunk):
                 if logits:
                     ptr = self.L.llama_get_logits_ith(self.ctx, i)

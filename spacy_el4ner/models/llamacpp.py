@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import Errors
 from . import zoo
 from .base import (
     CachedModel,
@@ -86,7 +87,7 @@ class LlamaCppModel(CachedModel):
         if n_threads is not None:
             check_positive(n_threads=n_threads)
         if n_ctx < 256:
-            raise ValueError(f"n_ctx must be at least 256 tokens, not {n_ctx}")
+            raise ValueError(Errors.E004.format(value=n_ctx))
         _check_source(name)
         super().__init__(name, cache)
         self.n_ctx = n_ctx
@@ -252,7 +253,7 @@ class LlamaCppModel(CachedModel):
         ids = [self.engine.tokenize(c, special=False) for c in conts]
         for c, i in zip(conts, ids):
             if not i:
-                raise ValueError(f"Continuation {c!r} is empty after tokenization")
+                raise ValueError(Errors.E109.format(value=c))
         return ids
 
     def _score_uncached(self, texts: List[str], continuations: List[Sequence[str]]) -> List[List[float]]:
@@ -313,17 +314,17 @@ def _check_source(name: str) -> None:
     """Fail at construction for a name that is neither an embedded GGUF model nor a .gguf file."""
     if name in zoo.ZOO:
         if zoo.ZOO[name].kind != "gguf":
-            raise ModelLoadError(f"'{name}' is an {zoo.ZOO[name].role}, not a language model: the llama.cpp engine reads GGUF models.")
+            raise ModelLoadError(Errors.E103.format(name=name, role=zoo.ZOO[name].role))
         return
     path = Path(name).expanduser()
     if path.is_file():
         with path.open("rb") as fh:
             if fh.read(4) != b"GGUF":
-                raise ModelLoadError(f"'{path}' is not a GGUF file: the llama.cpp engine reads .gguf models.")
+                raise ModelLoadError(Errors.E104.format(path=path))
         return
     import difflib
 
     known = sorted(n for n, s in zoo.ZOO.items() if s.kind == "gguf")
     near = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
-    raise ModelLoadError(f"Unknown model '{name}' for the llama.cpp engine: give an embedded name ({', '.join(known)}) or a .gguf file.{hint}")
+    raise ModelLoadError(Errors.E102.format(name=name, known=", ".join(known), hint=hint))

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ..errors import Errors
 from . import zoo
 from .base import CachedModel, warn_unconstrained, check_positive, cut_at_stop, plain_chat, render_chat
 from .cache import ResponseCache
@@ -42,7 +43,7 @@ def chat_template_of(source: str) -> Tuple[Optional[str], Dict[str, str]]:
     if path.is_dir():
         config_file = path / "tokenizer_config.json"
         if not config_file.is_file():
-            raise ModelLoadError(f"'{path}' has no tokenizer_config.json: template_from needs a transformers folder, a .gguf file or an embedded name.")
+            raise ModelLoadError(Errors.E207.format(path=path))
         config = json.loads(config_file.read_text(encoding="utf8"))
         specials = {k: _token_text(config.get(k)) for k in ("bos_token", "eos_token") if config.get(k)}
         template = config.get("chat_template")
@@ -50,7 +51,7 @@ def chat_template_of(source: str) -> Tuple[Optional[str], Dict[str, str]]:
             template = (path / "chat_template.jinja").read_text(encoding="utf8")
         return template, specials
     if not path.is_file():
-        raise ModelLoadError(f"template_from '{source}': no such embedded model, .gguf file or folder.")
+        raise ModelLoadError(Errors.E208.format(source=source))
     from gguf import GGUFReader
 
     fields = GGUFReader(str(path)).fields
@@ -108,14 +109,14 @@ class OpenAIModel(CachedModel):
         cache: Optional[ResponseCache] = None,
     ) -> None:
         if scoring not in SCORING:
-            raise ValueError(f"scoring must be one of {SCORING}, not {scoring!r}")
+            raise ValueError(Errors.E005.format(options=SCORING, value=scoring))
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, not {base_url!r}")
+            raise ValueError(Errors.E006.format(value=base_url))
         check_positive(concurrency=concurrency)
         if max_retries < 0 or timeout <= 0 or backoff < 0:
-            raise ValueError("max_retries and backoff must be >= 0 and timeout > 0")
+            raise ValueError(Errors.E007)
         if api_key_env is not None and not os.environ.get(api_key_env):
-            raise ValueError(f"api_key_env names the environment variable {api_key_env!r}, which is not set: export it (the key never goes in the config)")
+            raise ValueError(Errors.E008.format(name=api_key_env))
         super().__init__(model, cache)
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
@@ -162,17 +163,17 @@ class OpenAIModel(CachedModel):
             except urllib.error.HTTPError as err:
                 detail = err.read().decode("utf-8", "replace")[:500]
                 if err.code in (401, 403):
-                    raise ServerError(f"{url} refused the API key ({err.code}): set the environment variable named by api_key_env ({self.api_key_env!r}) to a valid key. {detail}") from err
+                    raise ServerError(Errors.E201.format(url=url, code=err.code, env=self.api_key_env, detail=detail)) from err
                 if err.code not in _RETRY_STATUS or attempt == self.max_retries:
-                    raise ServerError(f"{url} answered {err.code}: {detail}") from err
+                    raise ServerError(Errors.E202.format(url=url, code=err.code, detail=detail)) from err
                 retry_after = err.headers.get("Retry-After") if err.headers else None
                 if retry_after and retry_after.isdigit():
                     wait = min(float(retry_after), 60.0)
             except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
                 if attempt == self.max_retries:
-                    raise ServerError(f"Could not reach {url} after {attempt + 1} tries ({err}): is the server running, and is base_url right?") from err
+                    raise ServerError(Errors.E203.format(url=url, tries=attempt + 1, err=err)) from err
             except json.JSONDecodeError as err:
-                raise ServerError(f"{url} answered with something that is not JSON: {err}") from err
+                raise ServerError(Errors.E204.format(url=url, err=err)) from err
             logger.info("%s: retrying in %.1f s (try %d of %d)", url, wait, attempt + 2, self.max_retries + 1)
             time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -205,7 +206,7 @@ class OpenAIModel(CachedModel):
             try:
                 return cut_at_stop(str(answer["choices"][0]["text"]), stop)
             except (KeyError, IndexError, TypeError) as err:
-                raise ServerError(f"{self.base_url}: a completion without choices[0].text: {str(answer)[:300]}") from err
+                raise ServerError(Errors.E205.format(url=self.base_url, answer=str(answer)[:300])) from err
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             yield from enumerate(pool.map(ask, texts))
@@ -238,11 +239,7 @@ class OpenAIModel(CachedModel):
             else:
                 tokens, logps = _prompt_logprob_tokens(choice.get("prompt_logprobs") or answer.get("prompt_logprobs"))
         except (KeyError, IndexError, TypeError, ValueError) as err:
-            raise ServerError(
-                f"{self.base_url} returned no usable prompt log-probabilities ({err}) for scoring = {self.scoring!r}: "
-                "use a server that returns them (vLLM: scoring = \"prompt_logprobs\" or \"echo\"; llama.cpp's llama-server "
-                "has no echo), or run this member locally (el4ner.LlamaCppModel.v1 or el4ner.HFModel.v2)."
-            ) from err
+            raise ServerError(Errors.E206.format(url=self.base_url, err=err, scoring=self.scoring)) from err
         return _sum_from(tokens, logps, len(text), len(text) + len(cont))
 
     def _echo_tokens(self, choice: Dict[str, Any], usage: Dict[str, Any]) -> Tuple[List[str], List[Optional[float]]]:

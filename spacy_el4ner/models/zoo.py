@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from ..errors import Errors
 from .protocol import ModelLoadError
 
 logger = logging.getLogger("spacy_el4ner")
@@ -135,10 +136,7 @@ def check_name(name: str, what: str = "model") -> None:
 
     near = difflib.get_close_matches(name, list(ZOO), n=3, cutoff=0.6)
     hint = f" Did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
-    raise ModelLoadError(
-        f"Unknown {what} '{name}': not an embedded name ({', '.join(sorted(ZOO))}), an existing folder or file, "
-        f"or a hub id (org/name).{hint}"
-    )
+    raise ModelLoadError(Errors.E101.format(what=what, name=name, known=", ".join(sorted(ZOO)), hint=hint))
 
 
 def cache_root() -> Path:

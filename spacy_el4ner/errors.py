@@ -1,0 +1,74 @@
+"""Error and warning messages with codes, as spaCy's ``errors.py`` has them: each says what went
+wrong and what to change. ``Errors.E101.format(...)`` gives "[E101] ..."."""
+
+
+class ErrorsWithCodes(type):
+    def __getattribute__(self, code: str) -> str:
+        msg = super().__getattribute__(code)
+        if code.startswith("__"):  # python system attributes like __class__
+            return msg
+        return f"[{code}] {msg}"
+
+
+class Warnings(metaclass=ErrorsWithCodes):
+    W001 = "A prompt's text holds control-token text (e.g. <|im_start|>): it is tokenised as plain text"
+    W002 = ("{name}: prompt of {n} tokens cut to {limit} (its first {head} and last {tail}; the context "
+            "limit): use fewer or shorter demonstrations, a smaller max_unit_tokens, or a larger context")
+    W003 = ("{name}: constrained extraction is not applied on this engine ({engine}); its answers are parsed "
+            "and aligned as usual. Run the member on transformers (el4ner.HFModel.v2) to constrain it.")
+    W004 = "A token of {n} characters (at character {at}) is left out: no prompt can hold it"
+    W005 = "{path}: line {line} skipped: {reason}"
+
+
+class Errors(metaclass=ErrorsWithCodes):
+    # settings (E0xx)
+    E001 = "{key} must be a positive integer, not {value!r}"
+    E002 = "el4ner: {key} must be a positive integer, not {value!r}"
+    E003 = "max_new_tokens must be at least 1, not {value}"
+    E004 = "n_ctx must be at least 256 tokens, not {value}"
+    E005 = "scoring must be one of {options}, not {value!r}"
+    E006 = "base_url must start with http:// or https://, not {value!r}"
+    E007 = "max_retries and backoff must be >= 0 and timeout > 0"
+    E008 = ("api_key_env names the environment variable {name!r}, which is not set: export it (the key never "
+            "goes in the config)")
+    E009 = "engine must be one of {options}, not {value!r}"
+    E010 = ("engine 'llama.cpp' runs the GGUF weights as shipped on the CPU: leave dtype = \"fastest\", "
+            "device = null, device_map = null and trust_remote_code = false, or use engine = \"transformers\"")
+
+    # models (E1xx)
+    E101 = ("Unknown {what} '{name}': not an embedded name ({known}), an existing folder or file, or a hub id "
+            "(org/name).{hint}")
+    E102 = "Unknown model '{name}' for the llama.cpp engine: give an embedded name ({known}) or a .gguf file.{hint}"
+    E103 = "'{name}' is an {role}, not a language model: the llama.cpp engine reads GGUF models."
+    E104 = "'{path}' is not a GGUF file: the llama.cpp engine reads .gguf models."
+    E105 = "llama.cpp could not load '{path}': not a GGUF model file of a supported architecture."
+    E106 = "llama.cpp could not create a context of {n_ctx} tokens for '{path}' (out of memory?): lower n_ctx."
+    E107 = ("llama_decode returned {rc} for {n} tokens ({name}): the key/value cache of n_ctx={n_ctx} tokens is "
+            "full; raise n_ctx or lower parallel")
+    E108 = ("The llama.cpp engine needs llama-cpp-python: pip install 'spacy-el4ner[llama]' (it compiles from "
+            "source where no wheel fits: cmake and a C++ compiler, a few minutes), or use engine = \"transformers\".")
+    E109 = "Continuation {value!r} is empty after tokenization"
+
+    # servers (E2xx)
+    E201 = ("{url} refused the API key ({code}): set the environment variable named by api_key_env ({env!r}) to a "
+            "valid key. {detail}")
+    E202 = "{url} answered {code}: {detail}"
+    E203 = "Could not reach {url} after {tries} tries ({err}): is the server running, and is base_url right?"
+    E204 = "{url} answered with something that is not JSON: {err}"
+    E205 = "{url}: a completion without choices[0].text: {answer}"
+    E206 = ("{url} returned no usable prompt log-probabilities ({err}) for scoring = {scoring!r}: use a server that "
+            "returns them (vLLM: scoring = \"prompt_logprobs\" or \"echo\"; llama.cpp's llama-server has no echo), "
+            "or run this member locally (el4ner.LlamaCppModel.v1 or el4ner.HFModel.v2).")
+    E207 = ("'{path}' has no tokenizer_config.json: template_from needs a transformers folder, a .gguf file or an "
+            "embedded name.")
+    E208 = "template_from '{source}': no such embedded model, .gguf file or folder."
+
+    # data and saved pipelines (E3xx)
+    E301 = ("DemoStore.add takes an iterable of labelled spaCy Docs, not one {type}: wrap it in a list")
+    E302 = ("DemoStore.add takes labelled spaCy Docs (doc.ents set), got {types}: make Docs with nlp.make_doc(text) "
+            "and set doc.ents, or read them with spacy_el4ner.readers.read_docs")
+    E303 = ("el4ner: {path} is not the component's saved settings (JSON): {err}. The saved pipeline is corrupt: "
+            "save it again with nlp.to_disk.")
+    E304 = ("el4ner: {path} holds {type}, not the component's settings. The saved pipeline is corrupt: save it "
+            "again with nlp.to_disk.")
+    E305 = "{path}: {err}. Rebuild it with `python -m spacy_el4ner store build`, or save the pipeline again."
