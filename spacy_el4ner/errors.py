@@ -18,6 +18,10 @@ class Warnings(metaclass=ErrorsWithCodes):
             "and aligned as usual. Run the member on transformers (el4ner.HFModel.v2) to constrain it.")
     W004 = "A token of {n} characters (at character {at}) is left out: no prompt can hold it"
     W005 = "{path}: line {line} skipped: {reason}"
+    # annotation (W4xx)
+    W401 = ("Serving dataset {dataset!r} on {host}, which is not a loopback address: anyone who can reach this "
+            "machine on port {port} can read the texts and change the dataset. Stop it and use --host 127.0.0.1 "
+            "unless that is what you want.")
 
 
 class Errors(metaclass=ErrorsWithCodes):
@@ -72,3 +76,24 @@ class Errors(metaclass=ErrorsWithCodes):
     E304 = ("el4ner: {path} holds {type}, not the component's settings. The saved pipeline is corrupt: save it "
             "again with nlp.to_disk.")
     E305 = "{path}: {err}. Rebuild it with `python -m spacy_el4ner store build`, or save the pipeline again."
+
+    # annotation: sources, datasets, the review server (E4xx)
+    E401 = "{path}: cannot read texts from a {suffix!r} file: give a .jsonl (one {{\"text\": ...}} a line), .txt (one text a line) or .spacy file"
+    E402 = "{path}: no such source file"
+    E403 = ("The pipeline at {path} has no el4ner component: build one (nlp.add_pipe(\"el4ner\") and nlp.initialize, "
+            "or `python -m spacy_el4ner quickstart`) and save it with nlp.to_disk")
+    E404 = "Dataset name {name!r}: use 1-100 letters, digits, '-', '_' or '.'"
+    E405 = "Dataset {name!r} is not in {db} (datasets there: {names}): check the name and --db"
+    E406 = ("Refusing to serve on {host}: it is not a loopback address, so anyone on the network could read the texts "
+            "and change the dataset. Use --host 127.0.0.1 (the default), or pass --allow-remote to serve on {host} on purpose.")
+    E407 = "The request body is over {limit} bytes: send one answer at a time"
+    E408 = "The request body is not a JSON object ({err}): send {{\"id\": ..., \"answer\": ..., \"spans\": [...]}}"
+    E409 = "answer must be one of {options}, not {value!r}"
+    E410 = "spans must be a list of {{\"start\", \"end\", \"label\"}} objects (at most {limit}), not {value}"
+    E411 = "Unknown label {label!r}: the labels are {labels}"
+    E412 = "Span [{start}, {end}) is outside the text of {n} characters or empty"
+    E413 = "Span [{start}, {end}) {text!r} does not start and end on token boundaries: snap it to whole tokens"
+    E414 = "Spans [{a}) and [{b}) overlap: an entity can't be inside another"
+    E415 = "Unknown task id {id!r}: it was never handed out, is answered already, or belongs to another server run"
+    E416 = "Task {id!r} has no answer in this session to undo"
+    E417 = "Span start and end must be integers, not {start!r} and {end!r}"

@@ -1,9 +1,10 @@
-"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,benchmark,finetune,cache}``."""
+"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,benchmark,finetune,cache,annotate,review,db-out}``."""
 import logging
 import os
 
 import typer
 
+from .annotate import annotate, db_out
 from .benchmark import bench_worker, benchmark
 from .cache import cache_app
 from .calibrate import calibrate
@@ -13,6 +14,7 @@ from .evaluate import evaluate
 from .finetune import finetune
 from .models import models_app
 from .quickstart import quickstart
+from .review import review
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="spacy-el4ner: NER with an ensemble of small local LLMs")
 app.add_typer(models_app, name="models")
@@ -26,6 +28,9 @@ app.command("quickstart")(quickstart)
 app.command("benchmark")(benchmark)
 app.command("bench-worker", hidden=True)(bench_worker)
 app.command("finetune")(finetune)
+app.command("annotate")(annotate)
+app.command("review")(review)
+app.command("db-out")(db_out)
 
 
 def main() -> None:

@@ -1,0 +1,75 @@
+"""A real small pipeline for the annotation tests: the el4ner component with one member, the
+smallest embedded model (SmolLM2-135M-Instruct), the embedded encoder, and a store of the
+quickstart corpus. Built once per test session; each test gets it back with the store as built."""
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+import spacy
+from spacy.language import Language
+from spacy.training import Example
+
+from spacy_el4ner.models import zoo
+from spacy_el4ner.readers import read_docs
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus" / "quickstart.jsonl"
+LABELS = ["person", "location", "corporation"]
+MEMBER = "smollm2-135m-instruct"
+TEXTS = [
+    "Tim Cook visited Berlin to meet Siemens executives.",
+    "Elon Musk said Tesla will open a factory near Austin.",
+    "Jeff Bezos flew from Seattle to London on Monday.",
+    "Satya Nadella met engineers in Paris.",
+    "Mary Barra said General Motors will hire in Detroit.",
+    "Sundar Pichai spoke about Google in Tokyo.",
+]
+CONFIG = {
+    "labels": LABELS,
+    "members": {"@el4ner_models": "el4ner.Ensemble.v2", "models": [MEMBER]},
+    "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v3", "k": 2, "pre_extraction": "llm", "max_empty": 1,
+                  "pre_extraction_by": "first"},
+    "validation": False,
+    "max_new_tokens": 32,
+}
+
+
+def models_ready() -> bool:
+    return all(zoo.is_ready(name) for name in (MEMBER, "all-minilm-l6-v2"))
+
+
+@pytest.fixture(scope="session")
+def small_nlp_built() -> Language:
+    if not models_ready():
+        pytest.skip("embedded models not installed: run `python -m spacy_el4ner models pull`")
+    import torch
+
+    torch.set_num_threads(1)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("el4ner", config=CONFIG)
+    docs = read_docs(CORPUS, nlp)
+    nlp.initialize(get_examples=lambda: [Example(nlp.make_doc(d.text), d) for d in docs])
+    return nlp
+
+
+@pytest.fixture
+def small_nlp(small_nlp_built) -> Iterator[Language]:
+    """The pipeline with its store as built (tests add demonstrations to it)."""
+    pipe = small_nlp_built.get_pipe("el4ner")
+    initial: List = list(pipe.store.docs)
+    yield small_nlp_built
+    pipe.store.reset(initial)
+
+
+@pytest.fixture(scope="session")
+def pipeline_dir(small_nlp_built, tmp_path_factory) -> Path:
+    """The pipeline saved with nlp.to_disk, for the commands."""
+    path = tmp_path_factory.mktemp("pipeline") / "nlp"
+    small_nlp_built.to_disk(path)
+    return path
+
+
+@pytest.fixture
+def texts_file(tmp_path) -> Path:
+    path = tmp_path / "texts.txt"
+    path.write_text("\n".join(TEXTS) + "\n", encoding="utf8")
+    return path
