@@ -56,6 +56,8 @@ def review(
     msg.good(f"Review at http://{shown}:{port}/  (Ctrl+C to stop)")
     try:
         serve(make_app(session), host, port)
+    except KeyboardInterrupt:  # uvicorn hands Ctrl+C on after shutting down: a normal stop here
+        pass
     finally:
         _report(skipped, session, database)
         if save_store is not None:
