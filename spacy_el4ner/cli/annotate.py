@@ -79,9 +79,10 @@ def db_out(
     database = Database(path)
     try:
         n = database.export(dataset, output)
+        counts = database.counts(dataset)
     except (KeyError, ValueError) as err:
         msg.fail(str(err.args[0]) if err.args else str(err), exits=1)
     finally:
         database.close()
-    counts = Database(path).counts(dataset)
-    msg.good(f"{n} example(s) of {dataset} -> {output} ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'empty'})")
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "empty"
+    msg.good(f"{n} example(s) of {dataset} -> {output} ({summary})")
