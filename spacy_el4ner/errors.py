@@ -97,3 +97,4 @@ class Errors(metaclass=ErrorsWithCodes):
     E415 = "Unknown task id {id!r}: it was never handed out, is answered already, or belongs to another server run"
     E416 = "Task {id!r} has no answer in this session to undo"
     E417 = "Span start and end must be integers, not {start!r} and {end!r}"
+    E418 = "The review server needs starlette and uvicorn ({err}): pip install 'spacy-el4ner[annotate]'"

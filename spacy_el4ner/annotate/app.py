@@ -11,7 +11,6 @@ GET  /api/history     this session's last answers, newest first
 Bodies are read up to a limit (413 past it) and checked before anything changes: a bad request
 gets a 4xx with {"error": ...} and changes nothing.
 """
-import ipaddress
 import json
 import logging
 from pathlib import Path
@@ -37,26 +36,6 @@ MAX_BODY = 1_000_000
 
 class _TooLarge(Exception):
     pass
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or "localhost")."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_host(host: str, allow_remote: bool) -> bool:
-    """RETURNS whether ``host`` is remote (and allowed). RAISES (ValueError): a non-loopback host
-    without ``allow_remote``."""
-    if is_loopback(host):
-        return False
-    if not allow_remote:
-        raise ValueError(Errors.E406.format(host=host))
-    return True
 
 
 def _error(status: int, message: str) -> JSONResponse:

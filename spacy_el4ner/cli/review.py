@@ -8,11 +8,11 @@ import spacy
 import typer
 from wasabi import msg
 
-from ..annotate.app import check_host, make_app, serve
 from ..annotate.db import Database, check_name, default_db
+from ..annotate.hosts import check_host
 from ..annotate.review import Review, find_el4ner
 from ..annotate.sources import read_texts
-from ..errors import Warnings
+from ..errors import Errors, Warnings
 from ..readers import Skipped
 
 logger = logging.getLogger("spacy_el4ner")
@@ -41,6 +41,10 @@ def review(
         texts = read_texts(source, skipped)
     except (FileNotFoundError, ValueError) as err:
         msg.fail(str(err), exits=1)
+    try:
+        from ..annotate.app import make_app, serve
+    except ImportError as err:
+        msg.fail(Errors.E418.format(err=err), exits=1)
     if remote:
         msg.warn(Warnings.W401.format(dataset=dataset, host=host, port=port))
     nlp = spacy.load(pipeline)

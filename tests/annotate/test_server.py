@@ -12,8 +12,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from spacy_el4ner.annotate.app import check_host, is_loopback, make_app
+from spacy_el4ner.annotate.app import make_app
 from spacy_el4ner.annotate.db import Database
+from spacy_el4ner.annotate.hosts import check_host, is_loopback
 from spacy_el4ner.annotate.review import Review
 from spacy_el4ner.cli import app as cli
 from spacy_el4ner.store import DemoStore

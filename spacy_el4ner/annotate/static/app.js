@@ -203,7 +203,8 @@
     sel.removeAllRanges();
     var tokens = snap(v.task.tokens, start, end);
     if (!tokens) { return; }
-    justSelected = true;
+    justSelected = true;  // the click that ends this drag is not a click on a span
+    setTimeout(function () { justSelected = false; }, 0);
     addSpan(v, tokens[0], tokens[1]);
     render();
   });
