@@ -75,6 +75,8 @@ class Review:
         self._queue_lock = threading.Lock()
         # the model and the store: no answer may change the store while a suggestion reads it
         self._model_lock = threading.RLock()
+        # answers and undos, one at a time (the dataset is written before the store waits for the model)
+        self._answer_lock = threading.Lock()
 
     # -- handing out ---------------------------------------------------------------------------
     def _claim(self) -> Optional[Tuple[str, Dict[str, Any]]]:
@@ -116,16 +118,17 @@ class Review:
         clean = clean_spans(task, spans, self.labels)
         example = {k: v for k, v in task.items() if not k.startswith("_session") and k != "_timestamp"}
         example.update({"spans": clean, "answer": answer, "_task_hash": task_hash(task["_input_hash"], clean)})
-        with self._model_lock:
-            with self._queue_lock:  # answered meanwhile by another page: still ours to edit
-                if key not in self._pending and key not in self._answered:
+        with self._answer_lock:  # one answer at a time: the dataset and the store stay in step
+            with self._queue_lock:
+                if key not in self._pending and key not in self._answered:  # taken back meanwhile
                     raise UnknownTask(Errors.E415.format(id=tid))
             stored = self.db.save(self.dataset, example, self.session)
-            self._set_store(key, doc_from_example(self.nlp.vocab, stored) if answer == "accept" else None)
             with self._queue_lock:
                 self._pending.pop(key, None)
                 self._answered.pop(key, None)
                 self._answered[key] = stored
+            with self._model_lock:  # waits for a suggestion being made to finish reading the store
+                self._set_store(key, doc_from_example(self.nlp.vocab, stored) if answer == "accept" else None)
         logger.info("%s: %s %s with %d span(s)", self.dataset, answer, key, len(clean))
         return stored
 
@@ -133,16 +136,17 @@ class Review:
         """Take back this session's answer to a task: it leaves the dataset and the store, and the
         task is handed out again (to the page that asked). RETURNS the task with the spans as answered."""
         key = str(tid)
-        with self._model_lock:
+        with self._answer_lock:
             with self._queue_lock:
                 stored = self._answered.pop(key, None)
             if stored is None:
                 raise UnknownTask(Errors.E416.format(id=tid))
             self.db.remove(self.dataset, stored["_input_hash"])
-            self._set_store(key, None)
             task = {k: v for k, v in stored.items() if k not in ("answer", "_session_id", "_timestamp")}
             with self._queue_lock:
                 self._pending[key] = task
+            with self._model_lock:
+                self._set_store(key, None)
         return task
 
     def _set_store(self, key: str, doc: Optional[Doc]) -> None:

@@ -162,3 +162,35 @@ def test_annotate_three_tasks_by_keyboard_and_mouse(small_nlp, tmp_path, live_se
     ])
     assert "2 accepted, 1 rejected, 0 ignored" in browser.find_element(By.ID, "counts").text
     db.close()
+
+
+def test_two_tabs_answering_at_once_lose_nothing(small_nlp, tmp_path, live_server, browser):
+    """Two tabs of the page, each with its own task; both accept at the same moment (a key press
+    scheduled for the same instant in each), twice. Every answer reaches the dataset and the store."""
+    db = Database(tmp_path / "a.db")
+    review = Review(small_nlp, db, "ner", [(t, {}) for t in TEXTS[:4]])
+    before = len(review.pipe.store)
+    url = live_server(make_app(review))
+    browser.get(url)
+    tabs = [browser.current_window_handle]
+    browser.switch_to.new_window("tab")
+    browser.get(url)
+    tabs.append(browser.current_window_handle)
+    for round_ in range(2):
+        shown = []
+        for tab in tabs:
+            browser.switch_to.window(tab)
+            wait_task(browser)
+            shown.append(browser.find_element(By.ID, "card").get_attribute("data-task"))
+        assert shown[0] != shown[1]  # never the same task in two tabs
+        at = browser.execute_script("return Date.now() + 1500;")
+        for tab in tabs:
+            browser.switch_to.window(tab)
+            browser.execute_script(
+                "var at = arguments[0]; setTimeout(function () {"
+                " document.dispatchEvent(new KeyboardEvent('keydown', {key: 'a', bubbles: true})); }, at - Date.now());", at)
+        wait_answers(db, 2 * (round_ + 1), timeout=60)
+    rows = db.examples("ner")
+    assert sorted(r["text"] for r in rows) == sorted(TEXTS[:4]) and {r["answer"] for r in rows} == {"accept"}
+    assert sorted(d.text for d in review.pipe.store.docs[before:]) == sorted(TEXTS[:4])
+    db.close()
