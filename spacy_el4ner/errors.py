@@ -98,3 +98,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E416 = "Task {id!r} has no answer in this session to undo"
     E417 = "Span start and end must be integers, not {start!r} and {end!r}"
     E418 = "The review server needs starlette and uvicorn ({err}): pip install 'spacy-el4ner[annotate]'"
+    E419 = ("POST bodies must be JSON sent with Content-Type: application/json, not {ctype!r} (so that other "
+            "web pages cannot post answers through your browser)")
+    E420 = ("Host {host!r} is not served here (allowed: {allowed}): open the address the server printed, e.g. "
+            "http://127.0.0.1:8080/")

@@ -42,7 +42,7 @@ def review(
     except (FileNotFoundError, ValueError) as err:
         msg.fail(str(err), exits=1)
     try:
-        from ..annotate.app import make_app, serve
+        from ..annotate.app import LOOPBACK_NAMES, make_app, serve
     except ImportError as err:
         msg.fail(Errors.E418.format(err=err), exits=1)
     if remote:
@@ -53,13 +53,17 @@ def review(
     except ValueError as err:
         msg.fail(str(err), exits=1)
     database = Database(db or default_db())
+    for other in exclude:
+        if other not in database.datasets():
+            msg.warn(f"--exclude {other}: no such dataset in {database.path} (datasets: {', '.join(database.datasets()) or 'none'})")
     session = Review(nlp, database, dataset, texts, exclude=exclude)
     done = database.counts(dataset)
     msg.info(f"Dataset {dataset} in {database.path}: {sum(done.values())} answered before; {len(pipe.store)} demonstrations in the store")
     shown = f"[{host}]" if ":" in host else host
     msg.good(f"Review at http://{shown}:{port}/  (Ctrl+C to stop)")
     try:
-        serve(make_app(session), host, port)
+        allowed = None if remote else LOOPBACK_NAMES + [host]
+        serve(make_app(session, allowed_hosts=allowed), host, port)
     except KeyboardInterrupt:  # uvicorn hands Ctrl+C on after shutting down: a normal stop here
         pass
     finally:

@@ -179,10 +179,16 @@ def test_bad_bodies_and_paths_change_nothing(make):
         for _ in range(20):
             yield b" " * 100_000
 
-    assert client.post("/api/answer", content=chunks()).status_code == 413
+    json_type = {"Content-Type": "application/json"}
+    assert client.post("/api/answer", content=chunks(), headers=json_type).status_code == 413
     for body in (b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b""):
-        res = client.post("/api/answer", content=body)
+        res = client.post("/api/answer", content=body, headers=json_type)
         assert res.status_code == 400 and "not a JSON object" in res.json()["error"], body
+    # what a form or a plain fetch from another web page can send without a CORS preflight
+    good = ('{"id": "%s", "answer": "accept", "spans": []}' % tid).encode()
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        res = client.post("/api/answer", content=good, headers={"Content-Type": ctype} if ctype else {})
+        assert res.status_code == 415 and "application/json" in res.json()["error"], ctype
     assert client.post("/api/undo", json={"id": "nope"}).status_code == 404
     assert client.get("/api/answer").status_code == 405
     for path in ("/static/..%2f..%2fsetup.cfg", "/static/%2e%2e/app.py", "/static/..%2fapp.py", "/static/../app.py",
@@ -192,3 +198,18 @@ def test_bad_bodies_and_paths_change_nothing(make):
     assert _snapshot(review, db) == before
     # the task is still open and can be answered
     assert _answer(client, task).status_code == 200
+
+
+def test_only_loopback_host_headers_are_answered(make):
+    from spacy_el4ner.annotate.app import LOOPBACK_NAMES
+
+    _, review, db = make([TIM])
+    client = TestClient(make_app(review, allowed_hosts=LOOPBACK_NAMES + ["127.0.0.1"]))
+    for host in ("127.0.0.1:8080", "localhost:8080", "[::1]:8080", "LOCALHOST"):
+        assert client.get("/api/config", headers={"Host": host}).status_code == 200, host
+    for host in ("evil.example:8080", "127.0.0.1.evil.example", "", "[::2]:8080"):
+        res = client.get("/api/config", headers={"Host": host})
+        assert res.status_code == 400 and "is not served here" in res.json()["error"], host
+        res = client.post("/api/next", json={}, headers={"Host": host})
+        assert res.status_code == 400, host
+    assert review._pending == {} and db.examples("ner") == []

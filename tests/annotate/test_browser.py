@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from spacy_el4ner.annotate.app import make_app
+from spacy_el4ner.annotate.app import LOOPBACK_NAMES, make_app
 from spacy_el4ner.annotate.db import Database
 from spacy_el4ner.annotate.review import Review
 
@@ -90,7 +90,7 @@ def test_annotate_three_tasks_by_keyboard_and_mouse(small_nlp, tmp_path, live_se
     db = Database(tmp_path / "a.db")
     review = Review(small_nlp, db, "ner", [(t, {}) for t in TEXTS[:4]])
     before = len(review.pipe.store)
-    url = live_server(make_app(review))
+    url = live_server(make_app(review, allowed_hosts=LOOPBACK_NAMES))
     browser.get(url)
 
     # 1: remove the suggestions (x), add Tim Cook (person) and Berlin (location) by dragging, accept with "a"
@@ -170,7 +170,7 @@ def test_two_tabs_answering_at_once_lose_nothing(small_nlp, tmp_path, live_serve
     db = Database(tmp_path / "a.db")
     review = Review(small_nlp, db, "ner", [(t, {}) for t in TEXTS[:4]])
     before = len(review.pipe.store)
-    url = live_server(make_app(review))
+    url = live_server(make_app(review, allowed_hosts=LOOPBACK_NAMES))
     browser.get(url)
     tabs = [browser.current_window_handle]
     browser.switch_to.new_window("tab")

@@ -299,7 +299,10 @@
   // a closed page gives its unanswered tasks back
   window.addEventListener("pagehide", function () {
     [current].concat(stash).forEach(function (v) {
-      if (v && navigator.sendBeacon) { navigator.sendBeacon("/api/release", JSON.stringify({id: taskId(v)})); }
+      if (v) {
+        fetch("/api/release", {method: "POST", keepalive: true, headers: {"Content-Type": "application/json"},
+          body: JSON.stringify({id: taskId(v)})});
+      }
     });
   });
 
