@@ -69,7 +69,8 @@ class Review:
         self._texts: Iterator[Tuple[str, Dict[str, Any]]] = iter(texts)
         self._seen = db.input_hashes(dataset, *exclude)
         self._pending: Dict[str, Dict[str, Any]] = {}  # handed out, not answered
-        self._returned: Deque[Dict[str, Any]] = deque()  # undone tasks no page holds
+        self._returned: Deque[Dict[str, Any]] = deque()  # tasks given back by a page
+        self._retry: Deque[Tuple[str, Dict[str, Any]]] = deque()  # texts whose annotation failed
         self._answered: Dict[str, Dict[str, Any]] = {}  # this session's answers, oldest first
         self._in_store: Dict[str, Doc] = {}  # task id -> the Doc added to the store for it
         self._queue_lock = threading.Lock()
@@ -80,6 +81,8 @@ class Review:
 
     # -- handing out ---------------------------------------------------------------------------
     def _claim(self) -> Optional[Tuple[str, Dict[str, Any]]]:
+        if self._retry:
+            return self._retry.popleft()
         for text, meta in self._texts:
             h = input_hash(text)
             if h in self._seen:
@@ -98,8 +101,14 @@ class Review:
             claimed = self._claim()
         if claimed is None:
             return None
-        with self._model_lock:
-            task = annotate(self.nlp, self.pipe, *claimed)
+        try:
+            with self._model_lock:
+                task = annotate(self.nlp, self.pipe, *claimed)
+        except Exception:
+            logger.exception("%s: could not annotate %r; it is handed out again next", self.dataset, claimed[0][:60])
+            with self._queue_lock:
+                self._retry.append(claimed)
+            raise
         with self._queue_lock:
             self._pending[task_id(task)] = task
         return task

@@ -41,9 +41,6 @@ def models_ready() -> bool:
 def small_nlp_built() -> Language:
     if not models_ready():
         pytest.skip("embedded models not installed: run `python -m spacy_el4ner models pull`")
-    import torch
-
-    torch.set_num_threads(1)
     nlp = spacy.blank("en")
     nlp.add_pipe("el4ner", config=CONFIG)
     docs = read_docs(CORPUS, nlp)

@@ -213,3 +213,24 @@ def test_only_loopback_host_headers_are_answered(make):
         res = client.post("/api/next", json={}, headers={"Host": host})
         assert res.status_code == 400, host
     assert review._pending == {} and db.examples("ner") == []
+
+
+def test_a_failed_suggestion_is_handed_out_again(make, monkeypatch):
+    """The model fails once (injected): the page gets a 500, the text is not lost."""
+    import spacy_el4ner.annotate.review as review_module
+
+    client, review, db = make([TIM, OTHER])
+    real = review_module.annotate
+    calls = []
+
+    def fail_once(*args):
+        calls.append(args[2])
+        if len(calls) == 1:
+            raise RuntimeError("out of memory")
+        return real(*args)
+
+    monkeypatch.setattr(review_module, "annotate", fail_once)
+    client = TestClient(make_app(review), raise_server_exceptions=False)
+    assert client.post("/api/next", json={}).status_code == 500
+    assert _next(client)["text"] == TIM
+    assert calls == [TIM, TIM]

@@ -17,8 +17,10 @@
   function api(path, body) {
     var opts = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)};
     return fetch(path, opts).then(function (r) {
-      return r.json().then(function (data) {
-        if (!r.ok) { throw new Error(data.error || ("HTTP " + r.status)); }
+      return r.text().then(function (text) {
+        var data = null;
+        try { data = JSON.parse(text); } catch (e) { data = {error: text.slice(0, 200)}; }
+        if (!r.ok) { throw new Error((data && data.error) || ("HTTP " + r.status)); }
         return data;
       });
     });
