@@ -2,6 +2,7 @@
 JSONL `store build` reads back."""
 import json
 
+import pytest
 import spacy
 from typer.testing import CliRunner
 
@@ -14,6 +15,7 @@ from spacy_el4ner.store import DemoStore
 from conftest import TEXTS
 
 
+@pytest.mark.slow
 def test_annotate_writes_prodigy_tasks_and_reports_bad_lines(pipeline_dir, tmp_path):
     source = tmp_path / "texts.jsonl"
     lines = [json.dumps({"text": t, "meta": {"n": i}}).encode() for i, t in enumerate(TEXTS[:3])]
@@ -41,9 +43,9 @@ def test_annotate_writes_prodigy_tasks_and_reports_bad_lines(pipeline_dir, tmp_p
         assert all("votes" in c for c in task["meta"]["candidates"])
 
 
-def test_annotate_refuses_other_formats(pipeline_dir, tmp_path):
+def test_annotate_refuses_other_formats(tmp_path):
     (tmp_path / "texts.csv").write_text("a,b\n")
-    res = CliRunner().invoke(cli, ["annotate", str(tmp_path / "texts.csv"), "-p", str(pipeline_dir), "-o", str(tmp_path / "o.jsonl")])
+    res = CliRunner().invoke(cli, ["annotate", str(tmp_path / "texts.csv"), "-p", str(tmp_path / "nlp"), "-o", str(tmp_path / "o.jsonl")])
     assert res.exit_code == 1 and "E401" in res.output
 
 

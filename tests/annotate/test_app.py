@@ -12,6 +12,8 @@ from spacy_el4ner.annotate.app import make_app
 from spacy_el4ner.annotate.db import Database
 from spacy_el4ner.annotate.review import Review
 
+pytestmark = pytest.mark.slow  # the real small pipeline suggests every task
+
 TIM = "Tim Cook visited Berlin to meet Siemens executives."
 TIM2 = "Tim Cook visited Munich to meet Siemens engineers."
 OTHER = "Angela Merkel flew to Rome on Friday."

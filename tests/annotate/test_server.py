@@ -24,6 +24,7 @@ from conftest import TEXTS, free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_two_pages_answering_at_once_lose_nothing(small_nlp, tmp_path, live_server):
     db = Database(tmp_path / "a.db")
     review = Review(small_nlp, db, "ner", [(t, {}) for t in TEXTS])
@@ -88,6 +89,7 @@ def test_review_refuses_a_non_loopback_host_without_the_flag(tmp_path, texts_fil
     assert not db.exists()
 
 
+@pytest.mark.slow
 def test_review_command_end_to_end(pipeline_dir, tmp_path):
     """`review` in its own process: answers over HTTP, Ctrl+C, the grown store written by --save-store."""
     source = tmp_path / "texts.txt"

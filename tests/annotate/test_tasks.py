@@ -116,6 +116,7 @@ def test_answer_back_to_a_labelled_doc(nlp):
     assert [(e.text, e.label_) for e in doc.ents] == [("Tim  Cook", "person"), ("Berlin", "location")]
 
 
+@pytest.mark.slow
 def test_real_pipeline_task(small_nlp):
     """On a real suggestion: every accepted candidate is a span with its score, every candidate
     carries the member's vote, and the spans sit on the Doc's tokens."""
