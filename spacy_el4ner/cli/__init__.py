@@ -1,10 +1,9 @@
-"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,benchmark,finetune,cache}``."""
+"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,finetune,cache}``."""
 import logging
 import os
 
 import typer
 
-from .benchmark import bench_worker, benchmark
 from .cache import cache_app
 from .calibrate import calibrate
 from .compare import compare
@@ -23,8 +22,6 @@ app.command("evaluate")(evaluate)
 app.command("compare")(compare)
 app.command("calibrate")(calibrate)
 app.command("quickstart")(quickstart)
-app.command("benchmark")(benchmark)
-app.command("bench-worker", hidden=True)(bench_worker)
 app.command("finetune")(finetune)
 
 

@@ -1,5 +1,8 @@
-"""``benchmark``: naive vs fast mode of the ensemble (and spacy-llm, when its venv exists), in
-one run, each in its own process (for a clean peak RSS), on the same sentences."""
+"""Naive vs fast mode of the ensemble (and spacy-llm, when its venv exists), in one run, each in
+its own process (for a clean peak RSS), on the same sentences.
+
+    python benchmarks/speed_modes.py run --n 100 --out benchmarks/results/speed/modes.json
+"""
 import json
 import resource
 import subprocess
@@ -14,10 +17,16 @@ from spacy.scorer import Scorer
 from spacy.training import Example
 from wasabi import msg
 
-from ..readers import read_docs
-from ..registry import DEFAULT_MEMBERS
+import spacy_el4ner.component as component
+from spacy_el4ner.cli.evaluate import build_pipeline, retriever_block
+from spacy_el4ner.cli.run_config import parse_settings
+from spacy_el4ner.readers import read_docs
+from spacy_el4ner.registry import DEFAULT_MEMBERS
+from spacy_el4ner.similarity import HFEncoder
+from spacy_el4ner.store import DemoStore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
+app = typer.Typer(add_completion=False, no_args_is_help=True)
 WNUT = ROOT.parent / "shared" / "data" / "wnut17"
 SPACY_LLM_PY = ROOT / "benchmarks" / ".venv-spacy-llm" / "bin" / "python"
 SPACY_LLM_RUNNER = ROOT / "benchmarks" / "spacy_llm_runner.py"
@@ -29,6 +38,7 @@ MODES: Dict[str, Dict[str, Any]] = {
 }
 
 
+@app.command("run")
 def benchmark(
     n: int = typer.Option(100, "--n", help="Test sentences"),
     test: Path = typer.Option(WNUT / "test.conll", "--test"),
@@ -53,7 +63,7 @@ def benchmark(
                    "--train", str(train), "--test", str(test), "--n-test", str(n), "--n-examples", "5",
                    "--labels", "person,location,group,corporation,product,creative-work", "--out", str(part)]
         else:
-            cmd = [sys.executable, "-m", "spacy_el4ner", "bench-worker", "--mode", mode, "--n", str(n),
+            cmd = [sys.executable, __file__, "worker", "--mode", mode, "--n", str(n),
                    "--test", str(test), "--train", str(train), "--n-train", str(n_train),
                    "--members", members, "--out", str(part)] + [a for s in settings for a in ("--set", s)]
         msg.info(f"{mode}: {' '.join(cmd)}")
@@ -92,15 +102,13 @@ def _machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads default"
 
 
+@app.command("worker")
 def bench_worker(
     mode: str = typer.Option(...), n: int = typer.Option(...), test: Path = typer.Option(...),
     train: Path = typer.Option(...), n_train: int = typer.Option(...), members: str = typer.Option(...),
     out: Path = typer.Option(...), settings: List[str] = typer.Option([], "--set"),
 ) -> None:
     """(internal) One benchmark mode in this process."""
-    from .evaluate import build_pipeline, parse_settings
-    from ..store import DemoStore
-    from ..similarity import HFEncoder
 
     nlp0 = spacy.blank("en")
     refs = read_docs(test, nlp0)[:n]
@@ -114,11 +122,15 @@ def bench_worker(
     labels = DemoStore(nlp0.vocab).from_disk(store_dir).labels
     opts = MODES[mode]
     overrides = parse_settings(settings)
-    overrides["lazy_voting"] = opts["lazy_voting"]
-    nlp = build_pipeline(labels, members.split(","), store_dir, 4, "llm", None, True, overrides=overrides,
-                         member_overrides={"batch_size": opts["batch_size"], "share_prefix": opts["share_prefix"]})
+    if not opts["lazy_voting"]:  # ask every member about every span
+        plain = component.classify
+        component.classify = lambda *a, **kw: plain(*a, lazy=False, **kw)  # type: ignore[assignment]
+    nlp = build_pipeline(labels, members.split(","), store_dir, None, True, retriever_block("sentence", 4, 1, "llm", "first", "["),
+                         overrides=overrides)
     pipe = nlp.get_pipe("el4ner")
     for m in pipe.members.values():
+        m.batch_size = opts["batch_size"]  # type: ignore[attr-defined]
+        m.share_prefix = opts["share_prefix"]  # type: ignore[attr-defined]
         m.shrink_batches = opts["shrink_batches"]  # type: ignore[attr-defined]
     nlp("Warm up: Tim Cook visited Berlin.")  # loads the models outside the timing
     for m in pipe.members.values():
@@ -143,3 +155,7 @@ def bench_worker(
         "members": members.split(","), "settings": overrides, "mode_settings": opts,
     }
     out.write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    app()
