@@ -2,7 +2,7 @@
 
 Runs only the retriever's pre-extraction (no few-shot stage) over the first N sentences and counts
 the units with at least one query span. With ``--prefix ""`` (SpanSimRetriever.v3) Qwen2.5-Coder-0.5B
-answered ``[]`` to every sentence checked in session 15; ``--prefix "["`` is v4. With the response
+answered ``[]`` to every dev sentence checked; ``--prefix "["`` is v4. With the response
 cache of earlier runs the answers are the ones those runs used (0 forward passes).
 
     python benchmarks/query_spans.py DATA STORE [--limit 100] [--member qwen2.5-coder-0.5b-instruct] [--prefix "["]
