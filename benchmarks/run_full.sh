@@ -11,7 +11,7 @@
 #                                                                           -> results/headline/DATASET-test-two-gemmas.json
 #         quality             quality mode (Qwen2.5-Coder-1.5B first), WNUT-17 test first 100
 #                                                                           -> results/subsets/wnut17-test100-quality.json
-#         speed               naive vs fast vs spacy-llm NER.v2, first 100 WNUT-17 test sentences
+#         speed               naive vs fast vs spacy-llm NER.v2, first 100 WNUT-17 test sentences (benchmarks/speed_modes.py)
 #                                                                           -> results/speed/benchmark-wnut17-n100.json
 #   DATASET  wnut17 politics ncbi (default: all three)
 #   --data DIR  the folder holding wnut17/, crossner/politics/ and ncbi-disease/ (default: ../shared/data)
@@ -21,6 +21,11 @@
 # by git); the small results.json of each is copied to benchmarks/results/.
 # EL4NER_DTYPE (default fastest) sets the members' weights; FT_DTYPE (default fastest) the adapters' training dtype.
 # The published numbers ran with bfloat16 on a CPU with native bf16, where fastest is bfloat16.
+# EL4NER_RETRIEVER (default spansim) picks the demonstrations: spansim is the retrieval the published runs used
+# (el4ner.SpanSimRetriever.v1 with pre_extraction_prefix "", the old default; a member's zero-shot
+# answer picks them); sentence is the shipped default (el4ner.SentenceSimRetriever.v1, whole-text similarity, no
+# model call), which gives the same demonstrations wherever that zero-shot answer was [] (every dev sentence checked
+# with the base Qwen 0.5B).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=../shared/data
@@ -49,7 +54,13 @@ keep() {  # RUN DEST: copy the run's results.json to benchmarks/results/DEST
   cp "$RUNS/$1/results.json" "benchmarks/results/$2"; echo "-> benchmarks/results/$2"
 }
 
-PRE=(--pre-extraction-by $Q)  # retrieval from the base Qwen's zero-shot answer (a member that lacks it: the first member's)
+case ${EL4NER_RETRIEVER:-spansim} in
+  spansim) RETR=(--retriever spansim --pre-extraction-prefix=)  # "=" with nothing after: the empty prefix
+           PRE=(--pre-extraction-by $Q) ;;  # retrieval from the base Qwen's zero-shot answer (a member that lacks it: the first member's)
+  sentence) RETR=(--retriever sentence) PRE=() ;;
+  *) echo "EL4NER_RETRIEVER: spansim or sentence" >&2; exit 2 ;;
+esac
+E="$E ${RETR[*]}"
 calibrated() {  # NAME MEMBERS TEST_VARIANTS [EXTRA...]: dev run with the union, calibrate, then the full test split once
   local name=$1 members=$2 variants=$3; shift 3
   $E "$DEV" --store "$STORE" --limit $DEV_LIMIT "${PRE[@]}" --members "$members" --variants none "$@" \
@@ -76,12 +87,12 @@ case $STEP in
     Q15=qwen2.5-coder-1.5b-instruct
     python -m spacy_el4ner models pull $Q15
     $E "$TEST" --store "$STORE" --limit 100 --members "$Q15,$Q,smollm2-135m-instruct" --variants "alone:$Q15" \
-      --set "member_weights={\"$Q15\": 2.0}" --set extraction_quorum=2.0 --set voting=soft --set type_prior=null \
+      --set "member.weight={\"$Q15\": 2.0}" --set accept.extraction_quorum=2.0 --set classify.voting=soft --set classify.type_prior=null \
       --output $RUNS/wnut17-test100-quality
     keep wnut17-test100-quality subsets/wnut17-test100-quality.json
     exit 0 ;;
   speed)
-    python -m spacy_el4ner benchmark --n 100 --modes naive,fast,spacy-llm-v2 --out $RUNS/benchmark-wnut17-n100.json
+    python benchmarks/speed_modes.py run --n 100 --modes naive,fast,spacy-llm-v2 --out $RUNS/benchmark-wnut17-n100.json
     cp $RUNS/benchmark-wnut17-n100.json benchmarks/results/speed/benchmark-wnut17-n100.json
     exit 0 ;;
 esac
@@ -108,7 +119,7 @@ for ds in $DATASETS; do
       # a base model extracts with the prompt it was fine-tuned on, under constrained decoding
       PRE=()
       calibrated two-gemmas "$G,$G2" "alone:$G,alone:$G2" \
-        --set "constrained_extraction=[\"$G\", \"$G2\"]" --set "finetune_prompt_members=[\"$G\", \"$G2\"]" ;;
+        --set member.constrained=true --set member.prompt=fine-tuned ;;
     *) echo "unknown step $STEP" >&2; exit 2 ;;
   esac
 done

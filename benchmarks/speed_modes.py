@@ -32,9 +32,9 @@ SPACY_LLM_PY = ROOT / "benchmarks" / ".venv-spacy-llm" / "bin" / "python"
 SPACY_LLM_RUNNER = ROOT / "benchmarks" / "spacy_llm_runner.py"
 MODES: Dict[str, Dict[str, Any]] = {
     # one generate per prompt, one full forward pass per scored continuation, every member asked
-    "naive": {"batch_size": 1, "share_prefix": False, "lazy_voting": False, "shrink_batches": False},
+    "naive": {"batch_size": 1, "share_prefix": False, "lazy_classify": False, "shrink_batches": False},
     # batched generation that drops finished rows; packed scoring on a CPU (score_batching="auto")
-    "fast": {"batch_size": 8, "share_prefix": True, "lazy_voting": True, "shrink_batches": True},
+    "fast": {"batch_size": 8, "share_prefix": True, "lazy_classify": True, "shrink_batches": True},
 }
 
 
@@ -122,7 +122,7 @@ def bench_worker(
     labels = DemoStore(nlp0.vocab).from_disk(store_dir).labels
     opts = MODES[mode]
     overrides = parse_settings(settings)
-    if not opts["lazy_voting"]:  # ask every member about every span
+    if not opts["lazy_classify"]:  # ask every member about every span
         plain = component.classify
         component.classify = lambda *a, **kw: plain(*a, lazy=False, **kw)  # type: ignore[assignment]
     nlp = build_pipeline(labels, members.split(","), store_dir, None, True, retriever_block("sentence", 4, 1, "llm", "first", "["),
