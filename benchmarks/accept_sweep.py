@@ -50,7 +50,7 @@ def main() -> None:
     for path in args.files:
         rows = [json.loads(line) for line in open(path, encoding="utf8")]
         results[path] = {f"min_conf={c} val_t={t}": score(rows, c, t) for c in MIN_CONF for t in VAL_T}
-    header = "| min_confidence | validation_threshold | " + " | ".join(args.files) + " | mean F1 |"
+    header = "| accept.min_confidence | accept.validation_threshold | " + " | ".join(args.files) + " | mean F1 |"
     print(header)
     print("|---" * (len(args.files) + 3) + "|")
     for c in MIN_CONF:

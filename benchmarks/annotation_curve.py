@@ -15,7 +15,7 @@ the annotator had to make, live against a store that never grows.
 
     OMP_NUM_THREADS=1 nice python benchmarks/annotation_curve.py --stream-eval 50
 
-Writes benchmarks/results/annotation_curve.json (after every checkpoint, so a stopped run keeps
+Writes benchmarks/results/annotation/annotation_curve.json (after every checkpoint, so a stopped run keeps
 what it measured), an SVG and, where Chromium is installed, a PNG of it.
 """
 import argparse
@@ -39,7 +39,7 @@ from spacy_el4ner.readers import read_docs
 from spacy_el4ner.registry import DEFAULT_MEMBERS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wnut17"
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / "annotation"
 LABELS = ["person", "location", "group", "corporation", "product", "creative-work"]
 Ent = Tuple[int, int, str]
 
@@ -141,7 +141,7 @@ def main() -> None:
     seeds = rng.sample([d for d in train if d.ents], args.seed_store)
 
     nlp = spacy.blank("en")
-    nlp.add_pipe("el4ner", config={"labels": LABELS, "members": {"@el4ner_models": "el4ner.Ensemble.v2", "models": args.members.split(",")}})
+    nlp.add_pipe("el4ner", config={"labels": LABELS, "ensemble": {"@el4ner_members": "el4ner.Ensemble.v1", "models": args.members.split(",")}})
     nlp.initialize(get_examples=lambda: [Example(nlp.make_doc(d.text), d) for d in seeds])
     pipe = nlp.get_pipe("el4ner")
     result: Dict = {
@@ -150,6 +150,7 @@ def main() -> None:
         "members": args.members.split(","), "labels": LABELS, "seed": args.seed, "seed_store": args.seed_store,
         "heldout": len(heldout), "heldout_entities": sum(len(d.ents) for d in heldout), "stream": len(stream),
         "curve": [], "without": None, "stream_eval": None, "seconds": 0.0,
+        "config": "the component's defaults (SentenceSimRetriever, validation on) with these members",
         "date": time.strftime("%Y-%m-%d"),
     }
     start = time.perf_counter()

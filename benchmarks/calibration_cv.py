@@ -6,7 +6,7 @@ one half, score them on the other, and repeat. Rules: ``union`` (accept every se
 (walk the same order, accept a set only if adding it raises F1 in at least 75% of bootstrap
 resamples of the calibration half).
 
-    python benchmarks/calibration_cv.py benchmarks/results/wnut17-dev400-s11-adapted-first/predictions-ensemble.jsonl ...
+    python benchmarks/calibration_cv.py benchmarks/runs/wnut17-dev-adapter-views/predictions-ensemble.jsonl ...
 """
 import argparse
 import json

@@ -8,7 +8,7 @@
    the sentences whose predicted entities equal the first dtype's.
 
 Usage: python benchmarks/dtype_speed.py [--dtypes float32,bfloat16] [--n 20] [--split test] [--repeats 3]
-       [--output benchmarks/results/dtype-speed-CPU.json]
+       [--output benchmarks/results/speed/dtype-speed-CPU.json]
 """
 import argparse
 import json
@@ -100,7 +100,7 @@ def main() -> None:
     dtypes = args.dtypes.split(",")
     cap = torch.backends.cpu.get_cpu_capability()
     suffix = "" if dtypes == ["float32", "bfloat16"] else "-" + "-".join(dtypes)
-    output = args.output or ROOT / "benchmarks" / "results" / f"dtype-speed-{cap.lower()}{suffix}.json"
+    output = args.output or ROOT / "benchmarks" / "results" / "speed" / f"dtype-speed-{cap.lower()}{suffix}.json"
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.machine(), "cpu_capability": cap,
         "cpu_has_fast_bf16": cpu_has_fast_bf16(), "fastest": fastest_dtype("cpu"), "threads": torch.get_num_threads(),

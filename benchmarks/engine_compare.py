@@ -5,7 +5,7 @@ Reports per engine: seconds per sentence, F1, forward passes and prompt tokens p
 the process's peak RSS; and how many sentences got the same entities as the first engine.
 
 Usage: python benchmarks/engine_compare.py DATA --store DIR [--engines transformers,llama.cpp]
-       [--members a,b] [--limit 100] [--repeats 1] [--dtype fastest] [--output benchmarks/results/engines-NAME.json]
+       [--members a,b] [--limit 100] [--repeats 1] [--dtype fastest] [--output benchmarks/results/speed/engines-NAME.json]
 """
 import argparse
 import json

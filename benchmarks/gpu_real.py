@@ -20,7 +20,7 @@ from pathlib import Path
 import spacy
 from spacy.util import minibatch
 
-from spacy_el4ner.cli.evaluate import build_pipeline
+from spacy_el4ner.cli.evaluate import build_pipeline, retriever_block
 from spacy_el4ner.models import zoo
 from spacy_el4ner.readers import read_docs
 
@@ -44,8 +44,8 @@ def main() -> None:
     labels = json.loads((Path(args.store) / "meta.json").read_text()).get("labels")
     t0 = time.perf_counter()
     nlp = build_pipeline(
-        labels, [MEMBER], Path(args.store), 4, "llm", None, "none", random=True,
-        overrides={"type_prior": None}, member_overrides={"device": args.device, "batch_size": args.batch_size},
+        labels, [MEMBER], Path(args.store), None, "none", retriever_block("random", 4, 1, "llm", "first", "["),
+        overrides={"classify.type_prior": None, "ensemble.models": [MEMBER], "ensemble.device": args.device, "ensemble.batch_size": args.batch_size},
     )
     first = nlp("Warm up: Tim Cook visited Berlin.")  # loads the weights
     load_s = time.perf_counter() - t0

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=${MEMBER:-qwen2.5-coder-0.5b-instruct}; N=${N:-24}; W=${WORK:-/tmp/el4ner-resume-check}
-sets=(); [ -n "${FT_PROMPT:-}" ] && sets=(--set "constrained_extraction=[\"$M\"]" --set "finetune_prompt_members=[\"$M\"]")
+sets=(); [ -n "${FT_PROMPT:-}" ] && sets=(--set member.constrained=true --set member.prompt=fine-tuned)
 [ -d stores/wnut17-train500 ] || python -m spacy_el4ner store build ../shared/data/wnut17/train.conll --limit 500 -o stores/wnut17-train500
 ev() { python -m spacy_el4ner evaluate ../shared/data/wnut17/dev.conll --store stores/wnut17-train500 --limit "$N" --members "$M" \
   "${sets[@]}" --variants none --save-predictions "$@"; }

@@ -7,7 +7,7 @@ repeated; medians.
 
 Usage: python benchmarks/server_throughput.py [--model smollm2-135m-instruct] [--n 16]
        [--concurrency 1,2,4] [--repeats 3] [--base-url URL --served-name NAME]
-       [--output benchmarks/results/server-throughput-NAME.json]
+       [--output benchmarks/results/speed/server-throughput-NAME.json]
 """
 import argparse
 import json

@@ -14,7 +14,7 @@ from spacy_el4ner.readers import read_docs
 
 config = {"labels": ["person", "location", "corporation"]}
 if len(sys.argv) > 1:
-    config["members"] = {"models": sys.argv[1].split(",")}
+    config["ensemble"] = {"models": sys.argv[1].split(",")}
 nlp = spacy.blank("en")
 nlp.add_pipe("el4ner", config=config)
 docs = read_docs("corpus/quickstart.jsonl", nlp)

@@ -16,15 +16,15 @@ from spacy import util
 
 from . import registry as _registry  # noqa: F401  (registers the functions)
 from .align import select_entities
-from .ensemble import VOTING_RULES, acceptance
+from .ensemble import acceptance
 from .errors import Errors
+from .members import Member, Members
 from .models.adapters import load_adapters, save_adapters
 from .models.protocol import Embedder, Model
 from .sentences import split_units
-from .stages import Settings, classify, extract, refine, validate
-from .stages.common import STAGES
+from .settings import ACCEPT, CLASSIFY, EXTRACT, VALIDATE, build_settings, integer
+from .stages import classify, extract, validate
 from .stages.edges import BoundaryRule
-from .stages.prior import EntityPrior, TypePrior
 from .store import DemoStore
 from .types import Unit
 
@@ -33,9 +33,10 @@ logger = logging.getLogger("spacy_el4ner")
 DEFAULT_CONFIG: Dict[str, Any] = {
     "labels": [],
     "label_descriptions": {},
-    "members": {
-        "@el4ner_models": "el4ner.Ensemble.v2",
+    "ensemble": {
+        "@el4ner_members": "el4ner.Ensemble.v1",
         "models": list(_registry.DEFAULT_MEMBERS),
+        "engine": "transformers",
         "dtype": "fastest",
         "device": None,
         "device_map": None,
@@ -43,49 +44,21 @@ DEFAULT_CONFIG: Dict[str, Any] = {
         "max_context": 4096,
         "trust_remote_code": False,
         "cache": None,
-        "share_prefix": True,
+        "n_threads": None,
     },
     "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": "all-minilm-l6-v2"},
-    "retriever": {
-        "@el4ner_retrievers": "el4ner.SpanSimRetriever.v3", "k": 4, "pre_extraction": "llm", "max_empty": 1,
-        "pre_extraction_by": "first",
-    },
     "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
-    "retrieval": True,
-    "type_prior": {"@el4ner_priors": "el4ner.StoreKNNPrior.v1", "k": 5, "temperature": 0.05, "mix": 0.3, "weight": 1.0},
-    "entity_prior": None,
-    "boundary_rule": {
+    "retriever": {"@el4ner_retrievers": "el4ner.SentenceSimRetriever.v1", "k": 4, "max_empty": 1},
+    "extract": dict(EXTRACT),
+    "classify": dict(CLASSIFY),
+    "validate": dict(VALIDATE),
+    "accept": dict(ACCEPT),
+    "edges": {
         "@el4ner_boundaries": "el4ner.StoreEdges.v1", "max_rate": 0.05, "min_count": 5, "number_rate": 0.9,
         "lower_case": True, "stop_words": True, "brackets": True, "numbers": True,
     },
-    "member_weights": {},
-    "extraction_quorum": 0.0,
-    "accept_finder_sets": [],
-    "member_demo_views": {},
-    "voting": "majority",
-    "lazy_voting": True,
-    "none_option": False,
-    "validation": True,
-    "verifier": "first",
-    "validation_threshold": 0.0,
-    "validation_skip_above": 0.9,
-    "min_confidence": 0.3,
-    "refine_boundaries": False,
-    "refine_margin": 0.0,
-    "max_new_tokens": 64,
-    "stage_demos": {"classify": 3, "validate": 1},
-    "constrained_extraction": False,
-    "finetune_prompt_members": [],
-    "finetune_prompt_votes": True,
     "max_unit_tokens": 200,
     "batch_size": 16,
-    "templates": {
-        "extract": "extract.v1.jinja",
-        "classify": "classify.v2.jinja",
-        "validate": "validate.v1.jinja",
-        "boundary": "boundary.v1.jinja",
-    },
-    "prompt_dir": None,
     "spans_key": "el4ner",
     "keep_existing_ents": True,
     "scorer": {"@scorers": "spacy.ner_scorer.v1"},
@@ -126,78 +99,38 @@ def make_el4ner(
     name: str,
     labels: List[str],
     label_descriptions: Dict[str, str],
-    members: Dict[str, Model],
+    ensemble: Members,
     encoder: Embedder,
-    retriever: Callable[[Embedder], Any],
     store: Callable[[Vocab, Sequence[str], Embedder], DemoStore],
-    retrieval: bool,
-    type_prior: Optional[TypePrior],
-    entity_prior: Optional[EntityPrior],
-    boundary_rule: Optional[BoundaryRule],
-    member_weights: Dict[str, float],
-    extraction_quorum: float,
-    accept_finder_sets: List[List[str]],
-    member_demo_views: Dict[str, int],
-    voting: str,
-    lazy_voting: bool,
-    none_option: bool,
-    validation: bool,
-    verifier: str,
-    validation_threshold: float,
-    validation_skip_above: float,
-    min_confidence: float,
-    refine_boundaries: bool,
-    refine_margin: float,
-    max_new_tokens: int,
-    stage_demos: Dict[str, int],
-    constrained_extraction: Union[bool, List[str]],
-    finetune_prompt_members: List[str],
-    finetune_prompt_votes: Union[bool, str],
+    retriever: Optional[Callable[[Embedder], Any]],
+    extract: Dict[str, Any],
+    classify: Dict[str, Any],
+    validate: Optional[Dict[str, Any]],
+    accept: Dict[str, Any],
+    edges: Optional[BoundaryRule],
     max_unit_tokens: int,
     batch_size: int,
-    templates: Dict[str, str],
-    prompt_dir: Optional[str],
     spans_key: str,
     keep_existing_ents: bool,
     scorer: Optional[Callable],
 ) -> "EL4NER":
-    """Construct the el4ner component. Cheap: models load on first use."""
+    """Construct the el4ner component. Cheap: models load on first use. Every setting is checked here."""
     return EL4NER(
         nlp.vocab,
         name,
         labels=labels,
         label_descriptions=label_descriptions,
-        members=members,
+        ensemble=ensemble,
         encoder=encoder,
-        retriever=retriever(encoder),
         store=store(nlp.vocab, labels, encoder),
-        retrieval=retrieval,
-        type_prior=type_prior,
-        entity_prior=entity_prior,
-        boundary_rule=boundary_rule,
-        member_weights=member_weights,
-        extraction_quorum=extraction_quorum,
-        accept_finder_sets=accept_finder_sets,
-        member_demo_views=member_demo_views,
-        voting=voting,
-        lazy_voting=lazy_voting,
-        none_option=none_option,
-        validation=validation,
-        verifier=verifier,
-        validation_threshold=validation_threshold,
-        validation_skip_above=validation_skip_above,
-        min_confidence=min_confidence,
-        refine_boundaries=refine_boundaries,
-        refine_margin=refine_margin,
-        max_new_tokens=max_new_tokens,
-        stage_demos=stage_demos,
-        constrained_extraction=constrained_extraction,
-        finetune_prompt_members=finetune_prompt_members,
-        finetune_prompt_votes=finetune_prompt_votes,
+        retriever=None if retriever is None else retriever(encoder),
+        extract=extract,
+        classify=classify,
+        validate=validate,
+        accept=accept,
+        edges=edges,
         max_unit_tokens=max_unit_tokens,
         batch_size=batch_size,
-        templates=templates,
-        prompt_dir=prompt_dir,
         spans_key=spans_key,
         keep_existing_ents=keep_existing_ents,
         scorer=scorer,
@@ -207,9 +140,9 @@ def make_el4ner(
 class EL4NER(Pipe):
     """Named entity recognition by an ensemble of local LLMs with in-context learning (EL4NER).
 
-    For each Doc: retrieve demonstrations (SpanSim), extract spans with every member (union),
-    classify them with every member (vote), self-validate, then write ``doc.ents`` and every
-    candidate to ``doc.spans[spans_key]`` (attrs: "scores", "details").
+    For each Doc: retrieve demonstrations, extract spans with every member (union), classify them
+    with every member (vote), self-validate, then write ``doc.ents`` and every candidate to
+    ``doc.spans[spans_key]`` (attrs: "scores", "details", "unaligned").
     """
 
     def __init__(
@@ -219,147 +152,59 @@ class EL4NER(Pipe):
         *,
         labels: Sequence[str],
         label_descriptions: Mapping[str, str],
-        members: Mapping[str, Model],
+        ensemble: Union[Members, Mapping[str, Model]],
         encoder: Embedder,
-        retriever: Any,
         store: DemoStore,
-        retrieval: bool = True,
-        type_prior: Optional[TypePrior] = None,
-        entity_prior: Optional[EntityPrior] = None,
-        boundary_rule: Optional[BoundaryRule] = None,
-        member_weights: Optional[Mapping[str, float]] = None,
-        extraction_quorum: float = 0.0,
-        accept_finder_sets: Optional[Sequence[Sequence[str]]] = None,
-        member_demo_views: Optional[Mapping[str, int]] = None,
-        voting: str = "majority",
-        lazy_voting: bool = True,
-        none_option: bool = False,
-        validation: bool = True,
-        verifier: str = "first",
-        validation_threshold: float = 0.0,
-        validation_skip_above: float = 0.9,
-        min_confidence: float = 0.3,
-        refine_boundaries: bool = False,
-        refine_margin: float = 0.0,
-        max_new_tokens: int = 64,
-        stage_demos: Optional[Mapping[str, int]] = None,
-        constrained_extraction: Union[bool, Sequence[str]] = False,
-        finetune_prompt_members: Sequence[str] = (),
-        finetune_prompt_votes: Union[bool, str] = True,
+        retriever: Optional[Any] = None,
+        extract: Optional[Mapping[str, Any]] = None,
+        classify: Optional[Mapping[str, Any]] = None,
+        validate: Optional[Mapping[str, Any]] = VALIDATE,
+        accept: Optional[Mapping[str, Any]] = None,
+        edges: Optional[BoundaryRule] = None,
         max_unit_tokens: int = 200,
         batch_size: int = 16,
-        templates: Optional[Mapping[str, str]] = None,
-        prompt_dir: Optional[str] = None,
         spans_key: str = "el4ner",
         keep_existing_ents: bool = True,
         scorer: Optional[Callable] = None,
     ) -> None:
-        if voting not in VOTING_RULES:
-            raise ValueError(f"el4ner: voting must be one of {VOTING_RULES}, not '{voting}'")
-        if not members:
-            raise ValueError("el4ner: at least one member model is needed")
-        if verifier not in ("first", "all") and verifier not in members:
-            raise ValueError(f"el4ner: verifier must be 'first', 'all' or a member name ({list(members)}), not '{verifier}'")
-        if not 0.0 <= validation_threshold <= 1.0:
-            raise ValueError("el4ner: validation_threshold must be between 0 and 1")
-        if not 0.0 <= validation_skip_above <= 1.0:
-            raise ValueError("el4ner: validation_skip_above must be between 0 and 1 (1: validate every typed span)")
-        if finetune_prompt_votes not in (True, False, "scored"):
-            raise ValueError(f"el4ner: finetune_prompt_votes must be true, false or \"scored\", not {finetune_prompt_votes!r}")
-        if not 0.0 <= min_confidence <= 1.0:
-            raise ValueError("el4ner: min_confidence must be between 0 and 1")
-        if refine_margin < 0.0:
-            raise ValueError("el4ner: refine_margin (log-probability, nats) must be >= 0")
-        if max_unit_tokens < 8:
-            raise ValueError("el4ner: max_unit_tokens must be at least 8")
-        unknown_members = set(member_weights or {}) - set(members)
-        if unknown_members:
-            raise ValueError(f"el4ner: member_weights name models that are not members: {sorted(unknown_members)}; members: {list(members)}")
-        if extraction_quorum < 0:
-            raise ValueError("el4ner: extraction_quorum must be >= 0 (0: the union of the members' spans)")
-        finder_sets: List[List[str]] = []
-        for finder_set in accept_finder_sets or []:
-            if isinstance(finder_set, str) or not finder_set or set(finder_set) - set(members):
-                raise ValueError(
-                    f"el4ner: accept_finder_sets is a list of lists of member names (e.g. [[\"a\"], [\"a\", \"b\"]]); "
-                    f"got {finder_set!r}; members: {list(members)}. `python -m spacy_el4ner calibrate` writes one."
-                )
-            finder_sets.append(list(finder_set))
-        constrained: Union[bool, List[str]]
-        if isinstance(constrained_extraction, bool):
-            constrained = constrained_extraction
-        elif isinstance(constrained_extraction, str) or set(constrained_extraction) - set(members):
-            raise ValueError(
-                f"el4ner: constrained_extraction is true, false or a list of member names (e.g. a base "
-                f"model that does not follow the JSON format on its own); got {constrained_extraction!r}; "
-                f"members: {list(members)}"
-            )
-        else:
-            constrained = list(constrained_extraction)
-        if isinstance(finetune_prompt_members, str) or set(finetune_prompt_members) - set(members):
-            raise ValueError(
-                f"el4ner: finetune_prompt_members lists the members (with a CLLMFS adapter) that extract "
-                f"with the fine-tuning prompt; got {finetune_prompt_members!r}; members: {list(members)}"
-            )
-        views = dict(member_demo_views or {})
-        bad_views = {k: v for k, v in views.items() if k not in members or isinstance(v, bool) or not isinstance(v, int) or v < 0}
-        if bad_views:
-            raise ValueError(
-                f"el4ner: member_demo_views maps member names ({list(members)}) to a demonstration view "
-                f"(0: the k most similar store docs, 1: the next k, ...), got {bad_views}"
-            )
-        bad = {k: v for k, v in (stage_demos or {}).items() if k not in STAGES or not isinstance(v, int) or v < 0}
-        if bad:
-            raise ValueError(
-                f"el4ner: stage_demos maps a stage ({', '.join(STAGES)}) to a number of demonstrations >= 0, got {bad}"
-            )
-        for key, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(Errors.E002.format(key=key, value=value))
-        unknown = set(label_descriptions) - set(labels)
-        if labels and unknown:
-            raise ValueError(f"el4ner: label_descriptions name labels not in `labels`: {sorted(unknown)}")
+        if isinstance(ensemble, Mapping) and not isinstance(ensemble, Members):
+            # Python: a plain name -> model dict gets the default member settings (the first verifies)
+            ensemble = Members({n: m if isinstance(m, Member) else Member(m, verifier=i == 0) for i, (n, m) in enumerate(ensemble.items())})
+        if not isinstance(ensemble, Members):
+            raise ValueError(Errors.E011.format(key="ensemble", rule="an @el4ner_members block (el4ner.Ensemble.v1 or el4ner.Members.v1)", value=ensemble))
+        # Python construction without a classify block: the defaults, no type prior (a config's
+        # default block brings its registered StoreKNNPrior)
+        classify = dict({**CLASSIFY, "type_prior": None} if classify is None else classify)
+        self.settings = build_settings(
+            labels, label_descriptions, ensemble, extract or {}, classify, validate, accept or {}
+        )
+        integer("max_unit_tokens", max_unit_tokens, 8)
+        integer("batch_size", batch_size, 1)
+        if not isinstance(spans_key, str) or not spans_key:
+            raise ValueError(Errors.E011.format(key="spans_key", rule="a non-empty string", value=spans_key))
+        if not isinstance(keep_existing_ents, bool):
+            raise ValueError(Errors.E011.format(key="keep_existing_ents", rule="true or false", value=keep_existing_ents))
         self.vocab = vocab
         self.name = name
-        self.members = dict(members)
-        self._names_are_sections = bool(getattr(members, "names_are_sections", False))
+        self.ensemble = ensemble
+        self.members: Dict[str, Model] = ensemble.models()
         self.encoder = encoder
         self.retriever = retriever
         self.store = store
-        self.retrieval = retrieval
-        self.type_prior = type_prior
-        self.entity_prior = entity_prior
-        self.boundary_rule = boundary_rule
-        self.voting = voting
-        self.lazy_voting = lazy_voting
-        self.validation = validation
-        self.verifier = verifier
-        self.validation_threshold = validation_threshold
-        self.validation_skip_above = validation_skip_above
-        self.min_confidence = min_confidence
-        self.refine_boundaries = refine_boundaries
-        self.refine_margin = refine_margin
+        self.type_prior = classify.get("type_prior")
+        self.voting = classify.get("voting", CLASSIFY["voting"])
+        accept = {**ACCEPT, **(accept or {})}
+        self.entity_prior = accept["entity_prior"]
+        self.min_confidence = float(accept["min_confidence"])
+        self.validation_threshold = float(accept["validation_threshold"])
+        self.validation = validate is not None
+        self.validation_skip_above = float({**VALIDATE, **(validate or {})}["skip_above"])
+        self.edges = edges
         self.max_unit_tokens = max_unit_tokens
         self.batch_size = batch_size
         self.spans_key = spans_key
         self.keep_existing_ents = keep_existing_ents
         self.scorer = scorer
-        self.settings = Settings(
-            labels=list(labels),
-            descriptions=dict(label_descriptions),
-            templates=dict(templates or Settings(labels=[]).templates),
-            prompt_dir=prompt_dir or "",
-            max_new_tokens=max_new_tokens,
-            stage_demos=dict(DEFAULT_CONFIG["stage_demos"] if stage_demos is None else stage_demos),
-            none_option=none_option,
-            constrained=constrained,
-            finetune_prompt=list(finetune_prompt_members),
-            finetune_votes=finetune_prompt_votes,
-            member_weights=dict(member_weights or {}),
-            extraction_quorum=extraction_quorum,
-            accept_finder_sets=finder_sets,
-            member_demo_views=views,
-        )
         if not self.settings.labels:
             # a store loaded from its config `path` knows its labels: use them, as
             # initialize(store_path=...) does, instead of failing with "no labels"
@@ -368,8 +213,8 @@ class EL4NER(Pipe):
         # what the store held when built (a configured store `path`): initialize starts from it again
         self._initial_docs = list(store.docs)
         self.timings: Dict[str, float] = {}
-        # below_quorum: spans left out by extraction_quorum or accept_finder_sets (the name predates the latter)
-        self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "refined": 0, "trimmed": 0, "below_quorum": 0, "tokens_too_long": 0}
+        # below_quorum: spans left out by accept.extraction_quorum or accept.finder_sets
+        self.stats: Dict[str, int] = {"docs": 0, "units": 0, "candidates": 0, "unaligned": 0, "rejected": 0, "trimmed": 0, "below_quorum": 0, "tokens_too_long": 0}
 
     # -- labels ----------------------------------------------------------------------------
     @property
@@ -419,10 +264,7 @@ class EL4NER(Pipe):
             self.store.labels = list(self.settings.labels)
             self.store.add(refs)
         if not self.settings.labels:
-            raise ValueError(
-                "el4ner: no labels. Set `labels` in the component config, or pass examples with "
-                "entities to nlp.initialize()."
-            )
+            raise ValueError(Errors.E019)
         logger.info("el4ner initialized: labels %s, %d demonstrations", self.settings.labels, len(self.store))
 
     def add_demonstrations(self, docs: Iterable[Doc]) -> int:
@@ -446,15 +288,12 @@ class EL4NER(Pipe):
                 error_handler(self.name, self, docs, err)
 
     def _verifiers(self) -> Dict[str, Model]:
-        if self.verifier == "all":
-            return dict(self.members)
-        name = next(iter(self.members)) if self.verifier == "first" else self.verifier
-        return {name: self.members[name]}
+        return {n: self.members[n] for n in self.ensemble.verifiers()}
 
     def predict(self, docs: List[Doc]) -> List[Unit]:
         """Run the four stages. RETURNS (List[Unit]): the units with their candidates."""
         if not self.settings.labels:
-            raise ValueError("el4ner: no labels; call nlp.initialize() or set `labels` in the config")
+            raise ValueError(Errors.E019)
         self.store.require_loaded()
         units: List[Unit] = []
         for i, doc in enumerate(docs):
@@ -464,17 +303,15 @@ class EL4NER(Pipe):
         if not units:
             return units
         with self._timed("retrieve"):
-            if self.retrieval and self.retriever is not None:
+            if self.retriever is not None:
                 self.retriever(docs, units, self.members, self.store, self.settings)
         with self._timed("extract"):
             self.stats["below_quorum"] += extract(docs, units, self.members, self.settings)
         with self._timed("classify"):
-            classify(
-                units, self.members, self.settings, self.voting, lazy=self.lazy_voting, prior=self.type_prior, store=self.store
-            )
-        if self.boundary_rule is not None:
-            with self._timed("boundaries"):
-                self.stats["trimmed"] += self.boundary_rule(docs, units, self.store)
+            classify(units, self.members, self.settings, self.voting, prior=self.type_prior, store=self.store)
+        if self.edges is not None:
+            with self._timed("edges"):
+                self.stats["trimmed"] += self.edges(docs, units, self.store)
         if self.entity_prior is not None:
             with self._timed("entity_prior"):
                 typed = [c for u in units for c in u.candidates.values() if c.label is not None]
@@ -488,9 +325,6 @@ class EL4NER(Pipe):
                 validate(
                     units, self._verifiers(), self.settings, skip_below=self.min_confidence, skip_above=self.validation_skip_above
                 )
-            if self.refine_boundaries:
-                with self._timed("refine"):
-                    self.stats["refined"] += refine(docs, units, self._verifiers(), self.settings, self.refine_margin)
         return units
 
     @contextmanager
@@ -572,14 +406,14 @@ class EL4NER(Pipe):
 
     def _check_savable(self) -> None:
         """RAISES ValueError: if the saved config.cfg could not be read back (see ``MemberBlocks``)."""
-        dotted = [n for n in self.members if "." in n] if self._names_are_sections else []
+        dotted = [n for n in self.members if "." in n] if self.ensemble.names_are_sections else []
         if dotted:
             raise ValueError(
-                f"el4ner: members {dotted} are el4ner.EnsembleOf.v1 keys with a '.'. The saved config.cfg "
+                f"el4ner: members {dotted} are el4ner.Members.v1 keys with a '.'. The saved config.cfg "
                 "would read them as nested sections, and spacy.load could not load the pipeline. Name them "
                 f"without '.' (e.g. {[_registry.config_key(n) for n in dotted]}) wherever members are named: the "
-                "member blocks, member_weights, member_demo_views, accept_finder_sets, verifier, "
-                "pre_extraction_by. `evaluate --export-config` writes such a config."
+                "member blocks, accept.finder_sets and the retriever's pre_extraction_by. "
+                "`evaluate --export-config` writes such a config."
             )
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:

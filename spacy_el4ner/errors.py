@@ -38,6 +38,21 @@ class Errors(metaclass=ErrorsWithCodes):
     E009 = "engine must be one of {options}, not {value!r}"
     E010 = ("engine 'llama.cpp' runs the GGUF weights as shipped on the CPU: leave dtype = \"fastest\", "
             "device = null, device_map = null and trust_remote_code = false, or use engine = \"transformers\"")
+    E011 = "el4ner: {key} must be {rule}, not {value!r}"
+    E012 = ("el4ner: the ensemble has no member: list at least one model (el4ner.Ensemble.v1's `models`) or "
+            "member block (el4ner.Members.v1)")
+    E013 = ("el4ner.Members.v1 takes el4ner.Member.v1 blocks, got {bad}: write each member as "
+            "[components.el4ner.ensemble.members.NAME] with @el4ner_members = \"el4ner.Member.v1\" and a "
+            "[...NAME.model] block")
+    E014 = "el4ner: a member is listed twice in {models}: give each model once (a second copy: el4ner.Members.v1)"
+    E015 = "el4ner: unknown setting {key!r} in the `{block}` block{hint}; its settings: {known}"
+    E016 = "el4ner: `{block}` must be a block of settings (or null where it may be switched off), not {value!r}"
+    E017 = ("el4ner: `validate` is on but no member verifies: set verifier = true in a member block, or "
+            "validate = null")
+    E018 = "el4ner: {key} names {names}, which are not members; the members: {members}"
+    E019 = ("el4ner: no labels. Set `labels` in the component config, or pass examples with entities to "
+            "nlp.initialize()")
+    E020 = ("el4ner: template {name!r} for `{stage}`: no such built-in template ({known}) or file")
 
     # models (E1xx)
     E101 = ("Unknown {what} '{name}': not an embedded name ({known}), an existing folder or file, or a hub id "

@@ -1,6 +1,6 @@
 """Registered, versioned functions for the swappable parts (usable from config.cfg).
 
-Registries: ``el4ner_models`` (ensembles / model backends), ``el4ner_encoders``,
+Registries: ``el4ner_members`` (ensembles, members), ``el4ner_models`` (model backends), ``el4ner_encoders``,
 ``el4ner_retrievers``, ``el4ner_stores``, ``el4ner_caches``, ``el4ner_priors``, ``el4ner_boundaries``. A released ``vN`` never changes;
 new behaviour gets ``vN+1``.
 """
@@ -15,14 +15,15 @@ from .models.cache import ResponseCache
 from .models.hf import HFModel
 from .models.llamacpp import LlamaCppModel
 from .models.openai import OpenAIModel
+from .members import Member, Members
 from .models.protocol import Embedder, Model
 from .similarity import HFEncoder
 from .stages.edges import StoreEdges
 from .stages.prior import StoreEntityPrior, StoreKNNPrior
-from .stages.retrieve import RandomRetriever, SpanSimRetriever
+from .stages.retrieve import RandomRetriever, SentenceSimRetriever, SpanSimRetriever
 from .store import DemoStore
 
-for _name in ("el4ner_models", "el4ner_encoders", "el4ner_retrievers", "el4ner_stores", "el4ner_caches", "el4ner_priors", "el4ner_boundaries"):
+for _name in ("el4ner_members", "el4ner_models", "el4ner_encoders", "el4ner_retrievers", "el4ner_stores", "el4ner_caches", "el4ner_priors", "el4ner_boundaries"):
     if not hasattr(registry, _name):
         registry.create(_name, entry_points=True)
 
@@ -32,7 +33,7 @@ DEFAULT_MEMBERS = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]
 @registry.el4ner_models("el4ner.HFModel.v1")  # type: ignore[attr-defined]
 def make_hf_model(
     name: str,
-    dtype: str = "bfloat16",
+    dtype: str = "fastest",
     device: Optional[str] = None,
     device_map: Optional[str] = None,
     batch_size: int = 8,
@@ -40,77 +41,14 @@ def make_hf_model(
     trust_remote_code: bool = False,
     adapter: Optional[str] = None,
     cache: Optional[ResponseCache] = None,
-    share_prefix: bool = True,
 ) -> HFModel:
-    """One transformers causal LM (embedded name, local folder or hub id)."""
+    """One transformers causal LM (embedded name, local folder or hub id). ``dtype = "fastest"``:
+    bfloat16 where the device computes it natively (CUDA GPUs, CPUs with AVX512-BF16 or AMX),
+    float32 on other CPUs, where emulated bf16 is several times slower."""
     return HFModel(
-        name,
-        dtype=dtype,
-        device=device,
-        device_map=device_map,
-        batch_size=batch_size,
-        max_context=max_context,
-        trust_remote_code=trust_remote_code,
-        adapter=adapter,
-        cache=cache,
-        share_prefix=share_prefix,
+        name, dtype=dtype, device=device, device_map=device_map, batch_size=batch_size, max_context=max_context,
+        trust_remote_code=trust_remote_code, adapter=adapter, cache=cache,
     )
-
-
-@registry.el4ner_models("el4ner.Ensemble.v1")  # type: ignore[attr-defined]
-def make_ensemble(
-    models: List[str] = DEFAULT_MEMBERS,
-    dtype: str = "bfloat16",
-    device: Optional[str] = None,
-    device_map: Optional[str] = None,
-    batch_size: int = 8,
-    max_context: int = 4096,
-    trust_remote_code: bool = False,
-    cache: Optional[ResponseCache] = None,
-    share_prefix: bool = True,
-) -> Dict[str, Model]:
-    """The members, by name (embedded short names, local folders or hub ids), with shared settings.
-    Member order matters: it breaks voting ties and "first" verifiers use the first member."""
-    _check_members(models)
-    return {
-        m: make_hf_model(m, dtype, device, device_map, batch_size, max_context, trust_remote_code, None, cache, share_prefix)
-        for m in models
-    }
-
-
-@registry.el4ner_models("el4ner.HFModel.v2")  # type: ignore[attr-defined]
-def make_hf_model_v2(
-    name: str,
-    dtype: str = "fastest",
-    device: Optional[str] = None,
-    device_map: Optional[str] = None,
-    batch_size: int = 8,
-    max_context: int = 4096,
-    trust_remote_code: bool = False,
-    adapter: Optional[str] = None,
-    cache: Optional[ResponseCache] = None,
-    share_prefix: bool = True,
-) -> HFModel:
-    """``HFModel.v1`` with ``dtype = "fastest"``: bfloat16 where the device computes it natively
-    (CUDA GPUs, CPUs with AVX512-BF16 or AMX), float32 on other CPUs, where emulated bf16 is several
-    times slower."""
-    return make_hf_model(name, dtype, device, device_map, batch_size, max_context, trust_remote_code, adapter, cache, share_prefix)
-
-
-@registry.el4ner_models("el4ner.Ensemble.v2")  # type: ignore[attr-defined]
-def make_ensemble_v2(
-    models: List[str] = DEFAULT_MEMBERS,
-    dtype: str = "fastest",
-    device: Optional[str] = None,
-    device_map: Optional[str] = None,
-    batch_size: int = 8,
-    max_context: int = 4096,
-    trust_remote_code: bool = False,
-    cache: Optional[ResponseCache] = None,
-    share_prefix: bool = True,
-) -> Dict[str, Model]:
-    """``Ensemble.v1`` with ``dtype = "fastest"`` (see ``HFModel.v2``)."""
-    return make_ensemble(models, dtype, device, device_map, batch_size, max_context, trust_remote_code, cache, share_prefix)
 
 
 @registry.el4ner_models("el4ner.LlamaCppModel.v1")  # type: ignore[attr-defined]
@@ -150,8 +88,22 @@ def make_openai_model(
 ENGINES = ("transformers", "llama.cpp")
 
 
-@registry.el4ner_models("el4ner.Ensemble.v3")  # type: ignore[attr-defined]
-def make_ensemble_v3(
+@registry.el4ner_members("el4ner.Member.v1")  # type: ignore[attr-defined]
+def make_member(
+    model: Model,
+    weight: float = 1.0,
+    view: int = 0,
+    prompt: str = "few-shot",
+    votes: str = "extracted",
+    constrained: bool = False,
+    verifier: bool = False,
+) -> Member:
+    """One member: a model block (``@el4ner_models``) and what the pipeline does with it; see ``Member``."""
+    return Member(model, weight=weight, view=view, prompt=prompt, votes=votes, constrained=constrained, verifier=verifier)
+
+
+@registry.el4ner_members("el4ner.Ensemble.v1")  # type: ignore[attr-defined]
+def make_ensemble(
     models: List[str] = DEFAULT_MEMBERS,
     engine: str = "transformers",
     dtype: str = "fastest",
@@ -161,46 +113,40 @@ def make_ensemble_v3(
     max_context: int = 4096,
     trust_remote_code: bool = False,
     cache: Optional[ResponseCache] = None,
-    share_prefix: bool = True,
     n_threads: Optional[int] = None,
-) -> Dict[str, Model]:
-    """``Ensemble.v2`` with a choice of engine: "transformers" (``HFModel``) or "llama.cpp"
-    (``LlamaCppModel``: the GGUF files as shipped; ``batch_size`` prompts decoded side by side in a
-    key/value cache of ``2 * max_context`` tokens; ``dtype``, ``device``, ``device_map``,
-    ``trust_remote_code`` and ``share_prefix`` are transformers settings). ``n_threads``: llama.cpp's
-    CPU threads (None: the cores this process may use)."""
+) -> Members:
+    """Members by model name (embedded names, local folders or hub ids) on one engine with shared
+    settings, each with the default member settings; the first one verifies. Order matters: it breaks
+    voting ties. ``engine``: "transformers" (``HFModel``) or "llama.cpp" (``LlamaCppModel``: the GGUF
+    files as shipped; ``batch_size`` prompts decoded side by side in a key/value cache of
+    ``2 * max_context`` tokens; ``dtype``, ``device``, ``device_map`` and ``trust_remote_code`` are
+    transformers settings). ``n_threads``: llama.cpp's CPU threads (None: the cores this process may
+    use). For per-member settings (weights, views, adapters, verifiers), use ``el4ner.Members.v1``."""
     if engine not in ENGINES:
         raise ValueError(Errors.E009.format(options=ENGINES, value=engine))
-    if engine == "transformers":
-        return make_ensemble(models, dtype, device, device_map, batch_size, max_context, trust_remote_code, cache, share_prefix)
-    if device not in (None, "cpu") or device_map is not None or dtype != "fastest" or trust_remote_code:
-        raise ValueError(Errors.E010)
-    _check_members(models)
-    return {m: make_llamacpp_model(m, n_ctx=2 * max_context, n_threads=n_threads, parallel=batch_size, cache=cache) for m in models}
-
-
-def _check_members(models: Sequence[str]) -> None:
     if not models:
-        raise ValueError("The el4ner ensemble needs at least one member model")
+        raise ValueError(Errors.E012)
     if len(set(models)) != len(models):
-        raise ValueError(f"Duplicate member in {models}")
+        raise ValueError(Errors.E014.format(models=models))
+    if engine == "llama.cpp" and (device not in (None, "cpu") or device_map is not None or dtype != "fastest" or trust_remote_code):
+        raise ValueError(Errors.E010)
+    out: Dict[str, Member] = {}
+    for i, m in enumerate(models):
+        if engine == "transformers":
+            model: Model = make_hf_model(m, dtype, device, device_map, batch_size, max_context, trust_remote_code, None, cache)
+        else:
+            model = make_llamacpp_model(m, n_ctx=2 * max_context, n_threads=n_threads, parallel=batch_size, cache=cache)
+        out[m] = Member(model, verifier=i == 0)
+    return Members(out)
 
 
-@registry.el4ner_models("el4ner.EnsembleOf.v1")  # type: ignore[attr-defined]
-def make_ensemble_of(members: Dict[str, Any]) -> Dict[str, Model]:
-    """The members given one by one (e.g. HFModel.v1 blocks with their own adapter or dtype)."""
+@registry.el4ner_members("el4ner.Members.v1")  # type: ignore[attr-defined]
+def make_members(members: Dict[str, Any]) -> Members:
+    """The members one by one: ``[...members.members.NAME]`` blocks of ``el4ner.Member.v1``, each
+    with its model block and settings. NAME is a config section name: no ``.`` in it."""
     # (Dict[str, Any]: confection validates a dict of not yet resolved blocks against the value
-    # type, so Dict[str, Model] rejects every nested @el4ner_models block.)
-    if not members:
-        raise ValueError("The el4ner ensemble needs at least one member model")
-    return MemberBlocks(members)
-
-
-class MemberBlocks(Dict[str, Model]):
-    """``EnsembleOf.v1``'s members. Their names are config section names, so a saved pipeline's
-    config.cfg can only be read back when they hold no ``.`` (the component checks on saving)."""
-
-    names_are_sections = True
+    # type, so Dict[str, Member] rejects every nested block.)
+    return Members(members, names_are_sections=True)
 
 
 def config_key(name: str) -> str:
@@ -218,76 +164,15 @@ def make_hf_encoder(name: str = "all-minilm-l6-v2", batch_size: int = 64, device
     return HFEncoder(name, batch_size=batch_size, device=device)
 
 
+@registry.el4ner_retrievers("el4ner.SentenceSimRetriever.v1")  # type: ignore[attr-defined]
+def make_sentencesim_retriever(k: int = 4, max_empty: Optional[int] = 1) -> Callable[[Embedder], SentenceSimRetriever]:
+    """The k store docs most similar to the unit's whole text (cosine of sentence embeddings; no
+    model call). ``max_empty``: at most this many of them without entities (None: no limit)."""
+    return lambda embedder: SentenceSimRetriever(k, embedder, max_empty=max_empty)
+
+
 @registry.el4ner_retrievers("el4ner.SpanSimRetriever.v1")  # type: ignore[attr-defined]
 def make_spansim_retriever(
-    k: int = 4,
-    pre_extraction: str = "llm",
-    pos_weights: Optional[Dict[str, float]] = None,
-) -> Callable[[Embedder], SpanSimRetriever]:
-    """Span-level sentence similarity retrieval (the EL4NER method)."""
-
-    def build(embedder: Embedder) -> SpanSimRetriever:
-        return SpanSimRetriever(k, embedder, pre_extraction=pre_extraction, pos_weights=pos_weights)
-
-    return build
-
-
-@registry.el4ner_retrievers("el4ner.SpanSimRetriever.v2")  # type: ignore[attr-defined]
-def make_spansim_retriever_v2(
-    k: int = 4,
-    pre_extraction: str = "llm",
-    pos_weights: Optional[Dict[str, float]] = None,
-    max_empty: Optional[int] = 1,
-) -> Callable[[Embedder], SpanSimRetriever]:
-    """SpanSim retrieval (v1) plus a cap on demonstrations without entities (``max_empty``):
-    on sparse data (WNUT-17 train: 323 of the first 500 sentences have no entity) the top-k
-    were often all "[]" answers, and the extractor learnt to answer "[]"."""
-
-    return make_spansim_retriever_v3(k, pre_extraction, pos_weights, max_empty, pre_extraction_by="all")
-
-
-@registry.el4ner_retrievers("el4ner.SpanSimRetriever.v3")  # type: ignore[attr-defined]
-def make_spansim_retriever_v3(
-    k: int = 4,
-    pre_extraction: str = "llm",
-    pos_weights: Optional[Dict[str, float]] = None,
-    max_empty: Optional[int] = 1,
-    pre_extraction_by: Union[str, List[str]] = "first",
-) -> Callable[[Embedder], SpanSimRetriever]:
-    """SpanSim retrieval (v2) plus ``pre_extraction_by``: the members whose zero-shot answers
-    make the query spans, "first" (default: the first member, by convention the strongest),
-    "all" (the union, as in v1/v2) or a list of member names. With members of unequal strength
-    the weak members' spans pulled in worse demonstrations for everyone."""
-
-    return _spansim_builder(k, pre_extraction, pos_weights, max_empty, pre_extraction_by)
-
-
-def _spansim_builder(
-    k: int,
-    pre_extraction: str,
-    pos_weights: Optional[Dict[str, float]],
-    max_empty: Optional[int],
-    pre_extraction_by: Union[str, List[str]],
-    pre_extraction_prefix: str = "",
-) -> Callable[[Embedder], SpanSimRetriever]:
-    """The builder that the SpanSimRetriever versions share (the store's embedder comes in later)."""
-
-    def build(embedder: Embedder) -> SpanSimRetriever:
-        return SpanSimRetriever(
-            k,
-            embedder,
-            pre_extraction=pre_extraction,
-            pos_weights=pos_weights,
-            max_empty=max_empty,
-            pre_extraction_by=pre_extraction_by,
-            pre_extraction_prefix=pre_extraction_prefix,
-        )
-
-    return build
-
-
-@registry.el4ner_retrievers("el4ner.SpanSimRetriever.v4")  # type: ignore[attr-defined]
-def make_spansim_retriever_v4(
     k: int = 4,
     pre_extraction: str = "llm",
     pos_weights: Optional[Dict[str, float]] = None,
@@ -295,12 +180,19 @@ def make_spansim_retriever_v4(
     pre_extraction_by: Union[str, List[str]] = "first",
     pre_extraction_prefix: str = "[",
 ) -> Callable[[Embedder], SpanSimRetriever]:
-    """SpanSim retrieval (v3) whose zero-shot pre-extraction answer starts with
-    ``pre_extraction_prefix``. Without demonstrations and without that start the small instruct
-    models answer "[]" to nearly every text (v3: no query spans on any of 100 dev sentences of
-    WNUT-17, CrossNER politics and NCBI-disease), and retrieval falls back to whole-text similarity."""
+    """Span-level sentence similarity (the EL4NER paper's retrieval): the store docs whose entity
+    spans are most similar to spans pre-extracted from the unit, zero-shot ("llm", by the members of
+    ``pre_extraction_by``: "first", "all" or a list of names, their answers starting with
+    ``pre_extraction_prefix``), by a proper-noun heuristic ("heuristic") or both
+    ("llm+heuristic"); ties and units without spans fall back to whole-text similarity."""
 
-    return _spansim_builder(k, pre_extraction, pos_weights, max_empty, pre_extraction_by, pre_extraction_prefix)
+    def build(embedder: Embedder) -> SpanSimRetriever:
+        return SpanSimRetriever(
+            k, embedder, pre_extraction=pre_extraction, pos_weights=pos_weights, max_empty=max_empty,
+            pre_extraction_by=pre_extraction_by, pre_extraction_prefix=pre_extraction_prefix,
+        )
+
+    return build
 
 
 @registry.el4ner_retrievers("el4ner.RandomRetriever.v1")  # type: ignore[attr-defined]

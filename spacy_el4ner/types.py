@@ -34,7 +34,7 @@ class Candidate:
     validation: Optional[float] = None  # verifier's P(yes); None when not validated
     entity_score: Optional[float] = None  # P(entity) ** weight from the store (StoreEntityPrior); None: not used
     confidence: float = 0.0
-    refined_from: Optional[str] = None  # the extracted text, when boundary refinement shortened it
+    refined_from: Optional[str] = None  # the extracted text, when `edges` moved its edges
 
     @property
     def key(self) -> Tuple[int, int]:

@@ -13,7 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import hashlib
 import math
 import re
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy
 import pytest
@@ -22,6 +22,7 @@ from spacy.tokens import Doc
 from spacy.util import registry
 
 import spacy_el4ner.registry  # noqa: F401  (creates the el4ner_* registries)
+from spacy_el4ner.members import Member, Members
 from spacy_el4ner.models.protocol import as_messages
 
 CORPUS = [
@@ -130,22 +131,22 @@ def tiny_hf_config(llm_path: str, bert_path: str, labels: Sequence[str], device:
     hf = {"@el4ner_models": "el4ner.HFModel.v1", "name": llm_path, "dtype": "float32", "device": device, "batch_size": 4, "max_context": 1024}
     return {
         "labels": list(labels),
-        "members": {
-            "@el4ner_models": "el4ner.EnsembleOf.v1",
-            "members": {"tiny": hf, "fake": {"@el4ner_models": "test.FakeMember.v1", "name": "fake", "surfaces": list(surfaces)}},
+        "ensemble": {
+            "@el4ner_members": "el4ner.Members.v1",
+            "members": {
+                "tiny": {"@el4ner_members": "el4ner.Member.v1", "model": hf, "verifier": True},
+                "fake": {"@el4ner_members": "el4ner.Member.v1", "model": {"@el4ner_models": "test.FakeMember.v1", "name": "fake", "surfaces": list(surfaces)}},
+            },
         },
         "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": bert_path},
-        "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": 2, "pre_extraction": "llm"},
-        "verifier": "tiny",
-        "validation_threshold": 0.0,
-        "max_new_tokens": 8,
+        "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": 2, "pre_extraction": "llm", "pre_extraction_prefix": ""},
+        "extract": {"max_new_tokens": 8},
     }
 
 
 # -- fakes -------------------------------------------------------------------------------------
 _TEXT = re.compile(r"^Text: (.*?)(?:\n(?:What is the type|In this text, is)|\Z)", re.S)
-_CLASSIFY = re.compile(r'What is the type of "(.*)"(?: in this text)?\?')  # classify.v2 and v1
-_BOUNDARY = re.compile(r'Copy the complete name of the (\S+) that begins with "(.*)"')
+_CLASSIFY = re.compile(r'What is the type of "(.*)"\?')
 _VALIDATE = re.compile(r'In this text, is "(.*)" an entity of type (\S+?)(?: \(|\?)')
 
 
@@ -229,10 +230,7 @@ class FakeModel:
         for p, conts in zip(prompts, continuations):
             user = last_user(p)
             self._check(prompt_text(p))
-            if _BOUNDARY.search(user):
-                want = next((c for c in conts if c.strip('"') in self.names), conts[0])
-                out.append([-1.0 if c == want else -3.0 for c in conts])
-            elif list(conts) == ["Yes", "No"]:
+            if list(conts) == ["Yes", "No"]:
                 m = _VALIDATE.search(user)
                 assert m, user
                 y = self.yes.get(m.group(1), 0.9)
@@ -302,11 +300,16 @@ class TunedModel(FakeModel):
         return out
 
 
-@registry.el4ner_models("test.Fake.v1")
-def make_fake_members(script: str) -> Dict[str, FakeModel]:
+@registry.el4ner_members("test.Fake.v1")
+def make_fake_members(script: str, settings: Dict[str, Dict[str, Any]] = {}, verifiers: Optional[List[str]] = None) -> Members:
+    """A scripted ensemble; ``settings``: member name -> ``Member`` fields; ``verifiers``: the
+    members that verify (default: the first)."""
     if script not in SCRIPTS:
         raise ValueError(f"no test script {script!r}")
-    return SCRIPTS[script]()
+    models = SCRIPTS[script]()
+    names = list(models)
+    chosen = names[:1] if verifiers is None else list(verifiers)
+    return Members({n: Member(m, **{"verifier": n in chosen, **settings.get(n, {})}) for n, m in models.items()})
 
 
 @registry.el4ner_models("test.FakeMember.v1")

@@ -28,11 +28,12 @@ def script(scripts):
     return scripts("two", two_members)
 
 
-def config(script_name, **kw):
-    cfg = {
-        "members": {"@el4ner_models": "test.Fake.v1", "script": script_name},
-        "encoder": {"@el4ner_encoders": "test.HashEmbedder.v1"},
-    }
+def config(script_name, settings=None, verifiers=None, **kw):
+    """A config of the scripted ensemble ``script_name``; ``settings``: member -> Member fields."""
+    ensemble = {"@el4ner_members": "test.Fake.v1", "script": script_name, "settings": settings or {}}
+    if verifiers is not None:
+        ensemble["verifiers"] = verifiers
+    cfg = {"ensemble": ensemble, "encoder": {"@el4ner_encoders": "test.HashEmbedder.v1"}}
     cfg.update(kw)
     return cfg
 
@@ -71,7 +72,7 @@ def test_finetune_prompt_member_types_with_its_extracted_labels(nlp, scripts):
         return {"t": tuned["t"], "a": FakeModel("a", extracts(["Apple", "Berlin"]), labels={"Apple": "ORG", "Berlin": "ORG"})}
 
     name = scripts("tuned", members)
-    nlp.add_pipe("el4ner", config=config(name, labels=LABELS, finetune_prompt_members=["t"], validation=False))
+    nlp.add_pipe("el4ner", config=config(name, labels=LABELS, settings={"t": {"prompt": "fine-tuned"}}, validate=None))
     doc = nlp(TEXT)
     # Berlin: t (LOC) and a (ORG) tie, the first member wins; Apple: t abstains, a decides
     assert ents(doc) == [("Tim Cook", "PER"), ("Apple", "ORG"), ("Berlin", "LOC"), ("Paris", "LOC")]
@@ -115,17 +116,17 @@ def test_validation_threshold(nlp, script):
     nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
     assert ("Google", "ORG") not in ents(nlp("Google is big."))
     nlp2 = spacy.blank("en")
-    nlp2.add_pipe("el4ner", config=config(script, labels=LABELS, validation_threshold=0.05, min_confidence=0.05))
+    nlp2.add_pipe("el4ner", config=config(script, labels=LABELS, accept={"validation_threshold": 0.05, "min_confidence": 0.05}))
     assert ents(nlp2("Google is big.")) == [("Google", "ORG")]
     # the default rule: confidence = P(label) x P(yes) >= min_confidence (0.3)
     nlp4 = spacy.blank("en")
-    nlp4.add_pipe("el4ner", config=config(script, labels=LABELS, min_confidence=0.05))
+    nlp4.add_pipe("el4ner", config=config(script, labels=LABELS, accept={"min_confidence": 0.05}))
     doc4 = nlp4("Google is big.")
     (det,) = doc4.spans["el4ner"].attrs["details"]
     assert det["confidence"] == pytest.approx(det["label_score"] * det["validation"], abs=1e-3)
     assert (det["confidence"] >= 0.05) == (("Google", "ORG") in ents(doc4))
     nlp3 = spacy.blank("en")
-    nlp3.add_pipe("el4ner", config=config(script, labels=LABELS, validation=False))
+    nlp3.add_pipe("el4ner", config=config(script, labels=LABELS, validate=None))
     doc = nlp3("Google is big.")
     assert ents(doc) == [("Google", "ORG")]
     assert doc.spans["el4ner"].attrs["details"][0]["validation"] is None
@@ -141,13 +142,13 @@ def test_verifier_choice(nlp, scripts):
     members2 = two_members()
     scripts("fixed2", lambda: members2)
     nlp2 = spacy.blank("en")
-    nlp2.add_pipe("el4ner", config=config("fixed2", labels=LABELS, verifier="all"))
+    nlp2.add_pipe("el4ner", config=config("fixed2", labels=LABELS, verifiers=["a", "b"]))
     nlp2("Paris.")
     assert sum(1 for k, ps in members2["b"].calls if k == "score" and "Yes or No" in str(ps)) == 1
     members3 = two_members()
     scripts("fixed3", lambda: members3)
     nlp3 = spacy.blank("en")
-    nlp3.add_pipe("el4ner", config=config("fixed3", labels=LABELS, verifier="b"))
+    nlp3.add_pipe("el4ner", config=config("fixed3", labels=LABELS, verifiers=["b"]))
     nlp3("Paris.")
     assert sum(1 for k, ps in members3["a"].calls if k == "score" and "Yes or No" in str(ps)) == 0
     assert sum(1 for k, ps in members3["b"].calls if k == "score" and "Yes or No" in str(ps)) == 1
@@ -162,20 +163,11 @@ def test_voting_first(nlp, scripts):
             "c": FakeModel("c", extracts(["Paris"]), labels={"Paris": "LOC"}),
         },
     )
-    nlp.add_pipe("el4ner", config=config("disagree", labels=LABELS, voting="first"))
+    nlp.add_pipe("el4ner", config=config("disagree", labels=LABELS, classify={"voting": "first"}))
     assert ents(nlp("Paris.")) == [("Paris", "ORG")]
     nlp2 = spacy.blank("en")
-    nlp2.add_pipe("el4ner", config=config("disagree", labels=LABELS, voting="majority"))
+    nlp2.add_pipe("el4ner", config=config("disagree", labels=LABELS, classify={"voting": "majority"}))
     assert ents(nlp2("Paris.")) == [("Paris", "LOC")]
-
-
-def test_none_option_off(nlp, scripts):
-    scripts("flew", lambda: {"a": FakeModel("a", extracts(["flew", "Paris"]), labels={"Paris": "LOC"})})
-    nlp.add_pipe("el4ner", config=config("flew", labels=LABELS, none_option=True))
-    assert ents(nlp("Bob flew to Paris.")) == [("Paris", "LOC")]  # "flew": none
-    nlp2 = spacy.blank("en")
-    nlp2.add_pipe("el4ner", config=config("flew", labels=LABELS, min_confidence=0.0))  # default: no "none" option
-    assert ents(nlp2("Bob flew to Paris.")) == [("flew", "PER"), ("Paris", "LOC")]
 
 
 def test_initialize_fills_store_and_infers_labels(nlp, scripts, labelled_docs):
@@ -360,24 +352,30 @@ def test_model_error_raises_without_handler(nlp, scripts):
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        ({"voting": "plurality"}, "voting must be one of"),
-        ({"finetune_prompt_votes": "soft"}, "finetune_prompt_votes must be true, false or"),
-        ({"verifier": "nobody"}, "verifier must be"),
-        ({"validation_threshold": 1.5}, "validation_threshold"),
-        ({"max_unit_tokens": 2}, "max_unit_tokens"),
-        ({"label_descriptions": {"ALIEN": "?"}}, "label_descriptions name labels not in"),
-        ({"member_weights": {"nobody": 2.0}}, "member_weights name models that are not members"),
-        ({"extraction_quorum": -1.0}, "extraction_quorum must be >= 0"),
-        ({"accept_finder_sets": [["nobody"]]}, "accept_finder_sets is a list of lists of member names"),
-        ({"accept_finder_sets": ["a"]}, "accept_finder_sets"),  # spaCy's config validation: not List[List[str]]
-        ({"accept_finder_sets": [[]]}, "accept_finder_sets is a list of lists of member names"),
-        ({"member_demo_views": {"nobody": 1}}, "member_demo_views maps member names"),
-        ({"constrained_extraction": ["nobody"]}, "constrained_extraction is true, false or a list of member names"),
-        ({"member_demo_views": {"a": -1}}, "member_demo_views maps member names"),
-        ({"refine_margin": -0.5}, "refine_margin"),
-        ({"stage_demos": {"classify": -1}}, "stage_demos maps a stage"),
-        ({"stage_demos": {"vote": 2}}, "stage_demos maps a stage"),
-        ({"validation_skip_above": 1.5}, "validation_skip_above must be between 0 and 1"),
+        ({"classify": {"voting": "plurality"}}, r"E011.*classify.voting must be one of"),
+        ({"settings": {"a": {"votes": "soft"}}}, r"E011.*votes must be one of"),
+        ({"settings": {"a": {"prompt": "zero-shot"}}}, r"E011.*prompt must be one of"),
+        ({"verifiers": []}, r"E017.*no member verifies"),
+        ({"accept": {"validation_threshold": 1.5}}, r"E011.*accept.validation_threshold must be a number from 0.0 to 1.0"),
+        ({"max_unit_tokens": 2}, r"E011.*max_unit_tokens must be an integer >= 8"),
+        ({"label_descriptions": {"ALIEN": "?"}}, r"E011.*label_descriptions"),
+        ({"settings": {"a": {"weight": -2.0}}}, r"E011.*weight must be a number >= 0"),
+        ({"accept": {"extraction_quorum": -1.0}}, r"E011.*accept.extraction_quorum must be a number >= 0"),
+        ({"accept": {"finder_sets": [["nobody"]]}}, r"E018.*accept.finder_sets names \['nobody'\]"),
+        ({"accept": {"finder_sets": ["a"]}}, r"E011.*accept.finder_sets must be a non-empty list of member names"),
+        ({"accept": {"finder_sets": [[]]}}, r"E011.*accept.finder_sets must be a non-empty list"),
+        ({"accept": {"quorum": 1.0}}, r"E015.*unknown setting 'quorum' in the `accept` block"),
+        ({"settings": {"a": {"view": -1}}}, r"E011.*view must be an integer >= 0"),
+        ({"settings": {"a": {"constrained": "yes"}}}, r"E011.*constrained must be true or false"),
+        ({"classify": {"demos": -1}}, r"E011.*classify.demos must be an integer >= 0"),
+        ({"classify": {"demo": 2}}, r"E015.*did you mean 'demos'"),
+        ({"validate": {"skip_above": 1.5}}, r"E011.*validate.skip_above must be a number from 0.0 to 1.0"),
+        ({"validate": "yes"}, r"validate"),  # spaCy's config validation: not a block
+        ({"extract": {"template": "extract.v9.jinja"}}, r"E020.*no such built-in template"),
+        ({"extract": {"max_new_tokens": 0}}, r"E011.*extract.max_new_tokens must be an integer >= 1"),
+        ({"batch_size": 0}, r"E011.*batch_size must be an integer >= 1"),
+        ({"spans_key": ""}, r"E011.*spans_key must be a non-empty string"),
+        ({"label_descriptions": {"PER": 3}}, r"label_descriptions"),
     ],
 )
 def test_bad_config_values(nlp, script, overrides, match):
@@ -387,7 +385,7 @@ def test_bad_config_values(nlp, script, overrides, match):
 
 def test_accept_finder_sets_keeps_only_spans_of_those_members(nlp, script):
     # only the spans that b found (alone or with a): Paris and Angela Merkel (a alone) are left out
-    nlp.add_pipe("el4ner", config=config(script, labels=LABELS, accept_finder_sets=[["b"], ["a", "b"]]))
+    nlp.add_pipe("el4ner", config=config(script, labels=LABELS, accept={"finder_sets": [["b"], ["a", "b"]]}))
     doc = nlp(TEXT)
     found = dict(ents(doc))
     assert "Berlin" in found and "Apple" in found
@@ -395,7 +393,7 @@ def test_accept_finder_sets_keeps_only_spans_of_those_members(nlp, script):
     assert all(set(d["extracted_by"]) & {"b"} for d in doc.spans["el4ner"].attrs["details"])
     assert nlp.get_pipe("el4ner").stats["below_quorum"] >= 2
     # the setting is part of the config: it survives nlp.to_disk -> spacy.load
-    assert nlp.config["components"]["el4ner"]["accept_finder_sets"] == [["b"], ["a", "b"]]
+    assert nlp.config["components"]["el4ner"]["accept"]["finder_sets"] == [["b"], ["a", "b"]]
 
 
 def test_direct_construction(nlp):
@@ -405,7 +403,7 @@ def test_direct_construction(nlp):
         nlp.vocab,
         labels=["LOC"],
         label_descriptions={"LOC": "a place"},
-        members=members,
+        ensemble=members,
         encoder=emb,
         retriever=SpanSimRetriever(2, emb, "heuristic"),
         store=DemoStore(nlp.vocab, ["LOC"], emb),
@@ -416,8 +414,8 @@ def test_direct_construction(nlp):
     assert pipe.add_label("PER") == 1 and pipe.add_label("PER") == 0
     assert pipe.labels == ("LOC", "PER") and pipe.store.labels == ["LOC", "PER"]
     assert pipe.model_stats()["m"]["calls"] == len(members["m"].calls)
-    with pytest.raises(ValueError, match="at least one member"):
-        EL4NER(nlp.vocab, labels=["LOC"], label_descriptions={}, members={}, encoder=emb, retriever=None, store=DemoStore())
+    with pytest.raises(ValueError, match="E012"):
+        EL4NER(nlp.vocab, labels=["LOC"], label_descriptions={}, ensemble={}, encoder=emb, retriever=None, store=DemoStore())
 
 
 def test_scorer(nlp, script, labelled_docs):
@@ -457,7 +455,7 @@ def test_type_prior_from_the_store(nlp, scripts, labelled_docs, tmp_path):
     # the member calls Paris an ORG; the store's labelled spans say LOC (Paris, London, ...)
     scripts("paris", lambda: {"a": FakeModel("a", extracts(["Paris", "Tim Cook"]), labels={"Paris": "ORG", "Tim Cook": "PER"})})
     prior = {"@el4ner_priors": "el4ner.StoreKNNPrior.v1", "k": 1, "temperature": 0.05, "mix": 0.01, "weight": 1.0}
-    nlp.add_pipe("el4ner", config=config("paris", type_prior=prior))
+    nlp.add_pipe("el4ner", config=config("paris", classify={"type_prior": prior}))
     nlp.initialize(lambda: examples(nlp, labelled_docs))
     doc = nlp("Tim Cook flew to Paris.")
     assert ents(doc) == [("Tim Cook", "PER"), ("Paris", "LOC")]
@@ -469,7 +467,7 @@ def test_type_prior_from_the_store(nlp, scripts, labelled_docs, tmp_path):
     assert ents(loaded("Tim Cook flew to Paris.")) == ents(doc)
     # without the prior the member decides
     nlp2 = spacy.blank("en")
-    nlp2.add_pipe("el4ner", config=config("paris", type_prior=None))
+    nlp2.add_pipe("el4ner", config=config("paris", classify={"type_prior": None}))
     nlp2.initialize(lambda: examples(nlp2, labelled_docs))
     doc2 = nlp2("Tim Cook flew to Paris.")
     assert ents(doc2) == [("Tim Cook", "PER"), ("Paris", "ORG")]
@@ -478,7 +476,7 @@ def test_type_prior_from_the_store(nlp, scripts, labelled_docs, tmp_path):
 
 def test_default_type_prior_is_store_knn(nlp, script):
     pipe = nlp.add_pipe("el4ner", config=config(script, labels=LABELS))
-    assert nlp.config["components"]["el4ner"]["type_prior"]["@el4ner_priors"] == "el4ner.StoreKNNPrior.v1"
+    assert nlp.config["components"]["el4ner"]["classify"]["type_prior"]["@el4ner_priors"] == "el4ner.StoreKNNPrior.v1"
     assert (pipe.type_prior.k, pipe.type_prior.mix, pipe.type_prior.weight) == (5, 0.3, 1.0)
 
 
@@ -486,7 +484,7 @@ def test_boundary_rule_trims_by_the_store_casing(nlp, scripts, labelled_docs, tm
     # the member copies a word too many; the store's LOC spans (6) never end in a lower-case word
     scripts("cairo", lambda: {"a": FakeModel("a", extracts(["Tim Cook", "Cairo residents"]), labels={"Tim Cook": "PER", "Cairo residents": "LOC", "Cairo": "LOC"})})
     nlp.add_pipe("el4ner", config=config("cairo"))
-    assert nlp.config["components"]["el4ner"]["boundary_rule"]["@el4ner_boundaries"] == "el4ner.StoreEdges.v1"
+    assert nlp.config["components"]["el4ner"]["edges"]["@el4ner_boundaries"] == "el4ner.StoreEdges.v1"
     nlp.initialize(lambda: examples(nlp, labelled_docs))
     doc = nlp("Tim Cook met Cairo residents.")
     assert ents(doc) == [("Tim Cook", "PER"), ("Cairo", "LOC")]
@@ -497,7 +495,7 @@ def test_boundary_rule_trims_by_the_store_casing(nlp, scripts, labelled_docs, tm
     assert ents(spacy.load(tmp_path / "b")("Tim Cook met Cairo residents.")) == ents(doc)
     # off: the span stays as extracted; and PER (2 stored spans) is below min_count either way
     nlp2 = spacy.blank("en")
-    nlp2.add_pipe("el4ner", config=config("cairo", boundary_rule=None))
+    nlp2.add_pipe("el4ner", config=config("cairo", edges=None))
     nlp2.initialize(lambda: examples(nlp2, labelled_docs))
     assert ents(nlp2("Tim Cook met Cairo residents.")) == [("Tim Cook", "PER"), ("Cairo residents", "LOC")]
 
@@ -506,7 +504,7 @@ def test_entity_prior_scales_confidence(nlp, scripts, labelled_docs):
     # "sings" is typed PER by the member, but the store only has it as text outside entities
     scripts("sings", lambda: {"a": FakeModel("a", extracts(["Tim Cook", "sings"]), labels={"Tim Cook": "PER", "sings": "PER"})})
     prior = {"@el4ner_priors": "el4ner.StoreEntityPrior.v1", "k": 1}
-    nlp.add_pipe("el4ner", config=config("sings", entity_prior=prior))
+    nlp.add_pipe("el4ner", config=config("sings", accept={"entity_prior": prior}))
     nlp.initialize(lambda: examples(nlp, labelled_docs + [make_doc(nlp, "She sings daily.")]))
     doc = nlp("Tim Cook sings.")
     assert ents(doc) == [("Tim Cook", "PER")]
@@ -514,7 +512,7 @@ def test_entity_prior_scales_confidence(nlp, scripts, labelled_docs):
     assert details["Tim Cook"]["entity_score"] == pytest.approx(1.0)
     assert details["sings"]["entity_score"] == pytest.approx(0.0)
     assert details["sings"]["accepted"] is False and details["sings"]["validation"] is None  # not worth asking
-    assert nlp.config["components"]["el4ner"]["entity_prior"]["k"] == 1
+    assert nlp.config["components"]["el4ner"]["accept"]["entity_prior"]["k"] == 1
     # off by default
     nlp2 = spacy.blank("en")
     nlp2.add_pipe("el4ner", config=config("sings"))
@@ -527,10 +525,12 @@ def test_member_demo_views_in_a_config_survive_saving(nlp, labelled_docs, tmp_pa
     member = {"@el4ner_models": "test.FakeMember.v1", "name": "m", "surfaces": ["Tim Cook", "Paris"], "labels": {"Tim Cook": "PER", "Paris": "LOC"}}
     cfg = {
         "labels": LABELS,
-        "members": {"@el4ner_models": "el4ner.EnsembleOf.v1", "members": {"m": member, "m@1": member}},
+        "ensemble": {"@el4ner_members": "el4ner.Members.v1", "members": {
+            "m": {"@el4ner_members": "el4ner.Member.v1", "model": member, "verifier": True},
+            "m@1": {"@el4ner_members": "el4ner.Member.v1", "model": member, "view": 1},
+        }},
         "encoder": {"@el4ner_encoders": "test.HashEmbedder.v1"},
-        "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v3", "k": 2, "pre_extraction": "heuristic", "max_empty": None},
-        "member_demo_views": {"m@1": 1},
+        "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": 2, "pre_extraction": "heuristic", "max_empty": None},
     }
     pipe = nlp.add_pipe("el4ner", config=cfg)
     nlp.initialize(lambda: examples(nlp, labelled_docs))
@@ -566,10 +566,11 @@ def test_hostile_model_output_is_cleaned_listed_and_serialisable(nlp, scripts):
     assert len(list(DocBin(docs=[doc], store_user_data=True).get_docs(nlp.vocab))) == 1
 
 
-@pytest.mark.parametrize("key,value", [("max_new_tokens", 0), ("max_new_tokens", -5), ("batch_size", 0), ("batch_size", -1)])
+@pytest.mark.parametrize("key,value", [("extract.max_new_tokens", 0), ("extract.max_new_tokens", -5), ("batch_size", 0), ("batch_size", -1)])
 def test_bad_sizes_fail_at_add_pipe(nlp, script, key, value):
-    with pytest.raises(ValueError, match=f"{key} must be a positive integer"):
-        nlp.add_pipe("el4ner", config=config(script, labels=LABELS, **{key: value}))
+    block, _, leaf = key.rpartition(".")
+    with pytest.raises(ValueError, match=f"E011.*{key} must be an integer >= 1"):
+        nlp.add_pipe("el4ner", config=config(script, labels=LABELS, **({block: {leaf: value}} if block else {leaf: value})))
 
 
 def test_initialize_twice_gives_the_same_store_as_once(nlp, script, labelled_docs):

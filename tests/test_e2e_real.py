@@ -81,8 +81,8 @@ def test_int8_members_run_end_to_end_close_to_float32(nlp):
         pytest.skip("this torch has no x86/fbgemm quantised kernels")
     labels = ["person", "location", "corporation"]
     quick = spacy.blank("en")
-    members = {"@el4ner_models": "el4ner.Ensemble.v2", "dtype": "int8", "device": "cpu"}
-    quick.add_pipe("el4ner", config={"labels": labels, "members": members})
+    members = {"@el4ner_members": "el4ner.Ensemble.v1", "dtype": "int8", "device": "cpu"}
+    quick.add_pipe("el4ner", config={"labels": labels, "ensemble": members})
     docs = read_docs(CORPUS, quick)
     quick.initialize(get_examples=lambda: [Example(quick.make_doc(d.text), d) for d in docs])
     first = quick.get_pipe("el4ner").members["qwen2.5-coder-0.5b-instruct"]
@@ -139,17 +139,18 @@ def test_llamacpp_engine_and_a_mixed_ensemble(tmp_path):
     if not _ready() or not all(zoo.has_gguf(n) for n in ("qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct")):
         pytest.skip("embedded models not installed: run `python -m spacy_el4ner models pull`")
     labels = ["person", "location", "corporation"]
-    engine_members = {"@el4ner_models": "el4ner.Ensemble.v3", "engine": "llama.cpp"}
+    engine_members = {"@el4ner_members": "el4ner.Ensemble.v1", "engine": "llama.cpp"}
     mixed_members = {
-        "@el4ner_models": "el4ner.EnsembleOf.v1",
+        "@el4ner_members": "el4ner.Members.v1",
         "members": {
-            "qwen": {"@el4ner_models": "el4ner.LlamaCppModel.v1", "name": "qwen2.5-coder-0.5b-instruct"},
-            "smol": {"@el4ner_models": "el4ner.HFModel.v2", "name": "smollm2-135m-instruct"},
+            "qwen": {"@el4ner_members": "el4ner.Member.v1", "verifier": True,
+                     "model": {"@el4ner_models": "el4ner.LlamaCppModel.v1", "name": "qwen2.5-coder-0.5b-instruct"}},
+            "smol": {"@el4ner_members": "el4ner.Member.v1", "model": {"@el4ner_models": "el4ner.HFModel.v1", "name": "smollm2-135m-instruct"}},
         },
     }
     for members in (engine_members, mixed_members):
         nlp = spacy.blank("en")
-        nlp.add_pipe("el4ner", config={"labels": labels, "members": members})
+        nlp.add_pipe("el4ner", config={"labels": labels, "ensemble": members})
         docs = read_docs(CORPUS, nlp)
         nlp.initialize(get_examples=lambda: [Example(nlp.make_doc(d.text), d) for d in docs])
         found = expected = 0

@@ -116,8 +116,8 @@ def test_workflow_cllmfs_on_tiny_sample(tmp_path):
     assert set(results["results"]) == {"ensemble", f"alone:{a}", f"alone:{b}"}
     assert all(r["n_sentences"] == 2 for r in results["results"].values())
     settings = results["meta"]["settings"]
-    assert settings["finetune_prompt_members"] == [a, b] and settings["constrained_extraction"] is True
-    assert settings["accept_finder_sets"] == calibration["accept_finder_sets"]  # from --calibration
+    assert settings["member.prompt"] == "fine-tuned" and settings["member.constrained"] is True
+    assert settings["accept.finder_sets"] == calibration["accept_finder_sets"]  # from --calibration
     assert "| ensemble |" in (proj / "metrics" / "REPORT.md").read_text()
     # the assembled pipeline holds its own copies of both adapters
     copied = sorted(p.name for p in (proj / "training" / "wnut17-cllmfs" / "el4ner" / "adapters").iterdir())

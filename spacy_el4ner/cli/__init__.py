@@ -1,11 +1,10 @@
-"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,benchmark,finetune,cache,annotate,review,db-out}``."""
+"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,finetune,cache,annotate,review,db-out}``."""
 import logging
 import os
 
 import typer
 
 from .annotate import annotate, db_out
-from .benchmark import bench_worker, benchmark
 from .cache import cache_app
 from .calibrate import calibrate
 from .compare import compare
@@ -25,8 +24,6 @@ app.command("evaluate")(evaluate)
 app.command("compare")(compare)
 app.command("calibrate")(calibrate)
 app.command("quickstart")(quickstart)
-app.command("benchmark")(benchmark)
-app.command("bench-worker", hidden=True)(bench_worker)
 app.command("finetune")(finetune)
 app.command("annotate")(annotate)
 app.command("review")(review)

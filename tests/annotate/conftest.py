@@ -25,11 +25,10 @@ TEXTS = [
 ]
 CONFIG = {
     "labels": LABELS,
-    "members": {"@el4ner_models": "el4ner.Ensemble.v2", "models": [MEMBER]},
-    "retriever": {"@el4ner_retrievers": "el4ner.SpanSimRetriever.v3", "k": 2, "pre_extraction": "llm", "max_empty": 1,
-                  "pre_extraction_by": "first"},
-    "validation": False,
-    "max_new_tokens": 32,
+    "ensemble": {"@el4ner_members": "el4ner.Ensemble.v1", "models": [MEMBER]},
+    "retriever": {"@el4ner_retrievers": "el4ner.SentenceSimRetriever.v1", "k": 2, "max_empty": 1},
+    "extract": {"max_new_tokens": 32},
+    "validate": None,
 }
 
 

@@ -24,8 +24,8 @@ def test_calibrate_cli_prints_the_setting_and_writes_json(tmp_path):
     out = tmp_path / "calibration.json"
     res = CliRunner().invoke(app, ["calibrate", str(preds), "--output", str(out), "--samples", "50"])
     assert res.exit_code == 0, res.output
-    assert 'accept_finder_sets = [["big", "small"]]' in res.output
-    assert "--set 'accept_finder_sets=" in res.output
+    assert 'finder_sets = [["big", "small"]]' in res.output
+    assert "--set 'accept.finder_sets=" in res.output
     saved = json.loads(out.read_text())
     assert saved["accept_finder_sets"] == [["big", "small"]]
     assert saved["f1_union"] < saved["f1_calibrated"] == 100.0
@@ -44,7 +44,7 @@ def test_calibrate_cli_renames_members(tmp_path):
     preds = _write(tmp_path / "p.jsonl", [_row(i) for i in range(10)])
     res = CliRunner().invoke(app, ["calibrate", str(preds), "--samples", "20", "--rename", "big=qwen", "--rename", "small=smol"])
     assert res.exit_code == 0, res.output
-    assert 'accept_finder_sets = [["qwen", "smol"]]' in res.output
+    assert 'finder_sets = [["qwen", "smol"]]' in res.output
     res = CliRunner().invoke(app, ["calibrate", str(preds), "--rename", "nobody=x"])
     assert res.exit_code == 1 and "not in the run" in " ".join(res.output.split())
     res = CliRunner().invoke(app, ["calibrate", str(preds), "--rename", "big"])
@@ -63,7 +63,7 @@ def test_calibrate_cli_chooses_a_threshold(tmp_path):
     out = tmp_path / "c.json"
     res = CliRunner().invoke(app, ["calibrate", str(preds), "--samples", "20", "--output", str(out)])
     assert res.exit_code == 0, res.output
-    assert "--set 'min_confidence=0.4'" in res.output
+    assert "--set 'accept.min_confidence=0.4'" in res.output
     saved = json.loads(out.read_text())
     assert saved["min_confidence"] == 0.4 and saved["threshold"]["f1_after"] == 100.0
     res = CliRunner().invoke(app, ["calibrate", str(preds), "--samples", "20", "--no-threshold"])
@@ -74,7 +74,7 @@ def test_calibrate_cli_chooses_a_threshold(tmp_path):
     preds = _write(tmp_path / "q.jsonl", rows)
     res = CliRunner().invoke(app, ["calibrate", str(preds), "--samples", "200"])
     assert res.exit_code == 0, res.output
-    assert "within noise" in " ".join(res.output.split()) and "--set 'min_confidence" not in res.output
+    assert "within noise" in " ".join(res.output.split()) and "--set 'accept.min_confidence" not in res.output
 
 
 def test_calibrate_cli_keeps_the_defaults_when_nothing_was_accepted(tmp_path):

@@ -106,7 +106,7 @@ def setup(nlp, tmp_path, scripts, monkeypatch):
     def build(labels, members, store_dir, *args, **kw):
         nlp2 = spacy.blank("en")
         nlp2.add_pipe("el4ner", config={
-            "labels": labels, "members": {"@el4ner_models": "test.Fake.v1", "script": "ckpt"},
+            "labels": labels, "ensemble": {"@el4ner_members": "test.Fake.v1", "script": "ckpt"},
             "encoder": {"@el4ner_encoders": "test.HashEmbedder.v1"},
             "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": str(store_dir)},
         })
@@ -120,7 +120,7 @@ def setup(nlp, tmp_path, scripts, monkeypatch):
 def run(tmp_path: Path, output: str, limit: int = 0, prefix_run=None, settings=()):
     evaluate_mod.evaluate(
         data=tmp_path / "data.spacy", store=tmp_path / "store", output=tmp_path / output, members="a,b", labels=None,
-        limit=limit, k=2, pre_extraction="llm", max_empty=1, pre_prefix="", pre_by="first", alone=False, ablate=False,
+        limit=limit, k=2, retriever="sentence", pre_extraction="llm", max_empty=1, pre_prefix="", pre_by="first", alone=False, ablate=False,
         variants="none", save_predictions=True, rerun=False, cache=None, tagger="none", batch_size=2, dtype="fastest", engine="transformers", name="t",
         settings=list(settings), calibration=None, prefix_run=prefix_run, export_config=None,
     )

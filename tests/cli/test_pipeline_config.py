@@ -5,7 +5,9 @@ import pytest
 import spacy
 from confection import Config
 
-from spacy_el4ner.cli.evaluate import build_pipeline
+from spacy_el4ner.cli.evaluate import build_pipeline, retriever_block
+
+SENTENCE = {"@el4ner_retrievers": "el4ner.SentenceSimRetriever.v1", "k": 2, "max_empty": 1}
 from spacy_el4ner.cli.pipeline_config import config_key, member_renames, pipeline_config, rename_members
 from spacy_el4ner.store import DemoStore
 
@@ -42,10 +44,10 @@ def test_adapter_views_export_round_trips(nlp, tmp_path):
     a = f"{Q}+{_adapter(tmp_path)}"
     members = [a, f"{a}@1", f"{a}@2"]
     sets = [[members[0]], [members[1], members[2]]]
-    overrides = {"accept_finder_sets": sets, "member_weights": {members[0]: 2.0}, "verifier": members[0],
-                 "constrained_extraction": [members[2]], "finetune_prompt_members": [members[2]]}
-    built = build_pipeline(["LOC", "ORG", "PER"], members, store, 2, "llm", tmp_path / "cache", "none",
-                           overrides=overrides, pre_extraction_by=[members[0]])
+    overrides = {"accept.finder_sets": sets, "member.weight": {members[0]: 2.0}, "member.verifier": {members[0]: True},
+                 "member.constrained": {members[2]: True}, "member.prompt": {members[2]: "fine-tuned"}}
+    spansim = retriever_block("spansim", 2, 1, "llm", members[0], "[")
+    built = build_pipeline(["LOC", "ORG", "PER"], members, store, tmp_path / "cache", "none", spansim, overrides=overrides)
     text = pipeline_config(built).to_str()
     new = [config_key(m) for m in members]
     # through text, as a user's config.cfg
@@ -54,16 +56,16 @@ def test_adapter_views_export_round_trips(nlp, tmp_path):
     assert list(pipe.members) == new  # order kept: "first" and ties depend on it
     assert [(m.name, m.adapter) for m in pipe.members.values()] == [(Q, a.partition("+")[2])] * 3
     assert pipe.settings.member_demo_views == {new[1]: 1, new[2]: 2}
-    assert pipe.settings.member_weights == {new[0]: 2.0}
+    assert pipe.settings.member_weights == {new[0]: 2.0, new[1]: 1.0, new[2]: 1.0}
     assert [sorted(s) for s in pipe.settings.accept_finder_sets] == [[new[0]], sorted(new[1:])]
-    assert pipe.verifier == new[0]
+    assert pipe.ensemble.verifiers() == [new[0]]
     assert pipe.settings.constrained == [new[2]] and pipe.settings.finetune_prompt == [new[2]]
     assert pipe.retriever.pre_extraction_by == [new[0]]
     assert all(m.cache is not None for m in pipe.members.values())
     # every other setting is the evaluated pipeline's
     old_cfg, new_cfg = built.config["components"]["el4ner"], nlp2.config["components"]["el4ner"]
     assert {**new_cfg["retriever"], "pre_extraction_by": None} == {**old_cfg["retriever"], "pre_extraction_by": None}
-    for key in ("labels", "store", "type_prior", "boundary_rule", "voting", "validation", "templates", "stage_demos"):
+    for key in ("labels", "store", "extract", "classify", "validate", "edges"):
         assert new_cfg[key] == old_cfg[key], key
     # and the assembled pipeline saves and loads (adapters copied in)
     nlp2.to_disk(tmp_path / "pipeline")
@@ -73,20 +75,20 @@ def test_adapter_views_export_round_trips(nlp, tmp_path):
 
 
 def test_plain_members_keep_their_names(nlp, tmp_path):
-    built = build_pipeline(["LOC"], [Q, "smollm2-135m-instruct"], _store(nlp, tmp_path), 2, "llm", None, "none",
-                           overrides={"member_weights": {Q: 2.0}})
+    built = build_pipeline(["LOC"], [Q, "smollm2-135m-instruct"], _store(nlp, tmp_path), None, "none", SENTENCE,
+                           overrides={"accept.min_confidence": 0.4})
     cfg = pipeline_config(built)
-    assert cfg["components"]["el4ner"]["members"]["models"] == [Q, "smollm2-135m-instruct"]
+    assert cfg["components"]["el4ner"]["ensemble"]["models"] == [Q, "smollm2-135m-instruct"]
     nlp2 = spacy.util.load_model_from_config(Config().from_str(cfg.to_str()), auto_fill=True)
     assert list(nlp2.get_pipe("el4ner").members) == [Q, "smollm2-135m-instruct"]
-    assert nlp2.get_pipe("el4ner").settings.member_weights == {Q: 2.0}
+    assert nlp2.get_pipe("el4ner").min_confidence == 0.4
 
 
 def test_clashing_names_and_missing_source_are_errors(nlp, tmp_path):
     with pytest.raises(ValueError, match="differ in more than their dots"):
-        member_renames({"@el4ner_models": "el4ner.EnsembleOf.v1", "members": {"a.b": {}, "a_b": {}}})
-    assert rename_members({"members": {"models": ["x"]}}, {}) == {"members": {"models": ["x"]}}
-    built = build_pipeline(["LOC"], [Q], _store(nlp, tmp_path), 2, "llm", None, "none")
+        member_renames({"@el4ner_members": "el4ner.Members.v1", "members": {"a.b": {}, "a_b": {}}})
+    assert rename_members({"ensemble": {"models": ["x"]}}, {}) == {"ensemble": {"models": ["x"]}}
+    built = build_pipeline(["LOC"], [Q], _store(nlp, tmp_path), None, "none", SENTENCE)
     built.add_pipe("sentencizer", first=True)
     with pytest.raises(ValueError, match="source"):
         pipeline_config(built)
@@ -98,13 +100,13 @@ def test_clashing_names_and_missing_source_are_errors(nlp, tmp_path):
 
 
 def test_saving_a_pipeline_with_dotted_member_keys_says_what_to_fix(nlp, tmp_path):
-    built = build_pipeline(["LOC"], [Q, f"{Q}@1"], _store(nlp, tmp_path), 2, "llm", None, "none")
+    built = build_pipeline(["LOC"], [Q, f"{Q}@1"], _store(nlp, tmp_path), None, "none", SENTENCE)
     with pytest.raises(ValueError, match="Name them without '.'"):
         built.to_disk(tmp_path / "p")
     with pytest.raises(ValueError, match="export-config"):
         built.get_pipe("el4ner").to_bytes()
     # plain Ensemble.v1 model names are list items, not sections: they save
-    plain = build_pipeline(["LOC"], [Q], _store(nlp, tmp_path), 2, "llm", None, "none")
+    plain = build_pipeline(["LOC"], [Q], _store(nlp, tmp_path), None, "none", SENTENCE)
     plain.to_disk(tmp_path / "plain")
     assert list(spacy.load(tmp_path / "plain").get_pipe("el4ner").members) == [Q]
 
@@ -115,7 +117,7 @@ def test_saved_pipeline_loads_from_another_working_directory(nlp, tmp_path, monk
 
     monkeypatch.chdir(tmp_path)
     _store(nlp, tmp_path)  # tmp_path / "store", named relatively below
-    built = build_pipeline(["LOC", "ORG", "PER"], [Q], __import__("pathlib").Path("store"), 2, "llm", None, "none")
+    built = build_pipeline(["LOC", "ORG", "PER"], [Q], __import__("pathlib").Path("store"), None, "none", SENTENCE)
     nlp2 = spacy.util.load_model_from_config(Config().from_str(pipeline_config(built).to_str()), auto_fill=True)
     assert len(nlp2.get_pipe("el4ner").store) == len(make_labelled_docs(nlp))
     nlp2.to_disk(tmp_path / "pipeline")

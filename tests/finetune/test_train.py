@@ -197,9 +197,10 @@ def test_pipeline_with_adapter_member_serializes(cllmfs, tiny_llm_path, tmp_path
         "el4ner",
         config={
             "labels": LABELS,
-            "members": {"@el4ner_models": "el4ner.EnsembleOf.v1", "members": {"tuned": member}},
+            "ensemble": {"@el4ner_members": "el4ner.Members.v1", "members": {
+                "tuned": {"@el4ner_members": "el4ner.Member.v1", "model": member, "verifier": True}}},
             "encoder": {"@el4ner_encoders": "test.HashEmbedder.v1"},
-            "max_new_tokens": 8,
+            "extract": {"max_new_tokens": 8},
         },
     )
     nlp.to_disk(tmp_path / "pipeline")
@@ -208,7 +209,7 @@ def test_pipeline_with_adapter_member_serializes(cllmfs, tiny_llm_path, tmp_path
     assert not any(p.name.startswith("checkpoint") for p in copy.iterdir())
     shutil.rmtree(adapter)
     loaded = spacy.load(tmp_path / "pipeline")
-    saved = loaded.config["components"]["el4ner"]["members"]["members"]["tuned"]
+    saved = loaded.config["components"]["el4ner"]["ensemble"]["members"]["tuned"]["model"]
     assert saved["adapter"] == str(adapter) and saved["name"] == tiny_llm_path
     model = loaded.get_pipe("el4ner").members["tuned"]
     assert isinstance(model, HFModel) and model.adapter == str(copy)

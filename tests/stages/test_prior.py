@@ -72,7 +72,7 @@ def test_apply_prior_by_hand():
 
 
 def test_classify_with_prior_follows_the_store(nlp, labelled_docs):
-    settings = Settings(labels=list(LABELS), none_option=True)
+    settings = Settings(labels=list(LABELS))
     docs = [nlp(TEXT)]
     units = split_units(docs[0], 0, 200)
     extract(docs, units, {"x": FakeModel("x", {TEXT: '["Barack Obama", "Paris", "London"]'})}, settings)
@@ -95,7 +95,7 @@ def test_classify_with_prior_follows_the_store(nlp, labelled_docs):
 
 
 def test_classify_single_label_ignores_prior(nlp, labelled_docs):
-    settings = Settings(labels=["LOC"], none_option=False)
+    settings = Settings(labels=["LOC"])
     docs = [nlp(TEXT)]
     units = split_units(docs[0], 0, 200)
     extract(docs, units, {"x": FakeModel("x", {TEXT: '["Paris"]'})}, settings)

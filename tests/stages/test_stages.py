@@ -18,7 +18,7 @@ TEXT = "Barack Obama flew from Paris to London, then back to Paris."
 
 @pytest.fixture
 def settings():
-    return Settings(labels=list(LABELS), none_option=True)
+    return Settings(labels=list(LABELS))
 
 
 def units_for(docs, max_tokens=200):
@@ -52,7 +52,7 @@ def test_extract_union_over_two_members(nlp, settings):
 
 
 def test_constrained_extraction_for_some_members(nlp, settings):
-    """A list of names constrains only those members' decoding (e.g. a base model beside instruct ones)."""
+    """Only the members listed as constrained have their decoding constrained (e.g. a base model beside instruct ones)."""
     seen = {}
 
     class Recording(FakeModel):
@@ -62,7 +62,7 @@ def test_constrained_extraction_for_some_members(nlp, settings):
 
     docs = [nlp(TEXT)]
     members = {n: Recording(n, {TEXT: '["Paris"]'}) for n in ("a", "b")}
-    for constrained, want in [(["b"], {"b"}), (True, {"a", "b"}), (False, set())]:
+    for constrained, want in [(["b"], {"b"}), (["a", "b"], {"a", "b"}), ([], set())]:
         seen.clear()
         settings.constrained = constrained
         extract(docs, units_for(docs), members, settings)
@@ -209,7 +209,7 @@ def test_lazy_majority_equals_asking_everyone(nlp, settings):
 
 
 def test_finetune_prompt_members_vote_with_the_labels_they_extracted_under(nlp, settings):
-    """With ``finetune_votes`` a fine-tuning-prompt member is not prompted to classify: it votes
+    """With votes "extracted" a fine-tuning-prompt member is not prompted to classify: it votes
     for the label(s) it found the span under and abstains on spans it did not find."""
 
     def run(votes):
@@ -219,13 +219,13 @@ def test_finetune_prompt_members_vote_with_the_labels_they_extracted_under(nlp, 
         t2 = TunedModel("t2", {"LOC": ["Paris"], "ORG": ["Paris"]})
         f = FakeModel("f", {TEXT: '["Barack Obama", "London"]'}, labels={"Barack Obama": "PER", "London": "LOC", "Paris": "ORG"})
         settings.finetune_prompt = ["t1", "t2"]
-        settings.finetune_votes = votes
+        settings.finetune_votes = {"t1": votes, "t2": votes}
         members = {"t1": t1, "t2": t2, "f": f}
         extract(docs, units, members, settings)
         classify(units, members, settings, "majority")
         return {c.text: c for c in units[0].candidates.values()}, t1, t2, f
 
-    cands, t1, t2, f = run(True)
+    cands, t1, t2, f = run("extracted")
     assert [kind for kind, _ in t1.calls + t2.calls] == ["generate", "generate"]  # never asked to classify
     paris = cands["Paris"]
     assert paris.extracted_as == {"t1": {"LOC"}, "t2": {"LOC", "ORG"}}
@@ -240,12 +240,12 @@ def test_finetune_prompt_members_vote_with_the_labels_they_extracted_under(nlp, 
     assert obama.label == "PER" and obama.label_probs["t1"] == obama.label_probs["t2"] == {}
     assert obama.label_score == pytest.approx(obama.label_probs["f"]["PER"])  # abstainers are not in the mean
     # off: they answer the classification prompt like any member
-    cands, t1, t2, f = run(False)
+    cands, t1, t2, f = run("prompt")
     assert ("score" in [kind for kind, _ in t1.calls]) and cands["Paris"].label_probs["t1"]["LOC"] < 1.0
 
 
 def test_finetune_prompt_members_can_type_by_scoring_each_labels_prompt(nlp, settings):
-    """``finetune_votes = "scored"``: a fine-tuning-prompt member types the spans it found by the
+    """Votes "scored": a fine-tuning-prompt member types the spans it found by the
     likelihood of ``<<< span >>>`` under each label's prompt, so a label it did not extract the span
     under can win; it still abstains on spans it did not find."""
     docs = [nlp(TEXT)]
@@ -253,7 +253,7 @@ def test_finetune_prompt_members_can_type_by_scoring_each_labels_prompt(nlp, set
     t1 = TunedModel("t1", {"LOC": ["Paris"], "ORG": ["London"]}, prefers={"Paris": "LOC", "London": "LOC"})
     t2 = TunedModel("t2", {"LOC": ["Paris"], "ORG": ["Paris"]}, prefers={"Paris": "LOC"})
     settings.finetune_prompt = ["t1", "t2"]
-    settings.finetune_votes = "scored"
+    settings.finetune_votes = {"t1": "scored", "t2": "scored"}
     members = {"t1": t1, "t2": t2}
     extract(docs, units, members, settings)
     classify(units, members, settings, "majority", lazy=False)
@@ -275,14 +275,6 @@ def test_finetune_prompt_members_can_type_by_scoring_each_labels_prompt(nlp, set
     assert all("Entity type:" in last_user(p) for p in prompts)
 
 
-def test_classify_none_wins(nlp, settings):
-    docs, units = extracted(nlp, settings, '["flew"]')
-    classify(units, {"a": FakeModel("a"), "b": FakeModel("b", labels={"flew": "PER"}), "c": FakeModel("c")}, settings)
-    (cand,) = units[0].candidates.values()
-    assert cand.label is None
-    assert cand.votes == {"a": None, "b": "PER", "c": None}
-
-
 def test_classify_first_asks_only_the_first_member(nlp, settings):
     docs, units = extracted(nlp, settings)
     a = FakeModel("a", labels={"Paris": "ORG"})
@@ -293,7 +285,7 @@ def test_classify_first_asks_only_the_first_member(nlp, settings):
 
 
 def test_classify_without_none_option(nlp):
-    settings = Settings(labels=list(LABELS), none_option=False)
+    settings = Settings(labels=list(LABELS))
     docs, units = extracted(nlp, settings, '["flew", "Paris"]')
     a = FakeModel("a", labels={"Paris": "LOC"})
     classify(units, {"a": a}, settings)
@@ -322,24 +314,24 @@ def test_validate_sets_mean_p_yes(nlp, settings):
     vals = {c.text: c.validation for c in units[0].candidates.values()}
     assert vals["Barack Obama"] == pytest.approx(0.7)
     assert vals["Paris"] == pytest.approx(0.3)
-    assert vals["London"] is None  # untyped: not asked
-    assert len(v1.calls[0][1]) == 3  # Obama + Paris twice
+    assert vals["London"] == pytest.approx(0.9)  # typed by a tie (no label fits): asked too
+    assert len(v1.calls[0][1]) == 4  # Obama, Paris twice, London
     assert 'is "Barack Obama" an entity of type PER' in str(v1.calls[0][1])
 
 
 def test_validate_skips_confidently_typed_spans(nlp, settings):
     docs, units = extracted(nlp, settings)
     classify(units, {"a": FakeModel("a", labels={"Barack Obama": "PER", "Paris": "LOC"})}, settings)
-    scores = {c.text: c.label_score for c in units[0].candidates.values() if c.label}
-    assert all(0.85 < p < 0.95 for p in scores.values())
-    for above, asked in ((0.95, 3), (0.85, 0)):
+    scores = {c.text: c.label_score for c in units[0].candidates.values()}
+    assert all(0.85 < p < 0.95 for t, p in scores.items() if t != "London"), scores
+    for above, asked in ((0.95, 4), (0.85, 1)):  # London (a tie, 1/3) is always asked
         for c in units[0].candidates.values():
             c.validation = None
         v = FakeModel("v", yes={"Barack Obama": 0.1, "Paris": 0.1})
         validate(units, {"v": v}, settings, skip_above=above)
         assert sum(len(p) for _, p in v.calls) == asked
-        assert all((c.validation is None) == (asked == 0) for c in units[0].candidates.values() if c.label)
-    # one label and no "none": the label score is 1 without a choice, so it says nothing; asked
+        assert all((c.validation is None) == (above < 0.9) for c in units[0].candidates.values() if c.text != "London")
+    # one label: the label score is 1 without a choice, so it says nothing; asked
     single = Settings(labels=["PER"])
     docs, units = extracted(nlp, single)
     classify(units, {"a": FakeModel("a")}, single)
@@ -531,17 +523,6 @@ def test_random_retriever_is_deterministic(nlp, store, settings):
     assert len(seeds) > 1  # the seed matters
 
 
-def test_classify_without_none_option_always_types(nlp):
-    settings = Settings(labels=list(LABELS))  # the default: no "none" option
-    assert settings.none_option is False
-    docs, units = extracted(nlp, settings, '["flew"]')
-    member = FakeModel("a")
-    classify(units, {"a": member}, settings)
-    (cand,) = units[0].candidates.values()
-    assert cand.label in LABELS  # rejecting is validation's job
-    assert "none" not in cand.label_probs["a"]
-
-
 def test_spansim_retriever_llm_plus_heuristic_union(nlp, store, hash_embedder, settings):
     # the zero-shot answer is empty (a small model's usual answer): the heuristic spans remain
     text = "yesterday Google opened an office near Paris"
@@ -577,55 +558,37 @@ def test_spansim_retriever_caps_demos_without_entities(nlp, labelled_docs, hash_
         SpanSimRetriever(3, hash_embedder, max_empty=-1)
 
 
-def test_spansim_retriever_v2_registered():
+def test_retrievers_registered():
     from spacy.util import registry
 
-    build = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v2")(k=2)
-    r = build(HashEmbedder())
-    assert (r.k, r.pre_extraction, r.max_empty) == (2, "llm", 1)
-    v1 = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v1")(k=2)(HashEmbedder())
-    assert (v1.pre_extraction, v1.max_empty) == ("llm", None)
+    r = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v1")(k=2)(HashEmbedder())
+    assert (r.k, r.pre_extraction, r.max_empty, r.pre_extraction_by, r.pre_extraction_prefix) == (2, "llm", 1, "first", "[")
+    r = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v1")(k=2, pre_extraction_by=["x"])(HashEmbedder())
+    assert r.pre_extraction_by == ["x"]
+    s = registry.get("el4ner_retrievers", "el4ner.SentenceSimRetriever.v1")(k=3)(HashEmbedder())
+    assert (s.k, s.max_empty) == (3, 1)
+
+
+def test_sentence_retriever_makes_no_model_call(nlp, store, hash_embedder, settings):
+    from spacy_el4ner.stages import SentenceSimRetriever
+
+    docs = [nlp("Tim Cook met Angela Merkel in Berlin.")]
+    units = units_for(docs)
+    model = FakeModel("m", {"Tim Cook met Angela Merkel in Berlin.": "[\"Tim Cook\"]"})
+    plain = SpanSimRetriever(2, hash_embedder, pre_extraction="heuristic")
+    sentence = SentenceSimRetriever(2, hash_embedder)
+    sentence(docs, units, {"m": model}, store, settings)
+    assert model.calls == [] and units[0].query_spans == [] and len(units[0].demos) == 2
+    # the same demonstrations as SpanSim without query spans: whole-text similarity
+    expected = [d.text for d in units[0].demos]
+    units2 = units_for(docs)
+    plain.pre_extract = lambda docs, units, members, settings: [setattr(u, "query_spans", []) or setattr(u, "query_weights", []) for u in units]
+    plain(docs, units2, {"m": model}, store, settings)
+    assert [d.text for d in units2[0].demos] == expected
 
 
 # -- boundary refinement -------------------------------------------------------------------
 REFINE_TEXT = "Tim Cook met Siemens executives in Berlin."
-
-
-def test_refine_trims_a_word_the_verifier_leaves_out(nlp, settings):
-    from spacy_el4ner.stages import refine
-    from spacy_el4ner.stages.refine import trimmed_variant
-
-    docs = [nlp(REFINE_TEXT)]
-    units = units_for(docs)
-    extract(docs, units, {"x": FakeModel("x", {REFINE_TEXT: '["Tim Cook", "Siemens executives", "Berlin"]'})}, settings)
-    classify(units, {"a": FakeModel("a", labels={"Tim Cook": "PER", "Siemens executives": "ORG", "Berlin": "LOC"})}, settings)
-    validate(units, {"v": FakeModel("v", yes={"Siemens executives": 0.7})}, settings)
-    by_text = {c.text: c for c in units[0].candidates.values()}
-    start, end = trimmed_variant(docs[0], units[0], by_text["Siemens executives"])
-    assert units[0].text[start:end] == "Siemens"
-    assert trimmed_variant(docs[0], units[0], by_text["Tim Cook"]) is None  # ends in a capitalised word
-    assert trimmed_variant(docs[0], units[0], by_text["Berlin"]) is None  # one token
-    # a verifier that copies the full name: nothing changes
-    keeps = FakeModel("k", names=["Siemens executives"])
-    assert refine(docs, units, {"k": keeps}, settings) == 0
-    assert "Siemens executives" in {c.text for c in units[0].candidates.values()}
-    (prompt,) = keeps.calls[0][1]
-    assert 'Copy the complete name of the ORG that begins with "Siemens"' in str(prompt)
-    # one that copies "Siemens": the candidate becomes "Siemens", with its label and validation
-    v = FakeModel("v", names=["Siemens"])
-    assert refine(docs, units, {"v": v}, settings) == 1
-    by_text = {c.text: c for c in units[0].candidates.values()}
-    assert "Siemens executives" not in by_text
-    siemens = by_text["Siemens"]
-    assert (siemens.label, siemens.refined_from) == ("ORG", "Siemens executives")
-    assert siemens.validation == pytest.approx(0.7)
-    assert REFINE_TEXT[siemens.start : siemens.end] == "Siemens"
-    # a margin the log-ratio (2 nats here) does not clear
-    units2 = units_for(docs)
-    extract(docs, units2, {"x": FakeModel("x", {REFINE_TEXT: '["Siemens executives"]'})}, settings)
-    classify(units2, {"a": FakeModel("a", labels={"Siemens executives": "ORG"})}, settings)
-    assert refine(docs, units2, {"v": v}, settings, margin=2.5) == 0
-    assert refine(docs, units2, {"v": v}, settings, margin=1.5) == 1
 
 
 def test_validate_skips_spans_that_cannot_reach_the_threshold(nlp, settings):
@@ -689,7 +652,7 @@ def test_spansim_retriever_pre_extraction_by(nlp, store, hash_embedder, settings
 
 
 def test_spansim_v4_primes_the_zero_shot_answer(nlp, store, hash_embedder, settings):
-    """Small instruct models answer "[]" zero-shot unless the answer is started for them (v4)."""
+    """Small instruct models answer "[]" zero-shot unless the answer is started for them."""
     from spacy_el4ner.registry import registry
 
     text = "the meeting of tim cook and apple"
@@ -702,8 +665,8 @@ def test_spansim_v4_primes_the_zero_shot_answer(nlp, store, hash_embedder, setti
             return ["tim cook, apple" if answer_prefix == "[" else "[]" for _ in prompts]
 
     model = Primed("m")
-    v3 = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v3")(k=1)(hash_embedder)
-    v4 = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v4")(k=1)(hash_embedder)
+    v3 = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v1")(k=1, pre_extraction_prefix="")(hash_embedder)
+    v4 = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v1")(k=1)(hash_embedder)
     assert v4.pre_extraction_prefix == "[" and v3.pre_extraction_prefix == ""
     units = units_for(docs)
     v3(docs, units, {"m": model}, store, settings)
@@ -715,18 +678,8 @@ def test_spansim_v4_primes_the_zero_shot_answer(nlp, store, hash_embedder, setti
     assert [c[1] for c in model.calls] == ["", "["]
 
 
-def test_spansim_retriever_v3_registered():
-    from spacy.util import registry
-
-    r = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v3")(k=2)(HashEmbedder())
-    assert (r.k, r.max_empty, r.pre_extraction_by) == (2, 1, "first")
-    r = registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v3")(k=2, pre_extraction_by=["x"])(HashEmbedder())
-    assert r.pre_extraction_by == ["x"]
-    assert registry.get("el4ner_retrievers", "el4ner.SpanSimRetriever.v2")(k=2)(HashEmbedder()).pre_extraction_by == "all"
-
-
 def test_classify_single_label_needs_no_model_call(nlp):
-    settings = Settings(labels=["Disease"], none_option=False)
+    settings = Settings(labels=["Disease"])
     docs, units = extracted(nlp, settings, '["Paris", "flew"]')
     a, b = FakeModel("a"), FakeModel("b")
     classify(units, {"a": a, "b": b}, settings, "soft")
@@ -734,10 +687,6 @@ def test_classify_single_label_needs_no_model_call(nlp):
     for cand in units[0].candidates.values():
         assert cand.label == "Disease" and cand.label_score == pytest.approx(1.0)
         assert cand.label_probs == {"a": {"Disease": 1.0}, "b": {"Disease": 1.0}}
-    with_none = Settings(labels=["Disease"], none_option=True)
-    docs, units = extracted(nlp, with_none, '["Paris"]')
-    classify(units, {"a": a}, with_none)
-    assert len(a.calls) == 1  # "Disease" or "none": a real choice
 
 
 def test_extract_accept_finder_sets(nlp):
@@ -835,16 +784,3 @@ def test_verifiers_with_views_see_their_own_demonstrations(nlp):
     assert units[0].candidates[next(iter(units[0].candidates))].validation == pytest.approx(0.7)
 
 
-def test_refine_asks_each_verifier_with_its_view(nlp):
-    from spacy_el4ner.stages import refine
-
-    settings = Settings(labels=["PER", "ORG", "LOC"], member_demo_views={"b": 1})
-    docs = [nlp(REFINE_TEXT)]
-    units = units_for(docs)
-    two_views(units[0])
-    extract(docs, units, {"x": FakeModel("x", {REFINE_TEXT: '["Siemens executives"]'})}, settings)
-    classify(units, {"x": FakeModel("x", labels={"Siemens executives": "ORG"})}, settings)
-    a, b = FakeModel("a", names=["Siemens"]), FakeModel("b", names=["Siemens"])
-    assert refine(docs, units, {"a": a, "b": b}, settings) == 1
-    assert "view zero" in str(a.calls[-1][1]) and "view one" not in str(a.calls[-1][1])
-    assert "view one" in str(b.calls[-1][1]) and "view zero" not in str(b.calls[-1][1])
