@@ -38,7 +38,7 @@ from spacy_el4ner.annotate.tasks import clean_spans, doc_from_example, task_from
 from spacy_el4ner.readers import read_docs
 from spacy_el4ner.registry import DEFAULT_MEMBERS
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "wnut17"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results" / "annotation"
 LABELS = ["person", "location", "group", "corporation", "product", "creative-work"]
 Ent = Tuple[int, int, str]
@@ -120,6 +120,7 @@ def png(svg_path: Path, png_path: Path) -> bool:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="Folder with wnut17/{train,dev}.conll")
     ap.add_argument("--members", default=",".join(DEFAULT_MEMBERS))
     ap.add_argument("--heldout", type=int, default=50)
     ap.add_argument("--checkpoints", default="0,5,20,50,100,200")
@@ -132,8 +133,8 @@ def main() -> None:
     checkpoints = [int(x) for x in args.checkpoints.split(",")]
     rng = random.Random(args.seed)
     blank = spacy.blank("en")
-    dev = read_docs(DATA / "dev.conll", blank)
-    train = read_docs(DATA / "train.conll", blank)
+    dev = read_docs(args.data / "wnut17" / "dev.conll", blank)
+    train = read_docs(args.data / "wnut17" / "train.conll", blank)
     order = list(range(len(dev)))
     rng.shuffle(order)
     heldout = [dev[i] for i in order[: args.heldout]]
