@@ -18,9 +18,17 @@ from .data import _report_skips
 ORDERS = ("source", "uncertainty")
 
 
+def load_pipeline(path: Path):
+    """A saved pipeline folder (``nlp.to_disk``), or a ``config.cfg`` assembled as ``spacy
+    assemble`` does (its store from the config's ``store.path``)."""
+    if path.is_file() and path.suffix == ".cfg":
+        return spacy.util.load_model_from_config(spacy.util.load_config(path), auto_fill=True)
+    return spacy.load(path)
+
+
 def annotate(
     source: Path = typer.Argument(..., help="Texts: .jsonl ({\"text\": ...} a line), .txt (one text a line) or .spacy"),
-    pipeline: Path = typer.Option(..., "--pipeline", "-p", help="Saved pipeline folder (nlp.to_disk) with an el4ner component"),
+    pipeline: Path = typer.Option(..., "--pipeline", "-p", help="Saved pipeline folder (nlp.to_disk) or config.cfg with an el4ner component"),
     output: Path = typer.Option(..., "--output", "-o", help="Task JSONL to write (Prodigy's format)"),
     order: str = typer.Option("source", "--order", help=f"One of {ORDERS}: uncertainty puts the lowest-confidence sentences first"),
     batch_size: int = typer.Option(8, "--batch-size", help="Texts per batch"),
@@ -49,7 +57,7 @@ def annotate(
         msg.info(f"{len(texts) - len(unique)} repeated text(s) left out")
     if limit:
         unique = unique[:limit]
-    nlp = spacy.load(pipeline)
+    nlp = load_pipeline(pipeline)
     try:
         pipe = find_el4ner(nlp, pipeline)
     except ValueError as err:

@@ -4,7 +4,6 @@ import logging
 from pathlib import Path
 from typing import List, Optional
 
-import spacy
 import typer
 from wasabi import msg
 
@@ -14,6 +13,7 @@ from ..annotate.review import Review, find_el4ner
 from ..annotate.sources import read_texts
 from ..errors import Errors, Warnings
 from ..readers import Skipped
+from .annotate import load_pipeline
 
 logger = logging.getLogger("spacy_el4ner")
 
@@ -21,7 +21,7 @@ logger = logging.getLogger("spacy_el4ner")
 def review(
     dataset: str = typer.Argument(..., help="Dataset to save the answers in (created if new)"),
     source: Path = typer.Argument(..., help="Texts: .jsonl, .txt (one text a line) or .spacy"),
-    pipeline: Path = typer.Option(..., "--pipeline", "-p", help="Saved pipeline folder with an el4ner component"),
+    pipeline: Path = typer.Option(..., "--pipeline", "-p", help="Saved pipeline folder (nlp.to_disk) or config.cfg with an el4ner component"),
     db: Optional[Path] = typer.Option(None, "--db", help="SQLite file (default: $SPACY_EL4NER_DB or ~/.spacy_el4ner/annotations.db)"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on (loopback unless --allow-remote)"),
     port: int = typer.Option(8080, "--port", help="Port"),
@@ -47,7 +47,7 @@ def review(
         msg.fail(Errors.E418.format(err=err), exits=1)
     if remote:
         msg.warn(Warnings.W401.format(dataset=dataset, host=host, port=port))
-    nlp = spacy.load(pipeline)
+    nlp = load_pipeline(pipeline)
     try:
         pipe = find_el4ner(nlp, pipeline)
     except ValueError as err:

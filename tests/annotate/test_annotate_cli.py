@@ -76,3 +76,19 @@ def test_db_out_and_store_build_read_it_back(tmp_path, tiny_bert_path):
     assert [d.text for d in DemoStore(nlp.vocab).from_disk(store_dir).docs] == ["Tim Cook visited Berlin.", "Nothing here."]
     res = CliRunner().invoke(cli, ["db-out", "other", str(tmp_path / "x.jsonl"), "--db", str(tmp_path / "a.db")])
     assert res.exit_code == 1 and "E405" in res.output
+
+
+@pytest.mark.slow
+def test_annotate_from_a_config(small_nlp, tmp_path):
+    """--pipeline may be a config.cfg (as `spacy assemble` takes it), its store from store.path."""
+    store_dir = tmp_path / "store"
+    small_nlp.get_pipe("el4ner").store.to_disk(store_dir)
+    config = small_nlp.config.copy()
+    config["components"]["el4ner"]["store"]["path"] = str(store_dir)
+    config.to_disk(tmp_path / "config.cfg")
+    (tmp_path / "texts.txt").write_text(TEXTS[0] + "\n")
+    out = tmp_path / "tasks.jsonl"
+    res = CliRunner().invoke(cli, ["annotate", str(tmp_path / "texts.txt"), "-p", str(tmp_path / "config.cfg"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    [task] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert task["text"] == TEXTS[0] and task["meta"]["candidates"]
