@@ -1,7 +1,7 @@
 """The annotation loop's learning curve: F1 on a fixed held-out sample against the number of
 corrected sentences, with the corrections fed to the store live, and without.
 
-A simulated annotator (the gold labels of WNUT-17 dev) corrects the suggestions one sentence at a
+A simulated annotator (the gold labels of WNUT-17 dev, or CrossNER politics dev) corrects the suggestions one sentence at a
 time, starting from a store of 5 training sentences. Its corrected sentence is the gold one, made
 into a demonstration exactly as `review` does on "accept" (task -> checked spans -> Doc ->
 ``add_demonstrations``). At each checkpoint the pipeline with the store as it stands annotates the
@@ -40,7 +40,10 @@ from spacy_el4ner.registry import DEFAULT_MEMBERS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results" / "annotation"
-LABELS = ["person", "location", "group", "corporation", "product", "creative-work"]
+DATASETS = {  # name: (folder, train file, dev file, labels in prompt order; None: as they first appear in train)
+    "wnut17": ("wnut17", "train.conll", "dev.conll", ["person", "location", "group", "corporation", "product", "creative-work"]),
+    "politics": ("crossner/politics", "train.txt", "dev.txt", None),
+}
 Ent = Tuple[int, int, str]
 
 
@@ -63,10 +66,10 @@ def gold_spans(gold: Doc) -> List[Dict]:
     return [{"start": e.start_char, "end": e.end_char, "label": e.label_} for e in gold.ents]
 
 
-def as_demonstration(nlp, gold: Doc) -> Doc:
+def as_demonstration(nlp, gold: Doc, labels: Sequence[str]) -> Doc:
     """The gold sentence as `review` stores an accepted answer."""
     task = task_from_doc(nlp.make_doc(gold.text))
-    return doc_from_example(nlp.vocab, {**task, "spans": clean_spans(task, gold_spans(gold), LABELS)})
+    return doc_from_example(nlp.vocab, {**task, "spans": clean_spans(task, gold_spans(gold), labels)})
 
 
 def evaluate(nlp, golds: List[Doc], batch_size: int) -> Dict[str, float]:
@@ -75,19 +78,19 @@ def evaluate(nlp, golds: List[Doc], batch_size: int) -> Dict[str, float]:
 
 
 def svg(curve: List[Dict], without: Dict, path: Path, title: str) -> None:
-    """A line chart: checkpoints evenly spaced on x, F1 on y."""
-    w, h, left, right, top, bottom = 720, 420, 70, 30, 50, 60
+    """A line chart: checkpoints evenly spaced on x, F1 on y (ticks every 0.1)."""
+    w, h, left, right, top, bottom = 720, 420, 70, 40, 50, 60
     xs = [c["n"] for c in curve]
-    ymax = max([c["f1"] for c in curve] + [without["f1"], 0.1]) * 1.15
-    px = lambda i: left + i * (w - left - right) / max(1, len(xs) - 1)  # noqa: E731
+    ymax = max(0.1, int(max([c["f1"] for c in curve] + [without["f1"]]) * 10 + 2) / 10)
+    px = lambda i: left + 30 + i * (w - left - right - 30) / max(1, len(xs) - 1)  # noqa: E731
     py = lambda v: top + (1 - v / ymax) * (h - top - bottom)  # noqa: E731
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="Helvetica, Arial, sans-serif">',
            f'<rect width="{w}" height="{h}" fill="#fff"/>',
            f'<text x="{w / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">{title}</text>']
-    for k in range(6):
-        v = ymax * k / 5
+    for k in range(int(round(ymax * 10)) + 1):
+        v = k / 10
         out.append(f'<line x1="{left}" x2="{w - right}" y1="{py(v):.1f}" y2="{py(v):.1f}" stroke="#e5e5e5"/>')
-        out.append(f'<text x="{left - 8}" y="{py(v) + 4:.1f}" text-anchor="end" font-size="12">{v:.2f}</text>')
+        out.append(f'<text x="{left - 8}" y="{py(v) + 4:.1f}" text-anchor="end" font-size="12">{v:.1f}</text>')
     for i, n in enumerate(xs):
         out.append(f'<text x="{px(i):.1f}" y="{h - bottom + 20}" text-anchor="middle" font-size="12">{n}</text>')
     out.append(f'<text x="{w / 2}" y="{h - 15}" text-anchor="middle" font-size="13">corrected sentences (store: 5 seed + n)</text>')
@@ -128,13 +131,21 @@ def main() -> None:
     ap.add_argument("--stream-eval", type=int, default=0, help="Suggest and score the first N stream sentences (the real loop)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--output", type=Path, default=RESULTS / "annotation_curve.json")
+    ap.add_argument("--output", type=Path, default=None, help="Default: results/annotation/annotation_curve-DATASET.json")
+    ap.add_argument("--dataset", choices=sorted(DATASETS), default="wnut17")
+    ap.add_argument("--plot-only", action="store_true", help="Draw the SVG/PNG of an existing --output and stop")
     args = ap.parse_args()
+    args.output = args.output or RESULTS / f"annotation_curve-{args.dataset}.json"
+    if args.plot_only:
+        plot(json.loads(args.output.read_text(encoding="utf8")), args.output)
+        return
     checkpoints = [int(x) for x in args.checkpoints.split(",")]
     rng = random.Random(args.seed)
     blank = spacy.blank("en")
-    dev = read_docs(args.data / "wnut17" / "dev.conll", blank)
-    train = read_docs(args.data / "wnut17" / "train.conll", blank)
+    folder, train_file, dev_file, labels = DATASETS[args.dataset]
+    dev = read_docs(args.data / folder / dev_file, blank)
+    train = read_docs(args.data / folder / train_file, blank)
+    labels = labels or list(dict.fromkeys(e.label_ for d in train + dev for e in d.ents))
     order = list(range(len(dev)))
     rng.shuffle(order)
     heldout = [dev[i] for i in order[: args.heldout]]
@@ -142,13 +153,13 @@ def main() -> None:
     seeds = rng.sample([d for d in train if d.ents], args.seed_store)
 
     nlp = spacy.blank("en")
-    nlp.add_pipe("el4ner", config={"labels": LABELS, "ensemble": {"@el4ner_members": "el4ner.Ensemble.v1", "models": args.members.split(",")}})
+    nlp.add_pipe("el4ner", config={"labels": labels, "ensemble": {"@el4ner_members": "el4ner.Ensemble.v1", "models": args.members.split(",")}})
     nlp.initialize(get_examples=lambda: [Example(nlp.make_doc(d.text), d) for d in seeds])
     pipe = nlp.get_pipe("el4ner")
     result: Dict = {
-        "what": "F1 (exact span match, micro) on a fixed held-out sample of WNUT-17 dev against the number of corrected "
-                "sentences; a simulated annotator (the gold labels) corrects dev sentences one at a time",
-        "members": args.members.split(","), "labels": LABELS, "seed": args.seed, "seed_store": args.seed_store,
+        "what": f"F1 (exact span match, micro) on a fixed held-out sample of {args.dataset} dev against the number of "
+                "corrected sentences; a simulated annotator (the gold labels) corrects dev sentences one at a time",
+        "dataset": args.dataset, "members": args.members.split(","), "labels": labels, "seed": args.seed, "seed_store": args.seed_store,
         "heldout": len(heldout), "heldout_entities": sum(len(d.ents) for d in heldout), "stream": len(stream),
         "curve": [], "without": None, "stream_eval": None, "seconds": 0.0,
         "config": "the component's defaults (SentenceSimRetriever, validation on) with these members",
@@ -181,7 +192,7 @@ def main() -> None:
                     live_pairs.append(({(s["start"], s["end"], s["label"]) for s in task["spans"]}, ents(gold)))
                     review.answer(str(task["_input_hash"]), "accept", gold_spans(gold))
                 else:
-                    pipe.add_demonstrations([as_demonstration(nlp, gold)])
+                    pipe.add_demonstrations([as_demonstration(nlp, gold, labels)])
                 fed += 1
             if n_review and live_pairs:
                 result["stream_eval"]["fed_live"] = prf(live_pairs)
@@ -194,10 +205,15 @@ def main() -> None:
             print(json.dumps(scores), flush=True)
             save()
         db.close()
-    svg_path = args.output.with_suffix(".svg")
-    svg(result["curve"], result["without"], svg_path, "el4ner on WNUT-17: corrections fed to the store live")
-    result["png"] = png(svg_path, args.output.with_suffix(".png"))
+    plot(result, args.output)
     save()
+
+
+def plot(result: Dict, output: Path) -> None:
+    svg_path = output.with_suffix(".svg")
+    name = {"wnut17": "WNUT-17", "politics": "CrossNER politics"}.get(result.get("dataset", "wnut17"), result.get("dataset"))
+    svg(result["curve"], result["without"], svg_path, f"el4ner on {name}: corrections fed to the store live")
+    result["png"] = png(svg_path, output.with_suffix(".png"))
 
 
 if __name__ == "__main__":
