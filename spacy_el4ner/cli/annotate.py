@@ -20,10 +20,14 @@ ORDERS = ("source", "uncertainty")
 
 def load_pipeline(path: Path):
     """A saved pipeline folder (``nlp.to_disk``), or a ``config.cfg`` assembled as ``spacy
-    assemble`` does (its store from the config's ``store.path``)."""
-    if path.is_file() and path.suffix == ".cfg":
-        return spacy.util.load_model_from_config(spacy.util.load_config(path), auto_fill=True)
-    return spacy.load(path)
+    assemble`` does (its store from the config's ``store.path``). Exits with the reason when it
+    cannot be loaded."""
+    try:
+        if path.is_file() and path.suffix == ".cfg":
+            return spacy.util.load_model_from_config(spacy.util.load_config(path), auto_fill=True)
+        return spacy.load(path)
+    except (OSError, ValueError) as err:
+        msg.fail(f"Could not load the pipeline {path}: {err}", exits=1)
 
 
 def annotate(

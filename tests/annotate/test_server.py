@@ -89,6 +89,15 @@ def test_review_refuses_a_non_loopback_host_without_the_flag(tmp_path, texts_fil
     assert not db.exists()
 
 
+def test_review_warns_when_serving_beyond_loopback(tmp_path, texts_file):
+    """With --allow-remote the warning comes first (the missing pipeline then stops it here)."""
+    res = CliRunner().invoke(cli, ["review", "ner", str(texts_file), "--pipeline", str(tmp_path / "no-pipeline"),
+                                   "--db", str(tmp_path / "a.db"), "--host", "0.0.0.0", "--allow-remote"])
+    text = " ".join(res.output.split())
+    assert "W401" in text and "not a loopback address" in text and "0.0.0.0" in text
+    assert res.exit_code == 1 and "Could not load the pipeline" in text
+
+
 @pytest.mark.slow
 def test_review_command_end_to_end(pipeline_dir, tmp_path):
     """`review` in its own process: answers over HTTP, Ctrl+C, the grown store written by --save-store."""
