@@ -10,7 +10,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from .errors import Warnings
+from .errors import Errors, Warnings
 
 logger = logging.getLogger("spacy_el4ner")
 
@@ -189,10 +189,10 @@ def read_docs(
     labels (Optional[Sequence[str]]): JSONL lines with other labels are left out.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}")
+        raise ValueError(Errors.E319.format(options=FORMATS, value=fmt))
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"No such file or folder: {path}")
+        raise FileNotFoundError(Errors.E320.format(path=path))
     if path.is_dir():
         docs: List[Doc] = []
         for child in sorted(p for p in path.iterdir() if p.is_file()):
