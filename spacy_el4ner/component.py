@@ -21,9 +21,13 @@ from .errors import Errors
 from .members import Member, Members
 from .models.adapters import load_adapters, save_adapters
 from .models.protocol import Embedder, Model
+from .models.spacy_ner import SpacyNER, load_spacy_members, save_spacy_members
 from .sentences import split_units
 from .settings import ACCEPT, CLASSIFY, EXTRACT, VALIDATE, build_settings, integer
-from .stages import classify, extract, validate
+from .runner import Runner
+from .stages.classify import classify_steps
+from .stages.extract import extract_steps
+from .stages.validate import validate_steps
 from .stages.edges import BoundaryRule
 from .store import DemoStore
 from .types import Unit
@@ -188,6 +192,7 @@ class EL4NER(Pipe):
         self.name = name
         self.ensemble = ensemble
         self.members: Dict[str, Model] = ensemble.models()
+        self.runner = Runner(self.members)  # the one place where the stages' requests reach the models
         self.encoder = encoder
         self.retriever = retriever
         self.store = store
@@ -287,14 +292,18 @@ class EL4NER(Pipe):
             except Exception as err:  # noqa: BLE001 - spaCy's error-handler contract
                 error_handler(self.name, self, docs, err)
 
-    def _verifiers(self) -> Dict[str, Model]:
-        return {n: self.members[n] for n in self.ensemble.verifiers()}
 
     def predict(self, docs: List[Doc]) -> List[Unit]:
-        """Run the four stages. RETURNS (List[Unit]): the units with their candidates."""
+        """Run the stages: each is a step whose model requests the runner answers.
+        RETURNS (List[Unit]): the units with their candidates."""
         if not self.settings.labels:
             raise ValueError(Errors.E019)
         self.store.require_loaded()
+        for name in self.settings.span_members:
+            model = self.members[name]
+            if isinstance(model, SpacyNER):
+                model.nlp  # noqa: B018  (loads it and checks its label map against the pipeline's labels)
+                model.check_labels(self.settings.labels)
         units: List[Unit] = []
         for i, doc in enumerate(docs):
             too_long: List[Tuple[int, int]] = []
@@ -302,13 +311,14 @@ class EL4NER(Pipe):
             self.stats["tokens_too_long"] += len(too_long)
         if not units:
             return units
+        run, names = self.runner.run, list(self.members)
         with self._timed("retrieve"):
             if self.retriever is not None:
-                self.retriever(docs, units, self.members, self.store, self.settings)
+                run(self.retriever.steps(docs, units, names, self.store, self.settings))
         with self._timed("extract"):
-            self.stats["below_quorum"] += extract(docs, units, self.members, self.settings)
+            self.stats["below_quorum"] += run(extract_steps(docs, units, names, self.settings))
         with self._timed("classify"):
-            classify(units, self.members, self.settings, self.voting, prior=self.type_prior, store=self.store)
+            run(classify_steps(units, names, self.settings, self.voting, prior=self.type_prior, store=self.store))
         if self.edges is not None:
             with self._timed("edges"):
                 self.stats["trimmed"] += self.edges(docs, units, self.store)
@@ -322,9 +332,9 @@ class EL4NER(Pipe):
         if self.validation:
             with self._timed("validate"):
                 # a span whose P(label) is below min_confidence is rejected whatever P(yes) is
-                validate(
-                    units, self._verifiers(), self.settings, skip_below=self.min_confidence, skip_above=self.validation_skip_above
-                )
+                run(validate_steps(
+                    units, self.ensemble.verifiers(), self.settings, skip_below=self.min_confidence, skip_above=self.validation_skip_above
+                ))
         return units
 
     @contextmanager
@@ -436,6 +446,7 @@ class EL4NER(Pipe):
             "cfg": lambda p: srsly.write_json(p, self._cfg()),
             "store": lambda p: self.store.to_disk(p),
             "adapters": lambda p: save_adapters(self.members, p),
+            "members": lambda p: save_spacy_members(self.members, p),
         }
         util.to_disk(path, serialize, exclude)
 
@@ -444,6 +455,7 @@ class EL4NER(Pipe):
             "cfg": lambda p: self._set_cfg(_read_cfg(p)),
             "store": lambda p: self.store.from_disk(p),
             "adapters": lambda p: load_adapters(self.members, p),
+            "members": lambda p: load_spacy_members(self.members, p),
         }
         util.from_disk(path, deserialize, exclude)
         self.store.labels = list(self.settings.labels)

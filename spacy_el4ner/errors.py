@@ -48,6 +48,9 @@ class Errors(metaclass=ErrorsWithCodes):
     E019 = ("el4ner: no labels. Set `labels` in the component config, or pass examples with entities to "
             "nlp.initialize()")
     E020 = ("el4ner: template {name!r} for `{stage}`: no such built-in template ({known}) or file")
+    E021 = ("{member} answered {n} times to {m} prompts: a model must return one answer per prompt (check the "
+            "backend's generate/score)")
+    E022 = "A stage asked for a {type}: the runner answers Generate and Score requests only"
     # E050-E059: voting (spacy_el4ner/ensemble.py)
     E050 = "voting must be one of {options}, not '{value}': set classify.voting to one of them"
 
@@ -106,6 +109,14 @@ class Errors(metaclass=ErrorsWithCodes):
     E134 = ("Could not load encoder '{name}': {err}. Run `python -m spacy_el4ner models pull all-minilm-l6-v2` or "
             "give a local encoder folder.")
 
+    # E190-E199: spaCy pipelines as members (spacy_el4ner/models/spacy_ner.py)
+    E190 = ("Could not load the spaCy pipeline '{name}' of a member ({err}): give an installed package name or a "
+            "pipeline folder (python -m spacy_el4ner train-member writes one)")
+    E191 = ("The label map of member '{name}' names labels that are not {side}: {labels}; those labels: {known}. "
+            "Map the pipeline's labels (keys) to the component's labels (values)")
+    E192 = ("Member '{name}' is a spaCy pipeline: it predicts spans, it does not answer prompts (it cannot verify "
+            "or pre-extract with a prompt)")
+    E193 = "Member '{name}' is a spaCy pipeline: it cannot verify; set verifier = false in its member block"
 
     # servers (E2xx)
     E201 = ("{url} refused the API key ({code}): set the environment variable named by api_key_env ({env!r}) to a "

@@ -139,7 +139,13 @@ def build_settings(
             raise ValueError(Errors.E017)
     else:
         templates["validate"] = VALIDATE["template"]
-    fine = [n for n, m in members.items() if m.prompt == "fine-tuned"]
+    from .models.spacy_ner import SpacyNER
+
+    spans = [n for n, m in members.items() if isinstance(m.model, SpacyNER)]
+    for n in spans:
+        if members[n].verifier:
+            raise ValueError(Errors.E193.format(name=n))
+    fine = [n for n, m in members.items() if m.prompt == "fine-tuned" and n not in spans]
     return Settings(
         labels=list(labels),
         descriptions=dict(descriptions),
@@ -153,4 +159,5 @@ def build_settings(
         extraction_quorum=float(accept["extraction_quorum"]),
         accept_finder_sets=finder_sets,
         member_demo_views={n: m.view for n, m in members.items() if m.view},
+        span_members=spans,
     )

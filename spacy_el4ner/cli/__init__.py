@@ -1,4 +1,4 @@
-"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,finetune,cache}``."""
+"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,finetune,train-member,cache}``."""
 import logging
 import os
 
@@ -12,6 +12,7 @@ from .evaluate import evaluate
 from .finetune import finetune
 from .models import models_app
 from .quickstart import quickstart
+from .train_member import train_member
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="spacy-el4ner: NER with an ensemble of small local LLMs")
 app.add_typer(models_app, name="models")
@@ -23,6 +24,7 @@ app.command("compare")(compare)
 app.command("calibrate")(calibrate)
 app.command("quickstart")(quickstart)
 app.command("finetune")(finetune)
+app.command("train-member")(train_member)
 
 
 def main() -> None:

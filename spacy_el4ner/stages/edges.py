@@ -17,28 +17,20 @@ data, and the demonstration store holds it, per label:
 trims lower-case / stop words off an edge, or takes in the number just before it, only where the
 candidate's label (with at least ``min_count`` stored spans) shows that convention. No model
 call; the adjusted span is what self-validation then checks. Measured in
-benchmarks/RESULTS.md, session 6.
+benchmarks/RESULTS.md (#span-edges).
 """
 import logging
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol, runtime_checkable
+from typing import Dict, List, Optional
 
 from spacy.tokens import Doc, Span, Token
 
+from ..ty import BoundaryRule  # noqa: F401  (the Protocol, importable from here too)
 from ..types import Unit
 
 logger = logging.getLogger("spacy_el4ner")
 
 BRACKETS = frozenset("()[]{}")
-
-
-@runtime_checkable
-class BoundaryRule(Protocol):
-    """Adjusts the edges of typed candidates in place, from the store; no model call."""
-
-    def __call__(self, docs: List[Doc], units: List[Unit], store: "object") -> int:
-        """RETURNS (int): How many candidates were changed."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,16 @@ The members type each span from a prompt with a few demonstrations; the store ho
 labelled spans than fit in a prompt. ``StoreKNNPrior`` looks up a candidate's nearest labelled
 spans (cosine of the same span embeddings that retrieval uses) and turns their labels into a
 distribution; classification multiplies each member's label distribution by it before the vote
-(a product of experts, the prior to the power ``weight``). Measured in benchmarks/RESULTS.md,
-session 5.
+(a product of experts, the prior to the power ``weight``). Measured in benchmarks/RESULTS.md
+(#type-prior).
 """
 import logging
-from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy
 
 from ..ensemble import NONE_LABEL
+from ..ty import EntityPrior, TypePrior  # noqa: F401  (the Protocols, importable from here too)
 
 logger = logging.getLogger("spacy_el4ner")
 
@@ -46,29 +47,6 @@ def _check(name: str, k: int, temperature: float, weight: float) -> None:
 def _usable(texts: Sequence[str], store: "object", weight: float) -> bool:
     """Whether a prior has work to do and a store that can answer (labelled spans, an encoder)."""
     return bool(texts) and weight != 0 and getattr(store, "embedder", None) is not None and bool(getattr(store, "n_spans", 0))
-
-
-@runtime_checkable
-class TypePrior(Protocol):
-    """A distribution over the labels for each span text, from the store."""
-
-    weight: float
-
-    def __call__(self, texts: Sequence[str], store: "object", labels: Sequence[str]) -> Optional[List[Dict[str, float]]]:
-        """RETURNS: one label -> probability dict per text (summing to 1 over ``labels``), or None
-        when the store cannot give one (no labelled spans, no encoder)."""
-        ...
-
-
-@runtime_checkable
-class EntityPrior(Protocol):
-    """P(entity) for each span text, from the store."""
-
-    weight: float
-
-    def __call__(self, texts: Sequence[str], store: "object") -> Optional[List[float]]:
-        """RETURNS: P(entity) per text, or None when the store cannot give one."""
-        ...
 
 
 class StoreKNNPrior:
