@@ -84,6 +84,26 @@ def _read_cfg(path: Path) -> Dict[str, Any]:
         raise ValueError(Errors.E303.format(path=path, err=err)) from err
     if not isinstance(cfg, dict):
         raise ValueError(Errors.E304.format(path=path, type=type(cfg).__name__))
+    _check_cfg(cfg, path)
+    return cfg
+
+
+def _check_cfg(cfg: Dict[str, Any], where: Union[str, Path]) -> None:
+    """RAISES ValueError: E321 when the saved labels are not strings or the descriptions not label -> text."""
+    labels = cfg.get("labels", [])
+    descriptions = cfg.get("label_descriptions", {})
+    if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
+        raise ValueError(Errors.E321.format(path=where, key="labels", value=labels))
+    if not isinstance(descriptions, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in descriptions.items()):
+        raise ValueError(Errors.E321.format(path=where, key="label_descriptions", value=descriptions))
+
+
+def _cfg_from_bytes(data: bytes) -> Dict[str, Any]:
+    """The component's settings from ``to_bytes``, checked. RAISES ValueError: E304 / E321."""
+    cfg = srsly.json_loads(data)
+    if not isinstance(cfg, dict):
+        raise ValueError(Errors.E304.format(path="the bytes' cfg", type=type(cfg).__name__))
+    _check_cfg(cfg, "the bytes' cfg")
     return cfg
 
 
@@ -188,6 +208,9 @@ class EL4NER(Pipe):
             raise ValueError(Errors.E011.format(key="spans_key", rule="a non-empty string", value=spans_key))
         if not isinstance(keep_existing_ents, bool):
             raise ValueError(Errors.E011.format(key="keep_existing_ents", rule="true or false", value=keep_existing_ents))
+        by = getattr(retriever, "pre_extraction_by", None)
+        if isinstance(by, list) and set(by) - set(ensemble):
+            raise ValueError(Errors.E018.format(key="retriever.pre_extraction_by", names=sorted(set(by) - set(ensemble)), members=list(ensemble)))
         self.vocab = vocab
         self.name = name
         self.ensemble = ensemble
@@ -227,6 +250,10 @@ class EL4NER(Pipe):
         return tuple(self.settings.labels)
 
     def add_label(self, label: str) -> int:
+        """Add an entity label. RETURNS (int): 1 if it was new, else 0. RAISES ValueError: E011 for
+        anything but a non-empty string."""
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(Errors.E011.format(key="label", rule="a non-empty string", value=label))
         if label in self.settings.labels:
             return 0
         self.settings.labels.append(label)
@@ -247,6 +274,8 @@ class EL4NER(Pipe):
         spaCy component, initializing again starts over: the store then holds what it held when
         the component was built (its configured `path`) plus these examples, never two copies
         (``add_demonstrations`` adds to it)."""
+        if labels is not None and (isinstance(labels, str) or not isinstance(labels, (list, tuple))):
+            raise ValueError(Errors.E011.format(key="labels", rule="a list of label strings", value=labels))
         self.store.reset(self._initial_docs)
         if labels:
             for label in labels:
@@ -284,6 +313,8 @@ class EL4NER(Pipe):
     def pipe(self, stream: Iterable[Doc], *, batch_size: Optional[int] = None) -> Iterator[Doc]:
         """Process Docs in batches: every stage sends the prompts of the whole batch to each
         member together."""
+        if batch_size is not None:
+            integer("batch_size", batch_size, 1)
         error_handler = self.get_error_handler()
         for docs in minibatch(stream, size=batch_size or self.batch_size):
             try:
@@ -418,13 +449,7 @@ class EL4NER(Pipe):
         """RAISES ValueError: if the saved config.cfg could not be read back (see ``MemberBlocks``)."""
         dotted = [n for n in self.members if "." in n] if self.ensemble.names_are_sections else []
         if dotted:
-            raise ValueError(
-                f"el4ner: members {dotted} are el4ner.Members.v1 keys with a '.'. The saved config.cfg "
-                "would read them as nested sections, and spacy.load could not load the pipeline. Name them "
-                f"without '.' (e.g. {[_registry.config_key(n) for n in dotted]}) wherever members are named: the "
-                "member blocks, accept.finder_sets and the retriever's pre_extraction_by. "
-                "`evaluate --export-config` writes such a config."
-            )
+            raise ValueError(Errors.E025.format(dotted=dotted, fixed=[_registry.config_key(n) for n in dotted]))
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         self._check_savable()
@@ -433,10 +458,15 @@ class EL4NER(Pipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "EL4NER":
         deserialize = {
-            "cfg": lambda b: self._set_cfg(srsly.json_loads(b)),
+            "cfg": lambda b: self._set_cfg(_cfg_from_bytes(b)),
             "store": lambda b: self.store.from_bytes(b),
         }
-        util.from_bytes(bytes_data, deserialize, exclude)
+        try:
+            util.from_bytes(bytes_data, deserialize, exclude)
+        except ValueError as err:
+            if str(err).startswith("[E"):
+                raise
+            raise ValueError(Errors.E322.format(err=err)) from err
         self.store.labels = list(self.settings.labels)
         return self
 

@@ -50,7 +50,14 @@ class Errors(metaclass=ErrorsWithCodes):
     E020 = ("el4ner: template {name!r} for `{stage}`: no such built-in template ({known}) or file")
     E021 = ("{member} answered {n} times to {m} prompts: a model must return one answer per prompt (check the "
             "backend's generate/score)")
-    E022 = "A stage asked for a {type}: the runner answers Generate and Score requests only"
+    E022 = "A stage asked for a {type}: the runner answers Generate, Score and Predict requests only"
+    E024 = "{part}: {key} must be {rule}, not {value!r}: change it in its config block"
+    E025 = ("el4ner: members {dotted} are el4ner.Members.v1 keys with a '.'. The saved config.cfg would read them as "
+            "nested sections, and spacy.load could not load the pipeline. Name them without '.' (e.g. {fixed}) "
+            "wherever members are named: the member blocks, accept.finder_sets and the retriever's "
+            "pre_extraction_by. `evaluate --export-config` writes such a config.")
+    E023 = ("{member} answered prompt {i} with {got}, not {what}: a model's generate returns one string per prompt "
+            "and its score one number per continuation (check the backend)")
     # E050-E059: voting (spacy_el4ner/ensemble.py)
     E050 = "voting must be one of {options}, not '{value}': set classify.voting to one of them"
 
@@ -172,6 +179,15 @@ class Errors(metaclass=ErrorsWithCodes):
             "Add them to `labels` in the component's config, or map/remove them in the data.")
     E319 = "format must be one of {options}, not {value!r}"
     E320 = "No such file or folder: {path}. Check the path (relative paths are read from the working directory)."
+    E321 = ("el4ner: {path}: `{key}` must be a list of label strings (labels) or a table of label = \"text\" "
+            "(label_descriptions), not {value!r}. The saved pipeline is corrupt: save it again with nlp.to_disk.")
+    E322 = ("el4ner: the bytes are not a whole saved el4ner component ({err}): give all the bytes that "
+            "EL4NER.to_bytes (or nlp.to_bytes) wrote")
+    E324 = ("{path} is not a readable .spacy (DocBin) file ({err}): write it again (DocBin.to_disk, spacy "
+            "convert, or python -m spacy_el4ner convert)")
+    E323 = ("Member '{name}' needs its adapter, but neither the saved pipeline's copy ({copy}) nor the folder "
+            "it was saved from ({source}) holds adapter_config.json: copy the adapter back, or save the pipeline "
+            "again where the adapter exists")
 
     # fine-tuning (E5xx)
     E501 = ("Fine-tuning needs a fast tokenizer (offset mappings to locate spans): use a base model whose "

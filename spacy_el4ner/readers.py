@@ -49,8 +49,12 @@ def read_bio_sentences(
                 continue
             if parts[0].startswith("-DOCSTART-"):
                 continue
+            tag = parts[-1].strip()
+            if "-" in tag and not tag.split("-", 1)[1].strip():
+                bad = bad or (lineno, f"tag {tag!r} has no label after its '-'")
+                continue
             words.append(parts[0].strip())
-            tags.append(parts[-1].strip())
+            tags.append(tag)
     if bad:
         _skip(skipped, path, bad[0], f"sentence left out: {bad[1]}")
     elif words:
@@ -143,7 +147,11 @@ def read_jsonl(
             if not isinstance(eg, dict) or not isinstance(eg.get("text"), str):
                 _skip(skipped, path, n, "no 'text' string")
                 continue
-            if eg.get("answer", "accept") != "accept":
+            answer = eg.get("answer", "accept")
+            if answer not in ("accept", "reject", "ignore"):
+                _skip(skipped, path, n, f"'answer' must be accept, reject or ignore, not {answer!r}")
+                continue
+            if answer != "accept":
                 continue
             text = eg["text"]
             if _SURROGATE.search(text):
@@ -202,7 +210,10 @@ def read_docs(
     if kind == "auto":
         kind = {".spacy": "spacy", ".jsonl": "jsonl"}.get(path.suffix, "bio")
     if kind == "spacy":
-        return list(DocBin().from_disk(path).get_docs(nlp.vocab))
+        try:
+            return list(DocBin().from_disk(path).get_docs(nlp.vocab))
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(Errors.E324.format(path=path, err=err)) from err
     if kind == "jsonl":
         return list(read_jsonl(path, nlp, skipped, labels))
     return list(read_bio(path, nlp.vocab, skipped))

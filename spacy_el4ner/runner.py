@@ -1,6 +1,6 @@
 """The one place where the pipeline calls its models: it drives the stages' steps (``ty.Step``)."""
 import logging
-from typing import Callable, Dict, List, Mapping
+from typing import Any, Callable, Dict, List, Mapping
 
 from .errors import Errors
 from .models.protocol import Model
@@ -21,12 +21,32 @@ def drive(step: Step[R], answer: Callable[[Request], Answer]) -> R:
             answers = []
             for request in requests:
                 got = answer(request)
-                if len(got) != len(request.prompts):
-                    raise ValueError(Errors.E021.format(member=request.member, n=len(got), m=len(request.prompts)))
+                check_answer(request, got)
                 answers.append(got)
             requests = step.send(answers)
     except StopIteration as stop:
         return stop.value
+
+
+def check_answer(request: Request, got: Any) -> None:
+    """RAISES ValueError: E021 when ``got`` has not one entry per prompt, E023 when an entry is not
+    what the request asks for (text for ``Generate``, one number per continuation for ``Score``, a
+    list of spans for ``Predict``): a backend that breaks the ``Model`` protocol is never guessed at."""
+    if not isinstance(got, (list, tuple)):
+        raise ValueError(Errors.E023.format(member=request.member, what="a list", got=type(got).__name__, i="-"))
+    if len(got) != len(request.prompts):
+        raise ValueError(Errors.E021.format(member=request.member, n=len(got), m=len(request.prompts)))
+    for i, item in enumerate(got):
+        if isinstance(request, Generate):
+            ok, what = isinstance(item, str), "a string"
+        elif isinstance(request, Score):
+            n = len(request.continuations[i])
+            ok = isinstance(item, (list, tuple)) and len(item) == n and all(isinstance(x, (int, float)) for x in item)
+            what = f"{n} numbers"
+        else:
+            ok, what = isinstance(item, (list, tuple)), "a list of spans"
+        if not ok:
+            raise ValueError(Errors.E023.format(member=request.member, what=what, got=repr(item)[:80], i=i))
 
 
 class Runner:

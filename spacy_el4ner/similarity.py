@@ -31,6 +31,7 @@ class HFEncoder:
     """
 
     def __init__(self, name: str = "all-minilm-l6-v2", batch_size: int = 64, device: Optional[str] = None) -> None:
+        zoo.check_name(name, what="encoder")
         self.name = name
         self.batch_size = batch_size
         self.device = device

@@ -63,7 +63,7 @@ class DemoStore:
         RETURNS (int): How many Docs were added (whitespace-only Docs are skipped).
         RAISES (ValueError): If a Doc has a label the component does not know.
         """
-        if isinstance(docs, (str, bytes, Doc)):
+        if isinstance(docs, (str, bytes, Doc)) or not hasattr(docs, "__iter__"):
             raise TypeError(Errors.E301.format(type=type(docs).__name__))
         new = list(docs)
         wrong = [type(d).__name__ for d in new if not isinstance(d, Doc)]

@@ -184,6 +184,9 @@ def build_pipeline(
     cache_cfg = {"@el4ner_caches": "el4ner.ResponseCache.v1", "path": str(cache)} if cache else None
     ensemble = ensemble_block(members, member_settings(overrides, members), engine, dtype, cache_cfg)
     component = component_settings(overrides)
+    if isinstance(retriever.get("pre_extraction_by"), list):  # a run of some members: those of the list it has
+        kept = [m for m in retriever["pre_extraction_by"] if m in members]
+        retriever = {**retriever, "pre_extraction_by": kept or "all"}
     if "retriever" in component and isinstance(component["retriever"], dict) and "k" not in component["retriever"]:
         if component["retriever"].get("@el4ner_retrievers") == retriever["@el4ner_retrievers"] or "@el4ner_retrievers" in component["retriever"]:
             component["retriever"] = {"k": retriever.get("k", 4), **component["retriever"]}

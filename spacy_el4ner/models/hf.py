@@ -105,6 +105,8 @@ class HFModel(HFDecoding, HFScoring, CachedModel):
             device = "cpu"  # not cuda where one is present: the quantised kernels are the CPU's
         if batch_size < 1:
             raise ValueError(Errors.E117.format(key="batch_size", rule="at least 1", value=batch_size))
+        if isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 16:
+            raise ValueError(Errors.E117.format(key="max_context", rule="an integer >= 16 (tokens)", value=max_context))
         zoo.check_name(name)
         super().__init__(name, cache)
         self.dtype = dtype

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional
 
 from spacy.tokens import Doc, Span, Token
 
+from ..errors import Errors
 from ..ty import BoundaryRule  # noqa: F401  (the Protocol, importable from here too)
 from ..types import Unit
 
@@ -99,11 +100,11 @@ class StoreEdges:
         numbers: bool = True,
     ) -> None:
         if not 0.0 <= max_rate < 1.0:
-            raise ValueError("StoreEdges: max_rate must be in [0, 1)")
+            raise ValueError(Errors.E024.format(part="StoreEdges", key="max_rate", rule="in [0, 1)", value=max_rate))
         if min_count < 1:
-            raise ValueError("StoreEdges: min_count must be >= 1")
+            raise ValueError(Errors.E024.format(part="StoreEdges", key="min_count", rule=">= 1", value=min_count))
         if number_rate <= 0.0:
-            raise ValueError("StoreEdges: number_rate must be > 0 (above 1: never take a number in)")
+            raise ValueError(Errors.E024.format(part="StoreEdges", key="number_rate", rule="> 0 (above 1: never take a number in)", value=number_rate))
         self.max_rate = max_rate
         self.min_count = min_count
         self.number_rate = number_rate

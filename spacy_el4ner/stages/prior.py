@@ -12,6 +12,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy
 
+from ..errors import Errors
 from ..ensemble import NONE_LABEL
 from ..ty import EntityPrior, TypePrior  # noqa: F401  (the Protocols, importable from here too)
 
@@ -37,11 +38,11 @@ def nearest(query: numpy.ndarray, keys: numpy.ndarray, k: int, temperature: floa
 
 def _check(name: str, k: int, temperature: float, weight: float) -> None:
     if k < 1:
-        raise ValueError(f"{name}: k must be >= 1")
+        raise ValueError(Errors.E024.format(part=name, key="k", rule=">= 1", value=k))
     if temperature <= 0:
-        raise ValueError(f"{name}: temperature must be > 0")
+        raise ValueError(Errors.E024.format(part=name, key="temperature", rule="> 0", value=temperature))
     if weight < 0:
-        raise ValueError(f"{name}: weight must be >= 0 (0 turns it off)")
+        raise ValueError(Errors.E024.format(part=name, key="weight", rule=">= 0 (0 turns it off)", value=weight))
 
 
 def _usable(texts: Sequence[str], store: "object", weight: float) -> bool:
@@ -64,7 +65,7 @@ class StoreKNNPrior:
     def __init__(self, k: int = 5, temperature: float = 0.05, mix: float = 0.3, weight: float = 1.0) -> None:
         _check("StoreKNNPrior", k, temperature, weight)
         if not 0.0 <= mix <= 1.0:
-            raise ValueError("StoreKNNPrior: mix must be between 0 and 1")
+            raise ValueError(Errors.E024.format(part="StoreKNNPrior", key="mix", rule="between 0 and 1", value=mix))
         self.k = k
         self.temperature = temperature
         self.mix = mix
@@ -127,7 +128,7 @@ class StoreEntityPrior:
     def __init__(self, k: int = 10, temperature: float = 0.05, max_negatives: int = 4000, weight: float = 1.0, seed: int = 0) -> None:
         _check("StoreEntityPrior", k, temperature, weight)
         if max_negatives < 1:
-            raise ValueError("StoreEntityPrior: max_negatives must be >= 1")
+            raise ValueError(Errors.E024.format(part="StoreEntityPrior", key="max_negatives", rule=">= 1", value=max_negatives))
         self.k = k
         self.temperature = temperature
         self.max_negatives = max_negatives

@@ -10,6 +10,7 @@ from spacy.tokens import Doc
 from ..models.protocol import Embedder, Model
 from ..similarity import DEFAULT_OTHER_WEIGHT, DEFAULT_POS_WEIGHTS, span_sim_many, span_weight
 from ..store import DemoStore
+from ..errors import Errors
 from ..runner import run_with
 from ..ty import Retriever, Step  # noqa: F401  (Retriever: the Protocol, importable from here too)
 from ..types import Demo, Unit
@@ -94,17 +95,17 @@ class SpanSimRetriever:
         pre_extraction_prefix: str = "",
     ) -> None:
         if pre_extraction not in PRE_EXTRACTION:
-            raise ValueError(f"pre_extraction must be one of {PRE_EXTRACTION}, not '{pre_extraction}'")
+            raise ValueError(Errors.E024.format(part="SpanSimRetriever", key="pre_extraction", rule=f"one of {PRE_EXTRACTION}", value=pre_extraction))
         if k < 0:
-            raise ValueError("k must be >= 0")
+            raise ValueError(Errors.E024.format(part="retriever", key="k", rule=">= 0", value=k))
         if max_empty is not None and max_empty < 0:
-            raise ValueError("max_empty must be >= 0 (or None for no limit)")
+            raise ValueError(Errors.E024.format(part="retriever", key="max_empty", rule=">= 0 (or null for no limit)", value=max_empty))
         self.max_empty = max_empty
         if isinstance(pre_extraction_by, str):
             if pre_extraction_by not in ("all", "first"):
-                raise ValueError(f"pre_extraction_by must be 'all', 'first' or a list of member names, not '{pre_extraction_by}'")
+                raise ValueError(Errors.E024.format(part="SpanSimRetriever", key="pre_extraction_by", rule="'all', 'first' or a list of member names", value=pre_extraction_by))
         elif not pre_extraction_by or not all(isinstance(m, str) for m in pre_extraction_by):
-            raise ValueError("pre_extraction_by must be 'all', 'first' or a non-empty list of member names")
+            raise ValueError(Errors.E024.format(part="SpanSimRetriever", key="pre_extraction_by", rule="'all', 'first' or a non-empty list of member names", value=pre_extraction_by))
         self.pre_extraction_by: Union[str, List[str]] = (
             pre_extraction_by if isinstance(pre_extraction_by, str) else list(pre_extraction_by)
         )
