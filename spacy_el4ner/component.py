@@ -8,22 +8,22 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 import srsly
 from spacy.language import Language
 from spacy.pipeline import Pipe
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc
 from spacy.training import Example, validate_get_examples
 from spacy.util import minibatch
 from spacy.vocab import Vocab
 from spacy import util
 
 from . import registry as _registry  # noqa: F401  (registers the functions)
-from .align import select_entities
-from .ensemble import acceptance
+from .saved import cfg_from_bytes, read_cfg
+from .write import Acceptance, write_docs
 from .errors import Errors
 from .members import Member, Members
 from .models.adapters import load_adapters, save_adapters
 from .models.protocol import Embedder, Model
 from .models.spacy_ner import SpacyNER, load_spacy_members, save_spacy_members
 from .sentences import split_units
-from .settings import ACCEPT, CLASSIFY, EXTRACT, VALIDATE, build_settings, integer
+from .settings import ACCEPT, CLASSIFY, DEFAULT_CONFIG, VALIDATE, build_settings, integer
 from .runner import Runner
 from .stages.classify import classify_steps
 from .stages.extract import extract_steps
@@ -34,77 +34,11 @@ from .types import Unit
 
 logger = logging.getLogger("spacy_el4ner")
 
-DEFAULT_CONFIG: Dict[str, Any] = {
-    "labels": [],
-    "label_descriptions": {},
-    "ensemble": {
-        "@el4ner_members": "el4ner.Ensemble.v1",
-        "models": list(_registry.DEFAULT_MEMBERS),
-        "engine": "transformers",
-        "dtype": "fastest",
-        "device": None,
-        "device_map": None,
-        "batch_size": 8,
-        "max_context": 4096,
-        "trust_remote_code": False,
-        "cache": None,
-        "n_threads": None,
-    },
-    "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": "all-minilm-l6-v2"},
-    "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
-    "retriever": {"@el4ner_retrievers": "el4ner.SentenceSimRetriever.v1", "k": 4, "max_empty": 1},
-    "extract": dict(EXTRACT),
-    "classify": dict(CLASSIFY),
-    "validate": dict(VALIDATE),
-    "accept": dict(ACCEPT),
-    "edges": {
-        "@el4ner_boundaries": "el4ner.StoreEdges.v1", "max_rate": 0.05, "min_count": 5, "number_rate": 0.9,
-        "lower_case": True, "stop_words": True, "brackets": True, "numbers": True,
-    },
-    "max_unit_tokens": 200,
-    "batch_size": 16,
-    "spans_key": "el4ner",
-    "keep_existing_ents": True,
-    "scorer": {"@scorers": "spacy.ner_scorer.v1"},
-}
-
-
 def _store_labels(store: DemoStore) -> List[str]:
     """A store's labels; for a store saved without labels, those of its docs' entities in order
     of appearance (as from examples)."""
     in_docs = [e.label_ for doc in getattr(store, "docs", []) for e in doc.ents]
     return list(getattr(store, "labels", None) or dict.fromkeys(in_docs))
-
-
-def _read_cfg(path: Path) -> Dict[str, Any]:
-    """The component's saved settings (its ``cfg`` file), or an error that names the file."""
-    try:
-        cfg = srsly.read_json(path)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(Errors.E303.format(path=path, err=err)) from err
-    if not isinstance(cfg, dict):
-        raise ValueError(Errors.E304.format(path=path, type=type(cfg).__name__))
-    _check_cfg(cfg, path)
-    return cfg
-
-
-def _check_cfg(cfg: Dict[str, Any], where: Union[str, Path]) -> None:
-    """RAISES ValueError: E321 when the saved labels are not strings or the descriptions not label -> text."""
-    labels = cfg.get("labels", [])
-    descriptions = cfg.get("label_descriptions", {})
-    if not isinstance(labels, list) or not all(isinstance(x, str) and x.strip() for x in labels):
-        raise ValueError(Errors.E321.format(path=where, key="labels", value=labels))
-    if not isinstance(descriptions, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in descriptions.items()):
-        raise ValueError(Errors.E321.format(path=where, key="label_descriptions", value=descriptions))
-
-
-def _cfg_from_bytes(data: bytes) -> Dict[str, Any]:
-    """The component's settings from ``to_bytes``, checked. RAISES ValueError: E304 / E321."""
-    cfg = srsly.json_loads(data)
-    if not isinstance(cfg, dict):
-        raise ValueError(Errors.E304.format(path="the bytes' cfg", type=type(cfg).__name__))
-    _check_cfg(cfg, "the bytes' cfg")
-    return cfg
 
 
 def _is_placeholder(doc: Doc) -> bool:
@@ -381,60 +315,9 @@ class EL4NER(Pipe):
 
     def set_annotations(self, docs: List[Doc], units: List[Unit]) -> None:
         """Write ``doc.ents`` (non-overlapping, see ``align.select_entities``) and all candidates
-        to ``doc.spans[spans_key]``."""
-        per_doc: Dict[int, List[Unit]] = {}
-        for unit in units:
-            per_doc.setdefault(unit.doc_index, []).append(unit)
-        for i, doc in enumerate(docs):
-            self.stats["docs"] += 1
-            scored: List[Tuple[int, int, str, float]] = []
-            group_spans: List[Span] = []
-            details: List[Dict[str, Any]] = []
-            scores: List[float] = []
-            unaligned: List[List[str]] = []
-            for unit in per_doc.get(i, []):
-                self.stats["units"] += 1
-                unaligned.extend([m, s] for m, s in unit.unaligned)
-                self.stats["unaligned"] += len(unit.unaligned)
-                for cand in sorted(unit.candidates.values(), key=lambda c: c.key):
-                    span = doc.char_span(unit.offset + cand.start, unit.offset + cand.end)
-                    if span is None:
-                        continue
-                    self.stats["candidates"] += 1
-                    cand.confidence, accepted = acceptance(
-                        cand.label, cand.label_score, cand.validation, self.validation_threshold, self.min_confidence,
-                        cand.entity_score,
-                    )
-                    if cand.label is not None and not accepted:
-                        self.stats["rejected"] += 1
-                    if accepted:
-                        scored.append((span.start, span.end, cand.label, cand.confidence))
-                    group_spans.append(Span(doc, span.start, span.end, label=cand.label or "none"))
-                    scores.append(round(cand.confidence, 4))
-                    details.append(
-                        {
-                            "text": span.text,
-                            "label": cand.label,
-                            "accepted": accepted,
-                            "extracted_by": sorted(cand.extracted_by),
-                            # fine-tuning-prompt members: the labels they extracted it under
-                            "extracted_as": {m: sorted(ls) for m, ls in sorted(cand.extracted_as.items())},
-                            "votes": dict(cand.votes),
-                            "label_probs": {m: {k: round(v, 4) for k, v in p.items()} for m, p in cand.label_probs.items()},
-                            "type_prior": None if cand.type_prior is None else {k: round(v, 4) for k, v in cand.type_prior.items()},
-                            "label_score": round(cand.label_score, 4),
-                            "validation": None if cand.validation is None else round(cand.validation, 4),
-                            "entity_score": None if cand.entity_score is None else round(cand.entity_score, 4),
-                            "confidence": round(cand.confidence, 4),
-                            "refined_from": cand.refined_from,
-                        }
-                    )
-            doc.ents = select_entities(doc, scored, keep_existing=self.keep_existing_ents)
-            group = SpanGroup(doc, name=self.spans_key, spans=group_spans)
-            group.attrs["scores"] = scores
-            group.attrs["details"] = details
-            group.attrs["unaligned"] = unaligned
-            doc.spans[self.spans_key] = group
+        to ``doc.spans[spans_key]`` (``annotate.write_docs``)."""
+        rules = Acceptance(self.validation_threshold, self.min_confidence)
+        write_docs(docs, units, rules, self.spans_key, self.keep_existing_ents, self.stats)
 
     # -- serialization -----------------------------------------------------------------------
     def _cfg(self) -> Dict[str, Any]:
@@ -458,7 +341,7 @@ class EL4NER(Pipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "EL4NER":
         deserialize = {
-            "cfg": lambda b: self._set_cfg(_cfg_from_bytes(b)),
+            "cfg": lambda b: self._set_cfg(cfg_from_bytes(b)),
             "store": lambda b: self.store.from_bytes(b),
         }
         try:
@@ -482,7 +365,7 @@ class EL4NER(Pipe):
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "EL4NER":
         deserialize = {
-            "cfg": lambda p: self._set_cfg(_read_cfg(p)),
+            "cfg": lambda p: self._set_cfg(read_cfg(p)),
             "store": lambda p: self.store.from_disk(p),
             "adapters": lambda p: load_adapters(self.members, p),
             "members": lambda p: load_spacy_members(self.members, p),

@@ -18,6 +18,7 @@ from .models.openai import OpenAIModel
 from .members import Member, Members
 from .models.protocol import Embedder, Model
 from .models.spacy_ner import SpacyNER
+from .settings import DEFAULT_MEMBERS
 from .similarity import HFEncoder
 from .stages.edges import StoreEdges
 from .stages.prior import StoreEntityPrior, StoreKNNPrior
@@ -27,8 +28,6 @@ from .store import DemoStore
 for _name in ("el4ner_members", "el4ner_models", "el4ner_encoders", "el4ner_retrievers", "el4ner_stores", "el4ner_caches", "el4ner_priors", "el4ner_boundaries"):
     if not hasattr(registry, _name):
         registry.create(_name, entry_points=True)
-
-DEFAULT_MEMBERS = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]
 
 
 @registry.el4ner_models("el4ner.HFModel.v1")  # type: ignore[attr-defined]
