@@ -135,7 +135,7 @@ def read_jsonl(
             if not raw.strip():
                 continue
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")  # a byte-order mark may start the file
             except UnicodeDecodeError as err:
                 _skip(skipped, path, n, f"invalid UTF-8 ({err.reason} at byte {err.start})")
                 continue
