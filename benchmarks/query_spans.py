@@ -42,7 +42,7 @@ def main() -> None:
         for _, proc in nlp.pipeline[:-1]:  # the tagger, for the POS weights
             doc = proc(doc)
         units = split_units(doc, 0, pipe.max_unit_tokens)
-        pipe.retriever.pre_extract([doc], units, pipe.members, pipe.settings)
+        pipe.runner.run(pipe.retriever.pre_extract([doc], units, list(pipe.members), pipe.settings))
         units_all.extend(units)
     stats = pipe.model_stats()[args.member]
     print(json.dumps({

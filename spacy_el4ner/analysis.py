@@ -11,6 +11,8 @@ from typing import Any, Dict, Iterable, Sequence, Tuple
 
 from spacy.training import Example
 
+from .errors import Errors
+
 Key = Tuple[int, int]
 
 
@@ -107,11 +109,11 @@ def paired_bootstrap(a: Sequence[Counts], b: Sequence[Counts], samples: int = 20
         where A does not beat B), F1s in percent.
     """
     if len(a) != len(b):
-        raise ValueError(f"paired_bootstrap: the runs cover {len(a)} and {len(b)} sentences; compare runs on the same sentences")
+        raise ValueError(Errors.E605.format(n_a=len(a), n_b=len(b)))
     if not a:
-        raise ValueError("paired_bootstrap: no sentences to compare")
+        raise ValueError(Errors.E606)
     if samples < 1:
-        raise ValueError("paired_bootstrap: samples must be >= 1")
+        raise ValueError(Errors.E607.format(value=samples))
     rng = random.Random(seed)
     n = len(a)
     diffs = []

@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Sequence
 
 from .align import non_overlapping
 from .analysis import Counts, micro_f1, paired_bootstrap
+from .errors import Errors
 
 FinderSet = FrozenSet[str]
 
@@ -115,9 +116,9 @@ def calibrate_min_confidence(
         ``min_confidence``), ``f1_best``, ``bootstrap`` (best minus before), ``max_p``.
     """
     if not rows:
-        raise ValueError("calibrate: no sentences; give the predictions of a run on labelled dev data")
+        raise ValueError(Errors.E601)
     if not 0.0 <= max_p <= 1.0:
-        raise ValueError(f"calibrate: max_p must be between 0 and 1, got {max_p}")
+        raise ValueError(Errors.E602.format(value=max_p))
     confidences = [float(c.get("confidence") or 0.0) for r in rows for c in r.get("candidates", []) if c.get("accepted") and keep(c)]
     before = replay_counts(rows, keep)
     f1_before = 100.0 * micro_f1(before)
@@ -165,13 +166,13 @@ def calibrate_finder_sets(
         ``sentences``.
     """
     if not rows:
-        raise ValueError("calibrate: no sentences; give the predictions of a run on labelled dev data")
+        raise ValueError(Errors.E601)
     counts = finder_set_counts(rows)
     if not counts:
-        raise NothingToCalibrate("calibrate: no accepted candidate in the run; nothing to calibrate (was it run with --save-predictions?)")
+        raise NothingToCalibrate(Errors.E603)
     members = sorted(set().union(*counts))
     if len(members) > max_members:
-        raise ValueError(f"calibrate: {len(members)} members give {2 ** len(members)} finder sets; at most {max_members} members")
+        raise ValueError(Errors.E604.format(n=len(members), n_sets=2 ** len(members), max_members=max_members))
     ranked = rank_finder_sets(counts)
     prefix_f1: List[float] = []
     for i in range(len(ranked)):

@@ -8,79 +8,37 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 import srsly
 from spacy.language import Language
 from spacy.pipeline import Pipe
-from spacy.tokens import Doc, Span, SpanGroup
+from spacy.tokens import Doc
 from spacy.training import Example, validate_get_examples
 from spacy.util import minibatch
 from spacy.vocab import Vocab
 from spacy import util
 
 from . import registry as _registry  # noqa: F401  (registers the functions)
-from .align import select_entities
-from .ensemble import acceptance
+from .saved import cfg_from_bytes, read_cfg
+from .write import Acceptance, write_docs
 from .errors import Errors
 from .members import Member, Members
 from .models.adapters import load_adapters, save_adapters
 from .models.protocol import Embedder, Model
+from .models.spacy_ner import SpacyNER, load_spacy_members, save_spacy_members
 from .sentences import split_units
-from .settings import ACCEPT, CLASSIFY, EXTRACT, VALIDATE, build_settings, integer
-from .stages import classify, extract, validate
+from .settings import ACCEPT, CLASSIFY, DEFAULT_CONFIG, VALIDATE, build_settings, integer
+from .runner import Runner
+from .stages.classify import classify_steps
+from .stages.extract import extract_steps
+from .stages.validate import validate_steps
 from .stages.edges import BoundaryRule
 from .store import DemoStore
 from .types import Unit
 
 logger = logging.getLogger("spacy_el4ner")
 
-DEFAULT_CONFIG: Dict[str, Any] = {
-    "labels": [],
-    "label_descriptions": {},
-    "ensemble": {
-        "@el4ner_members": "el4ner.Ensemble.v1",
-        "models": list(_registry.DEFAULT_MEMBERS),
-        "engine": "transformers",
-        "dtype": "fastest",
-        "device": None,
-        "device_map": None,
-        "batch_size": 8,
-        "max_context": 4096,
-        "trust_remote_code": False,
-        "cache": None,
-        "n_threads": None,
-    },
-    "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": "all-minilm-l6-v2"},
-    "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
-    "retriever": {"@el4ner_retrievers": "el4ner.SentenceSimRetriever.v1", "k": 4, "max_empty": 1},
-    "extract": dict(EXTRACT),
-    "classify": dict(CLASSIFY),
-    "validate": dict(VALIDATE),
-    "accept": dict(ACCEPT),
-    "edges": {
-        "@el4ner_boundaries": "el4ner.StoreEdges.v1", "max_rate": 0.05, "min_count": 5, "number_rate": 0.9,
-        "lower_case": True, "stop_words": True, "brackets": True, "numbers": True,
-    },
-    "max_unit_tokens": 200,
-    "batch_size": 16,
-    "spans_key": "el4ner",
-    "keep_existing_ents": True,
-    "scorer": {"@scorers": "spacy.ner_scorer.v1"},
-}
-
-
 def _store_labels(store: DemoStore) -> List[str]:
     """A store's labels; for a store saved without labels, those of its docs' entities in order
     of appearance (as from examples)."""
     in_docs = [e.label_ for doc in getattr(store, "docs", []) for e in doc.ents]
     return list(getattr(store, "labels", None) or dict.fromkeys(in_docs))
-
-
-def _read_cfg(path: Path) -> Dict[str, Any]:
-    """The component's saved settings (its ``cfg`` file), or an error that names the file."""
-    try:
-        cfg = srsly.read_json(path)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(Errors.E303.format(path=path, err=err)) from err
-    if not isinstance(cfg, dict):
-        raise ValueError(Errors.E304.format(path=path, type=type(cfg).__name__))
-    return cfg
 
 
 def _is_placeholder(doc: Doc) -> bool:
@@ -184,10 +142,14 @@ class EL4NER(Pipe):
             raise ValueError(Errors.E011.format(key="spans_key", rule="a non-empty string", value=spans_key))
         if not isinstance(keep_existing_ents, bool):
             raise ValueError(Errors.E011.format(key="keep_existing_ents", rule="true or false", value=keep_existing_ents))
+        by = getattr(retriever, "pre_extraction_by", None)
+        if isinstance(by, list) and set(by) - set(ensemble):
+            raise ValueError(Errors.E018.format(key="retriever.pre_extraction_by", names=sorted(set(by) - set(ensemble)), members=list(ensemble)))
         self.vocab = vocab
         self.name = name
         self.ensemble = ensemble
         self.members: Dict[str, Model] = ensemble.models()
+        self.runner = Runner(self.members)  # the one place where the stages' requests reach the models
         self.encoder = encoder
         self.retriever = retriever
         self.store = store
@@ -222,6 +184,10 @@ class EL4NER(Pipe):
         return tuple(self.settings.labels)
 
     def add_label(self, label: str) -> int:
+        """Add an entity label. RETURNS (int): 1 if it was new, else 0. RAISES ValueError: E011 for
+        anything but a non-empty string."""
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(Errors.E011.format(key="label", rule="a non-empty string", value=label))
         if label in self.settings.labels:
             return 0
         self.settings.labels.append(label)
@@ -242,6 +208,8 @@ class EL4NER(Pipe):
         spaCy component, initializing again starts over: the store then holds what it held when
         the component was built (its configured `path`) plus these examples, never two copies
         (``add_demonstrations`` adds to it)."""
+        if labels is not None and (isinstance(labels, str) or not isinstance(labels, (list, tuple))):
+            raise ValueError(Errors.E011.format(key="labels", rule="a list of label strings", value=labels))
         self.store.reset(self._initial_docs)
         if labels:
             for label in labels:
@@ -279,6 +247,8 @@ class EL4NER(Pipe):
     def pipe(self, stream: Iterable[Doc], *, batch_size: Optional[int] = None) -> Iterator[Doc]:
         """Process Docs in batches: every stage sends the prompts of the whole batch to each
         member together."""
+        if batch_size is not None:
+            integer("batch_size", batch_size, 1)
         error_handler = self.get_error_handler()
         for docs in minibatch(stream, size=batch_size or self.batch_size):
             try:
@@ -287,14 +257,18 @@ class EL4NER(Pipe):
             except Exception as err:  # noqa: BLE001 - spaCy's error-handler contract
                 error_handler(self.name, self, docs, err)
 
-    def _verifiers(self) -> Dict[str, Model]:
-        return {n: self.members[n] for n in self.ensemble.verifiers()}
 
     def predict(self, docs: List[Doc]) -> List[Unit]:
-        """Run the four stages. RETURNS (List[Unit]): the units with their candidates."""
+        """Run the stages: each is a step whose model requests the runner answers.
+        RETURNS (List[Unit]): the units with their candidates."""
         if not self.settings.labels:
             raise ValueError(Errors.E019)
         self.store.require_loaded()
+        for name in self.settings.span_members:
+            model = self.members[name]
+            if isinstance(model, SpacyNER):
+                model.nlp  # noqa: B018  (loads it and checks its label map against the pipeline's labels)
+                model.check_labels(self.settings.labels)
         units: List[Unit] = []
         for i, doc in enumerate(docs):
             too_long: List[Tuple[int, int]] = []
@@ -302,13 +276,14 @@ class EL4NER(Pipe):
             self.stats["tokens_too_long"] += len(too_long)
         if not units:
             return units
+        run, names = self.runner.run, list(self.members)
         with self._timed("retrieve"):
             if self.retriever is not None:
-                self.retriever(docs, units, self.members, self.store, self.settings)
+                run(self.retriever.steps(docs, units, names, self.store, self.settings))
         with self._timed("extract"):
-            self.stats["below_quorum"] += extract(docs, units, self.members, self.settings)
+            self.stats["below_quorum"] += run(extract_steps(docs, units, names, self.settings))
         with self._timed("classify"):
-            classify(units, self.members, self.settings, self.voting, prior=self.type_prior, store=self.store)
+            run(classify_steps(units, names, self.settings, self.voting, prior=self.type_prior, store=self.store))
         if self.edges is not None:
             with self._timed("edges"):
                 self.stats["trimmed"] += self.edges(docs, units, self.store)
@@ -322,9 +297,9 @@ class EL4NER(Pipe):
         if self.validation:
             with self._timed("validate"):
                 # a span whose P(label) is below min_confidence is rejected whatever P(yes) is
-                validate(
-                    units, self._verifiers(), self.settings, skip_below=self.min_confidence, skip_above=self.validation_skip_above
-                )
+                run(validate_steps(
+                    units, self.ensemble.verifiers(), self.settings, skip_below=self.min_confidence, skip_above=self.validation_skip_above
+                ))
         return units
 
     @contextmanager
@@ -340,60 +315,9 @@ class EL4NER(Pipe):
 
     def set_annotations(self, docs: List[Doc], units: List[Unit]) -> None:
         """Write ``doc.ents`` (non-overlapping, see ``align.select_entities``) and all candidates
-        to ``doc.spans[spans_key]``."""
-        per_doc: Dict[int, List[Unit]] = {}
-        for unit in units:
-            per_doc.setdefault(unit.doc_index, []).append(unit)
-        for i, doc in enumerate(docs):
-            self.stats["docs"] += 1
-            scored: List[Tuple[int, int, str, float]] = []
-            group_spans: List[Span] = []
-            details: List[Dict[str, Any]] = []
-            scores: List[float] = []
-            unaligned: List[List[str]] = []
-            for unit in per_doc.get(i, []):
-                self.stats["units"] += 1
-                unaligned.extend([m, s] for m, s in unit.unaligned)
-                self.stats["unaligned"] += len(unit.unaligned)
-                for cand in sorted(unit.candidates.values(), key=lambda c: c.key):
-                    span = doc.char_span(unit.offset + cand.start, unit.offset + cand.end)
-                    if span is None:
-                        continue
-                    self.stats["candidates"] += 1
-                    cand.confidence, accepted = acceptance(
-                        cand.label, cand.label_score, cand.validation, self.validation_threshold, self.min_confidence,
-                        cand.entity_score,
-                    )
-                    if cand.label is not None and not accepted:
-                        self.stats["rejected"] += 1
-                    if accepted:
-                        scored.append((span.start, span.end, cand.label, cand.confidence))
-                    group_spans.append(Span(doc, span.start, span.end, label=cand.label or "none"))
-                    scores.append(round(cand.confidence, 4))
-                    details.append(
-                        {
-                            "text": span.text,
-                            "label": cand.label,
-                            "accepted": accepted,
-                            "extracted_by": sorted(cand.extracted_by),
-                            # fine-tuning-prompt members: the labels they extracted it under
-                            "extracted_as": {m: sorted(ls) for m, ls in sorted(cand.extracted_as.items())},
-                            "votes": dict(cand.votes),
-                            "label_probs": {m: {k: round(v, 4) for k, v in p.items()} for m, p in cand.label_probs.items()},
-                            "type_prior": None if cand.type_prior is None else {k: round(v, 4) for k, v in cand.type_prior.items()},
-                            "label_score": round(cand.label_score, 4),
-                            "validation": None if cand.validation is None else round(cand.validation, 4),
-                            "entity_score": None if cand.entity_score is None else round(cand.entity_score, 4),
-                            "confidence": round(cand.confidence, 4),
-                            "refined_from": cand.refined_from,
-                        }
-                    )
-            doc.ents = select_entities(doc, scored, keep_existing=self.keep_existing_ents)
-            group = SpanGroup(doc, name=self.spans_key, spans=group_spans)
-            group.attrs["scores"] = scores
-            group.attrs["details"] = details
-            group.attrs["unaligned"] = unaligned
-            doc.spans[self.spans_key] = group
+        to ``doc.spans[spans_key]`` (``annotate.write_docs``)."""
+        rules = Acceptance(self.validation_threshold, self.min_confidence)
+        write_docs(docs, units, rules, self.spans_key, self.keep_existing_ents, self.stats)
 
     # -- serialization -----------------------------------------------------------------------
     def _cfg(self) -> Dict[str, Any]:
@@ -408,13 +332,7 @@ class EL4NER(Pipe):
         """RAISES ValueError: if the saved config.cfg could not be read back (see ``MemberBlocks``)."""
         dotted = [n for n in self.members if "." in n] if self.ensemble.names_are_sections else []
         if dotted:
-            raise ValueError(
-                f"el4ner: members {dotted} are el4ner.Members.v1 keys with a '.'. The saved config.cfg "
-                "would read them as nested sections, and spacy.load could not load the pipeline. Name them "
-                f"without '.' (e.g. {[_registry.config_key(n) for n in dotted]}) wherever members are named: the "
-                "member blocks, accept.finder_sets and the retriever's pre_extraction_by. "
-                "`evaluate --export-config` writes such a config."
-            )
+            raise ValueError(Errors.E025.format(dotted=dotted, fixed=[_registry.config_key(n) for n in dotted]))
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         self._check_savable()
@@ -423,10 +341,15 @@ class EL4NER(Pipe):
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()) -> "EL4NER":
         deserialize = {
-            "cfg": lambda b: self._set_cfg(srsly.json_loads(b)),
+            "cfg": lambda b: self._set_cfg(cfg_from_bytes(b)),
             "store": lambda b: self.store.from_bytes(b),
         }
-        util.from_bytes(bytes_data, deserialize, exclude)
+        try:
+            util.from_bytes(bytes_data, deserialize, exclude)
+        except ValueError as err:
+            if str(err).startswith("[E"):
+                raise
+            raise ValueError(Errors.E322.format(err=err)) from err
         self.store.labels = list(self.settings.labels)
         return self
 
@@ -436,14 +359,16 @@ class EL4NER(Pipe):
             "cfg": lambda p: srsly.write_json(p, self._cfg()),
             "store": lambda p: self.store.to_disk(p),
             "adapters": lambda p: save_adapters(self.members, p),
+            "members": lambda p: save_spacy_members(self.members, p),
         }
         util.to_disk(path, serialize, exclude)
 
     def from_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> "EL4NER":
         deserialize = {
-            "cfg": lambda p: self._set_cfg(_read_cfg(p)),
+            "cfg": lambda p: self._set_cfg(read_cfg(p)),
             "store": lambda p: self.store.from_disk(p),
             "adapters": lambda p: load_adapters(self.members, p),
+            "members": lambda p: load_spacy_members(self.members, p),
         }
         util.from_disk(path, deserialize, exclude)
         self.store.labels = list(self.settings.labels)

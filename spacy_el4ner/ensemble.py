@@ -2,6 +2,8 @@
 import math
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .errors import Errors
+
 NONE_LABEL = "none"
 VOTING_RULES = ("majority", "soft", "first")
 
@@ -36,7 +38,7 @@ def vote(
     RETURNS: (label or None, mean probability of the label over members, member -> vote).
     """
     if rule not in VOTING_RULES:
-        raise ValueError(f"voting must be one of {VOTING_RULES}, not '{rule}'")
+        raise ValueError(Errors.E050.format(options=VOTING_RULES, value=rule))
     order = list(members) if members is not None else list(probs)
     order = [m for m in order if m in probs]
     votes: Dict[str, Optional[str]] = {}

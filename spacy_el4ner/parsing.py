@@ -66,9 +66,18 @@ def parse_answer(answer: str, prefix: str = "[") -> Parsed:
             well_formed = cand is text
             break
     else:
-        quoted = [_unescape(m) for m in _QUOTED.findall(text)]
+        quoted = list(_QUOTED.finditer(text))
         if quoted:
-            items = quoted
+            # the quoted strings, and any unquoted text between them (["A", B, "C"]: B too), in
+            # order; text before the first one and after the list ends is not an item (a preamble)
+            items = []
+            for n, m in enumerate(quoted):
+                if n:
+                    items.extend(_bare(text[quoted[n - 1].end() : m.start()]))
+                items.append(_unescape(m.group(1)))
+            tail = text[quoted[-1].end() :]
+            if "]" in tail:
+                items.extend(_bare(tail.split("]", 1)[0]))
         else:
             body = text.strip("[]")
             if body.strip().lower() in ("", "none", "n/a", "no entities"):
@@ -84,6 +93,11 @@ def parse_answer(answer: str, prefix: str = "[") -> Parsed:
         elif item and item not in out:
             out.append(item)
     return Parsed(out, well_formed, [clean_text(d)[: 2 * _MAX_ITEM_CHARS] for d in dropped])
+
+
+def _bare(gap: str) -> List[str]:
+    """Unquoted items in the text between two quoted ones (list punctuation stripped)."""
+    return [p.strip(" \t'\"") for p in re.split(r"[\n,;\[\]]", gap) if p.strip(" \t'\"")]
 
 
 def _as_text(x: object) -> str:

@@ -10,7 +10,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from .errors import Warnings
+from .errors import Errors, Warnings
 
 logger = logging.getLogger("spacy_el4ner")
 
@@ -49,8 +49,12 @@ def read_bio_sentences(
                 continue
             if parts[0].startswith("-DOCSTART-"):
                 continue
+            tag = parts[-1].strip()
+            if "-" in tag and not tag.split("-", 1)[1].strip():
+                bad = bad or (lineno, f"tag {tag!r} has no label after its '-'")
+                continue
             words.append(parts[0].strip())
-            tags.append(parts[-1].strip())
+            tags.append(tag)
     if bad:
         _skip(skipped, path, bad[0], f"sentence left out: {bad[1]}")
     elif words:
@@ -131,7 +135,7 @@ def read_jsonl(
             if not raw.strip():
                 continue
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")  # a byte-order mark may start the file
             except UnicodeDecodeError as err:
                 _skip(skipped, path, n, f"invalid UTF-8 ({err.reason} at byte {err.start})")
                 continue
@@ -143,7 +147,11 @@ def read_jsonl(
             if not isinstance(eg, dict) or not isinstance(eg.get("text"), str):
                 _skip(skipped, path, n, "no 'text' string")
                 continue
-            if eg.get("answer", "accept") != "accept":
+            answer = eg.get("answer", "accept")
+            if answer not in ("accept", "reject", "ignore"):
+                _skip(skipped, path, n, f"'answer' must be accept, reject or ignore, not {answer!r}")
+                continue
+            if answer != "accept":
                 continue
             text = eg["text"]
             if _SURROGATE.search(text):
@@ -189,10 +197,10 @@ def read_docs(
     labels (Optional[Sequence[str]]): JSONL lines with other labels are left out.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}")
+        raise ValueError(Errors.E319.format(options=FORMATS, value=fmt))
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"No such file or folder: {path}")
+        raise FileNotFoundError(Errors.E320.format(path=path))
     if path.is_dir():
         docs: List[Doc] = []
         for child in sorted(p for p in path.iterdir() if p.is_file()):
@@ -202,7 +210,10 @@ def read_docs(
     if kind == "auto":
         kind = {".spacy": "spacy", ".jsonl": "jsonl"}.get(path.suffix, "bio")
     if kind == "spacy":
-        return list(DocBin().from_disk(path).get_docs(nlp.vocab))
+        try:
+            return list(DocBin().from_disk(path).get_docs(nlp.vocab))
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(Errors.E324.format(path=path, err=err)) from err
     if kind == "jsonl":
         return list(read_jsonl(path, nlp, skipped, labels))
     return list(read_bio(path, nlp.vocab, skipped))

@@ -17,6 +17,8 @@ from .models.llamacpp import LlamaCppModel
 from .models.openai import OpenAIModel
 from .members import Member, Members
 from .models.protocol import Embedder, Model
+from .models.spacy_ner import SpacyNER
+from .settings import DEFAULT_MEMBERS
 from .similarity import HFEncoder
 from .stages.edges import StoreEdges
 from .stages.prior import StoreEntityPrior, StoreKNNPrior
@@ -26,8 +28,6 @@ from .store import DemoStore
 for _name in ("el4ner_members", "el4ner_models", "el4ner_encoders", "el4ner_retrievers", "el4ner_stores", "el4ner_caches", "el4ner_priors", "el4ner_boundaries"):
     if not hasattr(registry, _name):
         registry.create(_name, entry_points=True)
-
-DEFAULT_MEMBERS = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]
 
 
 @registry.el4ner_models("el4ner.HFModel.v1")  # type: ignore[attr-defined]
@@ -100,6 +100,22 @@ def make_member(
 ) -> Member:
     """One member: a model block (``@el4ner_models``) and what the pipeline does with it; see ``Member``."""
     return Member(model, weight=weight, view=view, prompt=prompt, votes=votes, constrained=constrained, verifier=verifier)
+
+
+@registry.el4ner_members("el4ner.SpacyMember.v1")  # type: ignore[attr-defined]
+def make_spacy_member(
+    pipeline: str,
+    label_map: Dict[str, str] = {},
+    weight: float = 1.0,
+    score: float = 0.9,
+    spans_key: Optional[str] = None,
+) -> Member:
+    """A trained spaCy pipeline as a member (inside ``el4ner.Members.v1``): its entities (or the
+    spancat group ``spans_key``) join the extraction union and vote in classification with the
+    labels it predicted (``label_map``: its labels -> ours; unmapped ones ignored), at the
+    probability its spancat gives or ``score``; it never verifies. ``python -m spacy_el4ner
+    train-member`` trains one on a store."""
+    return Member(SpacyNER(pipeline, label_map=label_map, score=score, spans_key=spans_key), weight=weight)
 
 
 @registry.el4ner_members("el4ner.Ensemble.v1")  # type: ignore[attr-defined]

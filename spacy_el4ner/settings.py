@@ -22,6 +22,42 @@ CLASSIFY = {
 VALIDATE = {"demos": 1, "template": "validate.v1.jinja", "skip_above": 0.9}
 ACCEPT = {"min_confidence": 0.3, "validation_threshold": 0.0, "extraction_quorum": 0.0, "finder_sets": [], "entity_prior": None}
 BLOCKS = {"extract": EXTRACT, "classify": CLASSIFY, "validate": VALIDATE, "accept": ACCEPT}
+DEFAULT_MEMBERS = ["qwen2.5-coder-0.5b-instruct", "smollm2-135m-instruct"]
+
+# The factory's default config: one place for every default (docs/configuration.md shows it whole).
+DEFAULT_CONFIG: Dict[str, Any] = {
+    "labels": [],
+    "label_descriptions": {},
+    "ensemble": {
+        "@el4ner_members": "el4ner.Ensemble.v1",
+        "models": list(DEFAULT_MEMBERS),
+        "engine": "transformers",
+        "dtype": "fastest",
+        "device": None,
+        "device_map": None,
+        "batch_size": 8,
+        "max_context": 4096,
+        "trust_remote_code": False,
+        "cache": None,
+        "n_threads": None,
+    },
+    "encoder": {"@el4ner_encoders": "el4ner.HFEncoder.v1", "name": "all-minilm-l6-v2"},
+    "store": {"@el4ner_stores": "el4ner.DemoStore.v1", "path": None},
+    "retriever": {"@el4ner_retrievers": "el4ner.SentenceSimRetriever.v1", "k": 4, "max_empty": 1},
+    "extract": dict(EXTRACT),
+    "classify": dict(CLASSIFY),
+    "validate": dict(VALIDATE),
+    "accept": dict(ACCEPT),
+    "edges": {
+        "@el4ner_boundaries": "el4ner.StoreEdges.v1", "max_rate": 0.05, "min_count": 5, "number_rate": 0.9,
+        "lower_case": True, "stop_words": True, "brackets": True, "numbers": True,
+    },
+    "max_unit_tokens": 200,
+    "batch_size": 16,
+    "spans_key": "el4ner",
+    "keep_existing_ents": True,
+    "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+}
 
 
 def block(name: str, value: Any, nullable: bool = False) -> Optional[Dict[str, Any]]:
@@ -139,7 +175,13 @@ def build_settings(
             raise ValueError(Errors.E017)
     else:
         templates["validate"] = VALIDATE["template"]
-    fine = [n for n, m in members.items() if m.prompt == "fine-tuned"]
+    from .models.spacy_ner import SpacyNER
+
+    spans = [n for n, m in members.items() if isinstance(m.model, SpacyNER)]
+    for n in spans:
+        if members[n].verifier:
+            raise ValueError(Errors.E193.format(name=n))
+    fine = [n for n, m in members.items() if m.prompt == "fine-tuned" and n not in spans]
     return Settings(
         labels=list(labels),
         descriptions=dict(descriptions),
@@ -153,4 +195,5 @@ def build_settings(
         extraction_quorum=float(accept["extraction_quorum"]),
         accept_finder_sets=finder_sets,
         member_demo_views={n: m.view for n, m in members.items() if m.view},
+        span_members=spans,
     )

@@ -4,6 +4,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy
 
+from .errors import Errors
 from .models import zoo
 from .models.protocol import ModelLoadError
 
@@ -30,6 +31,7 @@ class HFEncoder:
     """
 
     def __init__(self, name: str = "all-minilm-l6-v2", batch_size: int = 64, device: Optional[str] = None) -> None:
+        zoo.check_name(name, what="encoder")
         self.name = name
         self.batch_size = batch_size
         self.device = device
@@ -47,10 +49,7 @@ class HFEncoder:
             self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self._model = AutoModel.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError) as err:  # ValueError: HFValidationError for a missing absolute path
-            raise ModelLoadError(
-                f"Could not load encoder '{self.name}': {err}. Run `python -m spacy_el4ner models "
-                "pull all-minilm-l6-v2` or give a local encoder folder."
-            ) from err
+            raise ModelLoadError(Errors.E134.format(name=self.name, err=err)) from err
         if self.device:
             self._model.to(self.device)
         self._model.eval()

@@ -48,11 +48,7 @@ class DemoStore:
     def require_loaded(self) -> None:
         """RAISES (StoreError): if the configured store folder was missing and nothing replaced it."""
         if self.missing_path is not None:
-            raise StoreError(
-                f"Demonstration store '{self.missing_path}' does not exist (relative paths are read from the "
-                "working directory). Build it with `python -m spacy_el4ner store build`, fix the store's "
-                "`path` in the config, or load a saved pipeline (spacy.load), which holds its own copy."
-            )
+            raise StoreError(Errors.E308.format(path=self.missing_path))
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -67,7 +63,7 @@ class DemoStore:
         RETURNS (int): How many Docs were added (whitespace-only Docs are skipped).
         RAISES (ValueError): If a Doc has a label the component does not know.
         """
-        if isinstance(docs, (str, bytes, Doc)):
+        if isinstance(docs, (str, bytes, Doc)) or not hasattr(docs, "__iter__"):
             raise TypeError(Errors.E301.format(type=type(docs).__name__))
         new = list(docs)
         wrong = [type(d).__name__ for d in new if not isinstance(d, Doc)]
@@ -78,11 +74,7 @@ class DemoStore:
             for doc in new:
                 bad = sorted({e.label_ for e in doc.ents if e.label_ not in known})
                 if bad:
-                    raise ValueError(
-                        f"Demonstration {doc.text[:60]!r} has label(s) {bad} that the el4ner component "
-                        f"does not know (labels: {self.labels}). Add them to `labels` in the component's "
-                        "config, or map/remove them in the data."
-                    )
+                    raise ValueError(Errors.E318.format(text=doc.text[:60], bad=bad, labels=self.labels))
         added = 0
         for doc in new:
             if not doc.text.strip():
@@ -105,7 +97,7 @@ class DemoStore:
         if self._span_emb is not None and self._emb_name == getattr(self.embedder, "name", None):
             return
         if self.embedder is None:
-            raise StoreError("The demonstration store has no encoder for span embeddings")
+            raise StoreError(Errors.E309)
         texts: List[str] = []
         owners: List[int] = []
         for i, doc in enumerate(self.docs):
@@ -174,7 +166,7 @@ class DemoStore:
         except StoreError:
             raise
         except Exception as err:
-            raise StoreError(f"Corrupt demonstration store bytes: {err}") from err
+            raise StoreError(Errors.E312.format(err=err)) from err
         return self
 
     def to_disk(self, path: Union[str, Path]) -> None:
@@ -194,14 +186,11 @@ class DemoStore:
         path = Path(path)
         for name in ("docs.spacy", "meta.json"):
             if not (path / name).exists():
-                raise StoreError(
-                    f"Demonstration store '{path}' has no {name}. Build one with "
-                    "`python -m spacy_el4ner store build` or nlp.initialize()."
-                )
+                raise StoreError(Errors.E313.format(path=path, name=name))
         try:
             meta = srsly.read_json(path / "meta.json")
         except ValueError as err:
-            raise StoreError(f"Corrupt {path / 'meta.json'}: {err}") from err
+            raise StoreError(Errors.E314.format(path=path / "meta.json", err=err)) from err
         emb = path / "embeddings.npz"
         try:
             self._load(meta, (path / "docs.spacy").read_bytes(), emb.read_bytes() if emb.exists() else b"")
@@ -211,13 +200,13 @@ class DemoStore:
 
     def _load(self, meta: Dict[str, Any], docs_bytes: bytes, arrays: bytes) -> None:
         if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
-            raise StoreError(f"Unknown demonstration store format: {meta!r:.200}")
+            raise StoreError(Errors.E310.format(meta=meta))
         try:
             docs = list(DocBin().from_bytes(docs_bytes).get_docs(self.vocab))
         except Exception as err:
-            raise StoreError(f"Corrupt docs in demonstration store: {err}") from err
+            raise StoreError(Errors.E315.format(err=err)) from err
         if len(docs) != meta.get("n_docs"):
-            raise StoreError(f"Demonstration store has {len(docs)} docs, its meta.json says {meta.get('n_docs')}")
+            raise StoreError(Errors.E311.format(n=len(docs), expected=meta.get("n_docs")))
         stored_labels = list(meta.get("labels") or [])
         if self.labels and stored_labels and set(stored_labels) - set(self.labels):
             logger.warning("Store labels %s differ from the component's %s", stored_labels, self.labels)
@@ -231,8 +220,8 @@ class DemoStore:
                 with numpy.load(io.BytesIO(arrays), allow_pickle=False) as z:
                     span_emb, owners, doc_emb = z["span_emb"], z["owners"], z["doc_emb"]
             except Exception as err:
-                raise StoreError(f"Corrupt embeddings in demonstration store: {err}") from err
+                raise StoreError(Errors.E317.format(err=err)) from err
             if span_emb.shape[0] != self.n_spans or doc_emb.shape[0] != len(docs):
-                raise StoreError("Demonstration store embeddings do not match its docs; delete embeddings.npz")
+                raise StoreError(Errors.E316)
             self._span_emb, self._owners, self._doc_emb = span_emb, owners, doc_emb
             self._emb_name = meta.get("encoder")

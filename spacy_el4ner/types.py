@@ -65,6 +65,8 @@ class Unit:
     finetune_items: Dict[str, List[Tuple[str, str]]] = field(default_factory=dict)
     # (start, end) -> member -> the labels it found the span under (fine-tuning prompt members)
     extracted_as: Dict[Tuple[int, int], Dict[str, Set[str]]] = field(default_factory=dict)
+    # (start, end) -> member -> label -> probability (spaCy pipeline members)
+    predicted: Dict[Tuple[int, int], Dict[str, Dict[str, float]]] = field(default_factory=dict)
 
     def demos_for(self, view: int) -> List[Demo]:
         """The demonstrations of ``view`` (0: ``demos``); a view the store was too small for

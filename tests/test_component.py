@@ -613,10 +613,10 @@ def test_a_huge_token_never_reaches_a_prompt(nlp, scripts):
     [
         (lambda d: (d / "cfg").write_bytes(b"\xff\xfe garbage \x00"), r"el4ner/cfg is not the component's saved settings"),
         (lambda d: (d / "cfg").write_text("[1, 2, 3]"), r"el4ner/cfg holds list"),
-        (lambda d: (d / "store" / "docs.spacy").write_bytes((d / "store" / "docs.spacy").read_bytes()[:40]), r"store: Corrupt docs"),
+        (lambda d: (d / "store" / "docs.spacy").write_bytes((d / "store" / "docs.spacy").read_bytes()[:40]), r"store: \[E315\] Corrupt docs"),
         (lambda d: (d / "store" / "meta.json").write_text("{"), r"Corrupt .*meta.json"),
         (lambda d: (d / "store" / "docs.spacy").unlink(), r"has no docs.spacy"),
-        (lambda d: (d / "store" / "embeddings.npz").write_bytes(b"PK\x03\x04 truncated"), r"store: Corrupt embeddings"),
+        (lambda d: (d / "store" / "embeddings.npz").write_bytes(b"PK\x03\x04 truncated"), r"store: \[E317\] Corrupt embeddings"),
     ],
 )
 def test_a_damaged_saved_pipeline_names_the_file(nlp, script, labelled_docs, tmp_path, damage, match):

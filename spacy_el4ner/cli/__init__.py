@@ -1,4 +1,4 @@
-"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,finetune,cache,annotate,review,db-out}``."""
+"""Command line: ``python -m spacy_el4ner {models,convert,store,quickstart,evaluate,compare,calibrate,finetune,train-member,cache,annotate,review,db-out}``."""
 import logging
 import os
 
@@ -14,6 +14,7 @@ from .finetune import finetune
 from .models import models_app
 from .quickstart import quickstart
 from .review import review
+from .train_member import train_member
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="spacy-el4ner: NER with an ensemble of small local LLMs")
 app.add_typer(models_app, name="models")
@@ -25,6 +26,7 @@ app.command("compare")(compare)
 app.command("calibrate")(calibrate)
 app.command("quickstart")(quickstart)
 app.command("finetune")(finetune)
+app.command("train-member")(train_member)
 app.command("annotate")(annotate)
 app.command("review")(review)
 app.command("db-out")(db_out)

@@ -9,6 +9,7 @@ import typer
 from wasabi import msg
 
 from ..calibration import NothingToCalibrate, calibrate_finder_sets, calibrate_min_confidence, keep_finder_sets
+from ..errors import Errors
 from .predictions import read_prediction_rows
 
 
@@ -22,7 +23,7 @@ def _renames(items: List[str]) -> Dict[str, str]:
     for item in items:
         old, sep, new = item.partition("=")
         if not sep or not old.strip() or not new.strip():
-            raise ValueError(f"--rename takes OLD=NEW, got {item!r}")
+            raise ValueError(Errors.E608.format(value=item))
         out[old.strip()] = new.strip()
     return out
 
@@ -49,7 +50,7 @@ def calibrate(
         res = calibrate_finder_sets(rows, samples=samples, seed=seed)
         unknown = sorted(set(names) - set(res["members"]))
         if unknown:
-            raise ValueError(f"--rename names members that are not in the run: {unknown}; its members: {res['members']}")
+            raise ValueError(Errors.E609.format(unknown=unknown, members=res["members"]))
         keep = keep_finder_sets([frozenset(s) for s in res["accept_finder_sets"]])
         thr = calibrate_min_confidence(rows, keep, samples=samples, seed=seed, max_p=max_p) if threshold else None
     except NothingToCalibrate as err:

@@ -25,6 +25,8 @@ from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example
 from spacy.vocab import Vocab
 
+from ..errors import Errors
+
 logger = logging.getLogger("spacy_el4ner")
 
 # Counters that are summed over the segments of a run.
@@ -58,13 +60,13 @@ def examples_from_rows(rows: Sequence[Dict[str, Any]], refs: Sequence[Doc], voca
     examples: List[Example] = []
     for i, (row, ref) in enumerate(zip(rows, refs)):
         if row["text"] != ref.text:
-            raise ValueError(f"sentence {i + 1}: the checkpoint has {row['text'][:60]!r}, the data {ref.text[:60]!r}")
+            raise ValueError(Errors.E610.format(n=i + 1, found=row["text"][:60], expected=ref.text[:60]))
         doc = Doc(vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref])
 
         def span(start: int, end: int, label: str) -> Span:
             out = doc.char_span(int(start), int(end), label=label)
             if out is None:
-                raise ValueError(f"sentence {i + 1}: [{start}, {end}) is not on token boundaries of {ref.text[:60]!r}")
+                raise ValueError(Errors.E611.format(n=i + 1, start=start, end=end, text=ref.text[:60]))
             return out
 
         doc.ents = [span(p[0], p[1], str(p[2])) for p in row["predicted"]]
@@ -115,7 +117,7 @@ class Checkpoint:
                         break  # a batch written after the state was: it runs again
                     rows.append(json.loads(line))
             if len(rows) < done:
-                raise ValueError(f"{self.rows_path} has {len(rows)} sentences, the state says {done}")
+                raise ValueError(Errors.E612.format(path=self.rows_path, n=len(rows), done=done))
             counters = {k: state["counters"].get(k, 0) for k in COUNTERS}
             segments = list(state.get("segments", []))
         except (OSError, ValueError, KeyError, TypeError) as err:

@@ -7,6 +7,7 @@ import typer
 from wasabi import msg
 
 from ..analysis import Counts, paired_bootstrap
+from ..errors import Errors
 from .predictions import read_prediction_rows
 
 
@@ -38,7 +39,7 @@ def compare(
         texts_b, b = read_predictions(run_b)
         if texts_a != texts_b:
             bad = next((i for i, (x, y) in enumerate(zip(texts_a, texts_b)) if x != y), min(len(texts_a), len(texts_b)))
-            raise ValueError(f"the runs differ at sentence {bad + 1} ({len(texts_a)} vs {len(texts_b)} sentences): compare runs of the same split with the same --limit")
+            raise ValueError(Errors.E613.format(n=bad + 1, n_a=len(texts_a), n_b=len(texts_b)))
         res = paired_bootstrap(a, b, samples=samples, seed=seed)
     except ValueError as err:
         msg.fail(str(err), exits=1)

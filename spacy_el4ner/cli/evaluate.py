@@ -14,6 +14,7 @@ from tqdm import tqdm
 from wasabi import msg
 
 from ..analysis import stage_breakdown
+from ..errors import Errors
 from ..models.hf import resolve_dtype
 from ..readers import read_docs
 from ..registry import DEFAULT_MEMBERS, ENGINES
@@ -36,21 +37,18 @@ def calibration_settings(path: Path, members: List[str]) -> Dict[str, Any]:
     try:
         data = srsly.read_json(path)
     except (OSError, ValueError) as err:
-        raise ValueError(f"--calibration {path}: cannot read it as JSON ({err}); write it with `calibrate PREDICTIONS --output {path}`") from err
+        raise ValueError(Errors.E614.format(path=path, err=err)) from err
     sets = data.get("accept_finder_sets") if isinstance(data, dict) else None
     if not isinstance(sets, list) or any(not isinstance(s, list) or not all(isinstance(m, str) for m in s) for s in sets):
-        raise ValueError(f"--calibration {path}: no accept_finder_sets list of member-name lists in it; write it with `calibrate PREDICTIONS --output {path}`")
+        raise ValueError(Errors.E615.format(path=path))
     unknown = sorted({m for s in sets for m in s} - set(members))
     if unknown:
-        raise ValueError(
-            f"--calibration {path} names members this run does not have: {unknown}; this run's members: {members}. "
-            "Calibrate a dev run with the same --members (or rename them with `calibrate --rename OLD=NEW`)."
-        )
+        raise ValueError(Errors.E616.format(path=path, unknown=unknown, members=members))
     out: Dict[str, Any] = {"accept.finder_sets": sets}
     threshold = data.get("min_confidence")
     if threshold is not None:
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"--calibration {path}: min_confidence {threshold!r} is not a number between 0 and 1")
+            raise ValueError(Errors.E617.format(path=path, value=threshold))
         out["accept.min_confidence"] = float(threshold)
     return out
 
@@ -128,12 +126,12 @@ def _prefix_run(prefix: Path, meta: Dict[str, Any], n_refs: int) -> Dict[str, An
         old = json.loads(path.read_text())
         old_meta, old_results = old["meta"], old["results"]
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"--prefix-run {prefix}: no results.json of an evaluate run there ({err})") from err
+        raise ValueError(Errors.E618.format(path=prefix, err=err)) from err
     differ = _differing(old_meta, meta, (*RUN_KEYS, "members", "tagger"))
     if differ:
-        raise ValueError(f"--prefix-run {prefix}: another evaluation (it differs in {', '.join(differ)}); give a run with the same arguments and a smaller --limit")
+        raise ValueError(Errors.E619.format(path=prefix, keys=", ".join(differ)))
     if int(old_meta.get("n_sentences", 0)) > n_refs:
-        raise ValueError(f"--prefix-run {prefix}: it ran {old_meta['n_sentences']} sentences, more than this run's {n_refs}")
+        raise ValueError(Errors.E620.format(path=prefix, n=old_meta["n_sentences"], n_refs=n_refs))
     return dict(old_results)
 
 
@@ -186,6 +184,9 @@ def build_pipeline(
     cache_cfg = {"@el4ner_caches": "el4ner.ResponseCache.v1", "path": str(cache)} if cache else None
     ensemble = ensemble_block(members, member_settings(overrides, members), engine, dtype, cache_cfg)
     component = component_settings(overrides)
+    if isinstance(retriever.get("pre_extraction_by"), list):  # a run of some members: those of the list it has
+        kept = [m for m in retriever["pre_extraction_by"] if m in members]
+        retriever = {**retriever, "pre_extraction_by": kept or "all"}
     if "retriever" in component and isinstance(component["retriever"], dict) and "k" not in component["retriever"]:
         if component["retriever"].get("@el4ner_retrievers") == retriever["@el4ner_retrievers"] or "@el4ner_retrievers" in component["retriever"]:
             component["retriever"] = {"k": retriever.get("k", 4), **component["retriever"]}

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional
 from confection import Config
 from spacy.language import Language
 
+from ..errors import Errors
 from ..registry import config_key
 
 EL4NER = "el4ner"
@@ -29,10 +30,7 @@ def member_renames(members_cfg: Dict[str, Any]) -> Dict[str, str]:
     new = list(renames.values())
     clashes = sorted({n for n in new if new.count(n) > 1})
     if clashes:
-        raise ValueError(
-            f"Members {sorted(o for o, n in renames.items() if n in clashes)} would all be named {clashes} in the "
-            "config ('.' becomes '_'); give them names that differ in more than their dots"
-        )
+        raise ValueError(Errors.E621.format(names=sorted(o for o, n in renames.items() if n in clashes), clashes=clashes))
     return {old: new for old, new in renames.items() if old != new}
 
 
@@ -73,10 +71,10 @@ def pipeline_config(nlp: Language, source: Optional[str] = None) -> Config:
     RAISES ValueError: if ``nlp`` has no ``el4ner`` component or other components without a source.
     """
     if EL4NER not in nlp.component_names:
-        raise ValueError(f"The pipeline has no '{EL4NER}' component; its components: {nlp.component_names}")
+        raise ValueError(Errors.E622.format(name=EL4NER, components=nlp.component_names))
     others: List[str] = [n for n in nlp.component_names if n != EL4NER]
     if others and not source:
-        raise ValueError(f"Components {others} need the pipeline they come from (source) to be written as config")
+        raise ValueError(Errors.E623.format(others=others))
     component = nlp.config["components"][EL4NER]
     components: Dict[str, Any] = {n: {"source": source} for n in others}
     components[EL4NER] = rename_members(component, member_renames(component["ensemble"]))

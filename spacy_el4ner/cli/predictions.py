@@ -3,6 +3,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
+from ..errors import Errors
+
 # What each key must hold: spans as [start, end, label, ...]; candidates as dicts
 _SPAN_KEYS = ("gold", "predicted")
 
@@ -15,7 +17,7 @@ def read_prediction_rows(path: Path, need: Sequence[str]) -> List[Dict[str, Any]
         the line).
     """
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; give a predictions-*.jsonl that `evaluate --save-predictions` wrote")
+        raise ValueError(Errors.E624.format(path=path))
     rows: List[Dict[str, Any]] = []
     with path.open(encoding="utf8") as f:
         for n, line in enumerate(f, 1):
@@ -33,6 +35,6 @@ def read_prediction_rows(path: Path, need: Sequence[str]) -> List[Dict[str, Any]
                     else:
                         str(row[key])
             except (ValueError, KeyError, TypeError, IndexError) as err:
-                raise ValueError(f"{path}, line {n}: not a predictions line (needs {', '.join(need)}): {err}") from err
+                raise ValueError(Errors.E625.format(path=path, line=n, keys=", ".join(need), err=err)) from err
             rows.append(row)
     return rows

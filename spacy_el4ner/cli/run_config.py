@@ -15,6 +15,7 @@ import typer
 from ..members import Member
 
 MEMBER_FIELDS = ("weight", "view", "prompt", "votes", "constrained", "verifier")
+SPACY = "spacy:"  # a --members spec: spacy:PATH is a trained spaCy pipeline
 # settings about who extracted a span: they belong to the whole ensemble, not to a member alone
 ENSEMBLE_ONLY = ("accept.finder_sets", "accept.extraction_quorum")
 
@@ -108,9 +109,10 @@ def ensemble_block(
 ) -> Dict[str, Any]:
     """The ``ensemble`` block: ``el4ner.Ensemble.v1`` for plain names with default settings, else
     ``el4ner.Members.v1`` (``NAME+ADAPTER_DIR``: a member with a CLLMFS / LoRA adapter, which runs
-    on transformers whatever the engine; ``NAME@VIEW``: a copy that sees demonstration view VIEW)."""
+    on transformers whatever the engine; ``NAME@VIEW``: a copy that sees demonstration view VIEW;
+    ``spacy:PATH``: a trained spaCy pipeline, ``el4ner.SpacyMember.v1``)."""
     first_only = all(s == {} for s in settings.values())
-    if first_only and not any("+" in m or "@" in m for m in members):
+    if first_only and not any("+" in m or "@" in m or m.startswith(SPACY) for m in members):
         block: Dict[str, Any] = {"@el4ner_members": "el4ner.Ensemble.v1", "models": list(members), "engine": engine}
         if engine == "transformers":
             block["dtype"] = dtype
@@ -119,7 +121,12 @@ def ensemble_block(
         return block
     verifiers_set = any("verifier" in s for s in settings.values())
     blocks: Dict[str, Any] = {}
-    for i, m in enumerate(members):
+    llms = [m for m in members if not m.startswith(SPACY)]
+    for m in members:
+        if m.startswith(SPACY):  # spacy:PATH: a trained spaCy pipeline (train-member) as a member
+            extra = {k: v for k, v in settings.get(m, {}).items() if k == "weight"}
+            blocks[m] = {"@el4ner_members": "el4ner.SpacyMember.v1", "pipeline": m[len(SPACY):], **extra}
+            continue
         base, _, adapter = (m.rpartition("@")[0] if "@" in m and m.rpartition("@")[2].isdigit() else m).partition("+")
         model: Dict[str, Any]
         if engine == "llama.cpp" and not adapter:
@@ -132,8 +139,9 @@ def ensemble_block(
             model["cache"] = cache
         member = {"@el4ner_members": "el4ner.Member.v1", "model": model, **settings.get(m, {})}
         if not verifiers_set:
-            member["verifier"] = i == 0
+            member["verifier"] = bool(llms) and m == llms[0]  # the first language model verifies
         blocks[m] = member
     for m, b in blocks.items():  # checked here, with the member's name, before any model is built
-        Member(None, **{k: v for k, v in b.items() if k in MEMBER_FIELDS})  # type: ignore[arg-type]
+        if not m.startswith(SPACY):
+            Member(None, **{k: v for k, v in b.items() if k in MEMBER_FIELDS})  # type: ignore[arg-type]
     return {"@el4ner_members": "el4ner.Members.v1", "members": blocks}

@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from spacy.tokens import Doc
 
+from ..errors import Errors
 from ..store import DemoStore
 from .format import (
     add_special_tokens,
@@ -172,9 +173,9 @@ def build_records(
     RETURNS (List[Record]): The records, Doc by Doc, in label order.
     """
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("Fine-tuning needs a fast tokenizer (offset mappings to locate spans)")
+        raise ValueError(Errors.E501)
     if not labels:
-        raise ValueError("Fine-tuning needs at least one label")
+        raise ValueError(Errors.E502)
     label_ids = {label: i for i, label in enumerate(labels)}
     descs = descriptions_for(labels, descriptions)
     rng = random.Random(seed)

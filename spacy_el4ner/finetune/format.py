@@ -3,6 +3,7 @@ the type's mentions as ``<<< mention >>>`` lines (``<<< >>>`` when there is none
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..errors import Errors
 from ..prompts import Messages, clean, render
 
 TEMPLATE = "finetune.v1.jinja"
@@ -94,10 +95,10 @@ def text_offset(prompt: str, messages: Messages, text: str) -> int:
     content = messages[-1]["content"]
     body = clean(text).rstrip()
     if not content.endswith(body):
-        raise ValueError(f"The prompt's last message does not end with the text: {content[-80:]!r}")
+        raise ValueError(Errors.E504.format(tail=content[-80:]))
     pos = prompt.rfind(content)
     if pos == -1:
-        raise ValueError("The chat template changed the prompt's text; cannot locate the spans")
+        raise ValueError(Errors.E505)
     return pos + len(content) - len(body)
 
 

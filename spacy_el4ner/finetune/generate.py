@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from ..errors import Errors
 from ..models.hf import greedy_inputs
 from .format import (
     SEPARATORS,
@@ -62,7 +63,7 @@ def generate_answers(
     from transformers import LogitsProcessorList
 
     if constrain_to is not None and len(constrain_to) != len(prompts):
-        raise ValueError("constrain_to needs one text per prompt")
+        raise ValueError(Errors.E110.format(n_texts=len(constrain_to), n_prompts=len(prompts)))
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     ends = end_token_ids(model, tokenizer)

@@ -4,6 +4,8 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+from ..errors import Errors
+
 
 def span_representations(hidden_states: torch.Tensor, ranges: Sequence[Tuple[int, int]]) -> torch.Tensor:
     """Mean-pool token states per span.
@@ -13,14 +15,14 @@ def span_representations(hidden_states: torch.Tensor, ranges: Sequence[Tuple[int
     RETURNS (torch.Tensor): (len(ranges), d) span representations.
     """
     if hidden_states.dim() != 2:
-        raise ValueError(f"hidden_states must be (seq, d), not {tuple(hidden_states.shape)}")
+        raise ValueError(Errors.E506.format(shape=tuple(hidden_states.shape)))
     if not ranges:
         return hidden_states.new_zeros((0, hidden_states.shape[1]))
     seq = hidden_states.shape[0]
     rows = []
     for start, end in ranges:
         if not 0 <= start < end <= seq:
-            raise ValueError(f"Span range ({start}, {end}) is empty or outside a sequence of {seq} tokens")
+            raise ValueError(Errors.E507.format(start=start, end=end, seq=seq))
         rows.append(hidden_states[start:end].mean(dim=0))
     return torch.stack(rows)
 
@@ -52,9 +54,9 @@ def info_nce(
         has a positive.
     """
     if temperature <= 0:
-        raise ValueError("temperature must be positive")
+        raise ValueError(Errors.E508.format(value=temperature))
     if reps.dim() != 2 or types.dim() != 1 or reps.shape[0] != types.shape[0]:
-        raise ValueError(f"reps must be (n, d) and types (n,); got {tuple(reps.shape)} and {tuple(types.shape)}")
+        raise ValueError(Errors.E509.format(reps=tuple(reps.shape), types=tuple(types.shape)))
     n = reps.shape[0]
     if n < 2:
         return reps.sum() * 0.0

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc
 
+from ..errors import Errors
 from ..models.hf import resolve_dtype
 from .data import IGNORE_INDEX, DocSource, Record, build_records, labels_of, load_docs
 from .loss import info_nce, span_representations
@@ -104,17 +105,17 @@ class FinetuneConfig:
     def validate(self) -> None:
         """RAISES (ValueError): On settings out of range."""
         if self.epochs < 1 or self.grad_accum < 1 or self.batch_size < 1 or self.eval_every < 1:
-            raise ValueError("epochs, grad_accum, batch_size and eval_every must be at least 1")
+            raise ValueError(Errors.E512.format(values=(self.epochs, self.grad_accum, self.batch_size, self.eval_every)))
         if self.lam < 0:
-            raise ValueError("lam (the contrastive weight) must be >= 0")
+            raise ValueError(Errors.E513.format(value=self.lam))
         if self.temperature <= 0:
-            raise ValueError("temperature must be > 0")
+            raise ValueError(Errors.E508.format(value=self.temperature))
         if self.dtype not in ("float32", "bfloat16", "float16", "fastest"):
-            raise ValueError(f"dtype must be float32, bfloat16, float16 or fastest, not {self.dtype!r}")
+            raise ValueError(Errors.E118.format(options=("float32", "bfloat16", "float16", "fastest"), value=self.dtype))
         if self.lr_schedule not in ("constant", "linear"):
-            raise ValueError("lr_schedule must be 'constant' or 'linear'")
+            raise ValueError(Errors.E514.format(value=self.lr_schedule))
         if not self.target_modules:
-            raise ValueError("target_modules must name at least one module")
+            raise ValueError(Errors.E515)
 
 
 def resolve_base(name: str) -> str:
@@ -126,7 +127,7 @@ def resolve_base(name: str) -> str:
     if name in zoo.EXCLUDED:
         from ..models.protocol import ModelLoadError
 
-        raise ModelLoadError(f"Model '{name}' is not supported: {zoo.EXCLUDED[name]}")
+        raise ModelLoadError(Errors.E121.format(name=name, reason=zoo.EXCLUDED[name], known=", ".join(sorted(zoo.ZOO))))
     return name
 
 
@@ -300,7 +301,7 @@ def train(
     docs, source_labels = load_docs(train_docs)
     labels = list(labels or source_labels or labels_of(docs))
     if not labels:
-        raise ValueError("No labels: the training data has no entities and none were given")
+        raise ValueError(Errors.E503)
     dev: List[Doc] = load_docs(dev_docs)[0] if dev_docs is not None else []
     out_dir = Path(config.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -311,7 +312,7 @@ def train(
     num_layers = int(base_model.config.num_hidden_layers)
     layer = config.layer if config.layer is not None else default_layer(num_layers)
     if not 0 <= layer <= num_layers:
-        raise ValueError(f"layer must be in 0..{num_layers} (0: embeddings), not {layer}")
+        raise ValueError(Errors.E510.format(num_layers=num_layers, layer=layer))
     if config.lam > 0 and layer == 0:
         logger.warning("layer=0 is the embedding output: LoRA cannot change it, the contrastive term has no effect")
 
@@ -327,7 +328,7 @@ def train(
         seed=config.seed,
     )
     if not records:
-        raise ValueError("No training records (empty data, or every record longer than max_length)")
+        raise ValueError(Errors.E511)
 
     from peft import LoraConfig, get_peft_model
 

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..errors import Errors
+
 logger = logging.getLogger("spacy_el4ner")
 
 # What an adapter folder written by ``finetune`` holds at its top level (checkpoints are not copied).
@@ -47,16 +49,17 @@ def save_adapters(members: Mapping[str, Any], path: Path) -> None:
 
 def load_adapters(members: Mapping[str, Any], path: Path) -> None:
     """Point every member with an adapter at its copy under ``path``, where ``save_adapters`` put
-    one (pipelines saved before adapters were copied keep the path of their config).
+    one, else at the folder of its config if that still holds the adapter.
+    RAISES ValueError: E323 when neither holds it (the member could not load later).
 
     members (Mapping[str, Any]): Member name -> model (not loaded yet: loading is lazy).
     path (Path): The component's ``adapters`` folder.
     """
-    if not path.is_dir():
-        return
     for name, model in members.items():
         if not getattr(model, "adapter", None):
             continue
         copy = path / _slug(name)
         if (copy / "adapter_config.json").is_file():
             model.adapter = str(copy)
+        elif not (Path(model.adapter) / "adapter_config.json").is_file():
+            raise ValueError(Errors.E323.format(name=name, copy=copy, source=model.adapter))

@@ -170,7 +170,7 @@ class CachedModel:
     ) -> List[str]:
         """See ``Model.generate``."""
         if constrain_to is not None and len(constrain_to) != len(prompts):
-            raise ValueError("constrain_to needs one text per prompt")
+            raise ValueError(Errors.E110.format(n_texts=len(constrain_to), n_prompts=len(prompts)))
         if max_new_tokens < 1:
             raise ValueError(Errors.E003.format(value=max_new_tokens))
         if not prompts:
@@ -204,7 +204,7 @@ class CachedModel:
     def score(self, prompts: Sequence[Prompt], continuations: Sequence[Sequence[str]]) -> List[List[float]]:
         """See ``Model.score``."""
         if len(prompts) != len(continuations):
-            raise ValueError("score() needs one list of continuations per prompt")
+            raise ValueError(Errors.E111.format(n_lists=len(continuations), n_prompts=len(prompts)))
         if not prompts:
             return []
         self._stats["calls"] += 1

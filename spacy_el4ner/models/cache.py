@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
+from ..errors import Errors
+
 logger = logging.getLogger("spacy_el4ner")
 
 
@@ -142,29 +144,29 @@ class ResponseCache:
         RETURNS (int): The number of entries added.
         RAISES (ValueError): For a file that is not such an export, or a conflicting adapter name.
         """
+        adapters: Dict[str, str] = {}
+        rows = []
         try:
             with gzip.open(path, "rt", encoding="utf8") as f:
                 head = json.loads(f.readline())
-                if not isinstance(head, dict) or head.get("el4ner_cache") != 1:
-                    raise ValueError("no el4ner_cache header")
-                adapters: Dict[str, str] = {str(fp): str(name) for fp, name in head.get("adapters", [])}
-                rows = []
-                for line in f:
-                    k, v, t = json.loads(line)
-                    json.loads(v)  # the stored value must be JSON
-                    rows.append((str(k), str(v), float(t)))
+                is_export = isinstance(head, dict) and head.get("el4ner_cache") == 1
+                if is_export:
+                    adapters = {str(fp): str(name) for fp, name in head.get("adapters", [])}
+                    for line in f:
+                        k, v, t = json.loads(line)
+                        json.loads(v)  # the stored value must be JSON
+                        rows.append((str(k), str(v), float(t)))
         except (OSError, EOFError, ValueError, TypeError) as err:
-            raise ValueError(f"{path}: not a response cache export of `cache export` ({err})") from err
+            raise ValueError(Errors.E306.format(path=path, err=err)) from err
+        if not is_export:
+            raise ValueError(Errors.E306.format(path=path, err="no el4ner_cache header"))
         with self._lock:
             db = self._db()
             here = dict(db.execute("SELECT fp, id FROM a").fetchall())
             taken = {name: fp for fp, name in here.items()}
             for fp, name in adapters.items():
                 if fp not in here and name in taken:
-                    raise ValueError(
-                        f"{path}: this cache ({self.path}) already caches other weights of the adapter {name!r} under that name; "
-                        "import into a new cache folder (--cache), before any run uses that adapter"
-                    )
+                    raise ValueError(Errors.E307.format(path=path, cache=self.path, name=name))
             db.executemany("INSERT OR IGNORE INTO a (fp, id) VALUES (?, ?)", list(adapters.items()))
             before = db.execute("SELECT COUNT(*) FROM r").fetchone()[0]
             db.executemany("INSERT OR IGNORE INTO r (k, v, t) VALUES (?, ?, ?)", rows)

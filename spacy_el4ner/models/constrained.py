@@ -22,6 +22,8 @@ from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple, U
 import torch
 from transformers import LogitsProcessor
 
+from ..errors import Errors
+
 logger = logging.getLogger("spacy_el4ner")
 
 # A state of the automaton: ("B", b"") at a boundary (start, or just after a complete separator),
@@ -113,7 +115,7 @@ class SubstringAutomaton:
         self.text = text
         self.separators = tuple(dict.fromkeys(s for s in separators if s))
         if not self.separators:
-            raise ValueError("Constrained decoding needs at least one non-empty separator")
+            raise ValueError(Errors.E112)
         self._prefixes: Set[bytes] = {s[:i] for s in self.separators for i in range(1, len(s))}
         self._complete: Set[bytes] = set(self.separators)
         self.start: States = frozenset([_BOUNDARY])
@@ -242,11 +244,11 @@ class SubstringLogitsProcessor(LogitsProcessor):
         prompt_length: Optional[int] = None,
     ) -> None:
         if not texts:
-            raise ValueError("substring_processor needs at least one text")
+            raise ValueError(Errors.E113)
         if eos_token_id is None:
             eos_token_id = tokenizer.eos_token_id
         if eos_token_id is None:
-            raise ValueError("The tokenizer has no EOS token: pass eos_token_id")
+            raise ValueError(Errors.E114)
         self.eos_ids: List[int] = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
         self.table = token_bytes(tokenizer)
         self.texts = list(texts)
@@ -259,7 +261,7 @@ class SubstringLogitsProcessor(LogitsProcessor):
 
     def _row_text(self, row: int, n_rows: int) -> int:
         if n_rows % len(self.texts):
-            raise ValueError(f"{n_rows} batch rows cannot be split over {len(self.texts)} texts")
+            raise ValueError(Errors.E115.format(n_rows=n_rows, n_texts=len(self.texts)))
         return row // (n_rows // len(self.texts))
 
     def states(self, index: int, generated: Tuple[int, ...]) -> States:

@@ -5,6 +5,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..errors import Errors
 from . import zoo
 from .base import CachedModel, encode_isolated, fit_prompt, plain_chat, render_pieces
 from .cache import ResponseCache
@@ -89,21 +90,23 @@ class HFModel(HFDecoding, HFScoring, CachedModel):
         merge_adapter: bool = True,
     ) -> None:
         if score_batching not in SCORE_BATCHING:
-            raise ValueError(f"score_batching must be one of {SCORE_BATCHING}, not '{score_batching}'")
+            raise ValueError(Errors.E116.format(options=SCORE_BATCHING, value=score_batching))
         if pack_tokens < 1:
-            raise ValueError("pack_tokens must be at least 1")
+            raise ValueError(Errors.E117.format(key="pack_tokens", rule="at least 1", value=pack_tokens))
         if prefix_cache_tokens < 0:
-            raise ValueError("prefix_cache_tokens must be 0 or more")
+            raise ValueError(Errors.E117.format(key="prefix_cache_tokens", rule="0 or more", value=prefix_cache_tokens))
         if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {_DTYPES}, not '{dtype}'")
+            raise ValueError(Errors.E118.format(options=_DTYPES, value=dtype))
         if dtype == "int8":
             if (device or "cpu") != "cpu" or device_map is not None:
-                raise ValueError(f"dtype 'int8' runs on the CPU only (device={device!r}, device_map={device_map!r}): use device='cpu' and no device_map, or bfloat16 on a GPU")
+                raise ValueError(Errors.E119.format(device=device, device_map=device_map))
             if adapter and not merge_adapter:
-                raise ValueError("dtype 'int8' quantises the merged weights: set merge_adapter = true to use an adapter with it")
+                raise ValueError(Errors.E120)
             device = "cpu"  # not cuda where one is present: the quantised kernels are the CPU's
         if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+            raise ValueError(Errors.E117.format(key="batch_size", rule="at least 1", value=batch_size))
+        if isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 16:
+            raise ValueError(Errors.E117.format(key="max_context", rule="an integer >= 16 (tokens)", value=max_context))
         zoo.check_name(name)
         super().__init__(name, cache)
         self.dtype = dtype
@@ -164,14 +167,11 @@ class HFModel(HFDecoding, HFScoring, CachedModel):
         if self.name in zoo.ZOO:
             return str(zoo.ensure(self.name))
         if self.name in zoo.EXCLUDED:
-            raise ModelLoadError(f"Model '{self.name}' is not supported: {zoo.EXCLUDED[self.name]}")
+            raise ModelLoadError(Errors.E121.format(name=self.name, reason=zoo.EXCLUDED[self.name], known=", ".join(sorted(zoo.ZOO))))
         path = Path(self.name).expanduser()
         if path.exists():
             if not (path / "config.json").exists():
-                raise ModelLoadError(
-                    f"Folder '{path}' has no config.json: give a transformers model folder "
-                    f"(save_pretrained) or an embedded name: {', '.join(sorted(zoo.ZOO))}."
-                )
+                raise ModelLoadError(Errors.E122.format(path=path, known=", ".join(sorted(zoo.ZOO))))
             return str(path)
         return self.name  # a hub id; fails cleanly offline below
 
@@ -199,11 +199,7 @@ class HFModel(HFDecoding, HFScoring, CachedModel):
                 mkw["device_map"] = self.device_map
             model = AutoModelForCausalLM.from_pretrained(path, **mkw)
         except (OSError, ValueError) as err:
-            raise ModelLoadError(
-                f"Could not load model '{self.name}': {err}\nUse an embedded name "
-                f"({', '.join(sorted(zoo.ZOO))}; install with `python -m spacy_el4ner models pull NAME`) "
-                "or a local folder written by save_pretrained. Nothing is downloaded at run time."
-            ) from err
+            raise ModelLoadError(Errors.E123.format(name=self.name, err=err, known=", ".join(sorted(zoo.ZOO)))) from err
         if self.device_map is None:
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             model.to(device)
@@ -211,15 +207,11 @@ class HFModel(HFDecoding, HFScoring, CachedModel):
             try:
                 from peft import PeftModel
             except ImportError as err:  # pragma: no cover
-                raise ModelLoadError("adapter= needs peft: pip install 'peft>=0.10'") from err
+                raise ModelLoadError(Errors.E124) from err
             try:
                 model = PeftModel.from_pretrained(model, self.adapter)
             except (OSError, ValueError) as err:
-                raise ModelLoadError(
-                    f"Could not load adapter '{self.adapter}' on model '{self.name}': {err}\nGive the "
-                    "folder written by `python -m spacy_el4ner finetune` (adapter_config.json and "
-                    "adapter_model.safetensors) for this same base model."
-                ) from err
+                raise ModelLoadError(Errors.E125.format(adapter=self.adapter, name=self.name, err=err)) from err
             if self.merge_adapter:
                 model = model.merge_and_unload()
         model.eval()

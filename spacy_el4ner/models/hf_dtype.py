@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from ..errors import Errors
 from .protocol import ModelLoadError
 
 _DTYPES = ("fastest", "auto", "bfloat16", "float16", "float32", "int8")
@@ -70,11 +71,11 @@ def quantize_int8(model: Any, keep_float: Sequence[str] = _INT8_KEEP_FLOAT) -> A
     try:  # torch.ao.quantization is deprecated in favour of torchao, not yet removed (torch 2.13)
         from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
     except ImportError as err:  # pragma: no cover
-        raise ModelLoadError(f"dtype 'int8' needs torch.ao.quantization, which this torch ({torch.__version__}) lacks: use float32") from err
+        raise ModelLoadError(Errors.E126.format(version=torch.__version__)) from err
     engines = torch.backends.quantized.supported_engines
     engine = next((e for e in ("x86", "fbgemm") if e in engines), None)
     if engine is None:
-        raise ModelLoadError(f"dtype 'int8' needs torch's x86 or fbgemm quantised kernels; this torch has {engines}: use float32")
+        raise ModelLoadError(Errors.E127.format(engines=engines))
     torch.backends.quantized.engine = engine
     spec = {
         name: per_channel_dynamic_qconfig

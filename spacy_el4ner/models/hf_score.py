@@ -3,6 +3,7 @@ across calls, prompts that share a prefix packed into one pass under a block mas
 batches on accelerators. ``HFScoring`` is a part of ``HFModel``."""
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..errors import Errors
 from .base import common_prefix
 from .hf_decode import _shared_prefix, greedy_inputs
 
@@ -266,7 +267,7 @@ class HFScoring:
         ids = [tok(c, add_special_tokens=False)["input_ids"] for c in conts]
         for c, i in zip(conts, ids):
             if not i:
-                raise ValueError(f"Continuation {c!r} is empty after tokenization")
+                raise ValueError(Errors.E109.format(value=c))
         return ids
 
     def _score_naive(self, ids: List[int], cont_ids: List[List[int]]) -> List[float]:

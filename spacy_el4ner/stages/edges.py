@@ -17,28 +17,21 @@ data, and the demonstration store holds it, per label:
 trims lower-case / stop words off an edge, or takes in the number just before it, only where the
 candidate's label (with at least ``min_count`` stored spans) shows that convention. No model
 call; the adjusted span is what self-validation then checks. Measured in
-benchmarks/RESULTS.md, session 6.
+benchmarks/RESULTS.md (#span-edges).
 """
 import logging
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol, runtime_checkable
+from typing import Dict, List, Optional
 
 from spacy.tokens import Doc, Span, Token
 
+from ..errors import Errors
+from ..ty import BoundaryRule  # noqa: F401  (the Protocol, importable from here too)
 from ..types import Unit
 
 logger = logging.getLogger("spacy_el4ner")
 
 BRACKETS = frozenset("()[]{}")
-
-
-@runtime_checkable
-class BoundaryRule(Protocol):
-    """Adjusts the edges of typed candidates in place, from the store; no model call."""
-
-    def __call__(self, docs: List[Doc], units: List[Unit], store: "object") -> int:
-        """RETURNS (int): How many candidates were changed."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -107,11 +100,11 @@ class StoreEdges:
         numbers: bool = True,
     ) -> None:
         if not 0.0 <= max_rate < 1.0:
-            raise ValueError("StoreEdges: max_rate must be in [0, 1)")
+            raise ValueError(Errors.E024.format(part="StoreEdges", key="max_rate", rule="in [0, 1)", value=max_rate))
         if min_count < 1:
-            raise ValueError("StoreEdges: min_count must be >= 1")
+            raise ValueError(Errors.E024.format(part="StoreEdges", key="min_count", rule=">= 1", value=min_count))
         if number_rate <= 0.0:
-            raise ValueError("StoreEdges: number_rate must be > 0 (above 1: never take a number in)")
+            raise ValueError(Errors.E024.format(part="StoreEdges", key="number_rate", rule="> 0 (above 1: never take a number in)", value=number_rate))
         self.max_rate = max_rate
         self.min_count = min_count
         self.number_rate = number_rate

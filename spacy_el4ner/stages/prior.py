@@ -4,15 +4,17 @@ The members type each span from a prompt with a few demonstrations; the store ho
 labelled spans than fit in a prompt. ``StoreKNNPrior`` looks up a candidate's nearest labelled
 spans (cosine of the same span embeddings that retrieval uses) and turns their labels into a
 distribution; classification multiplies each member's label distribution by it before the vote
-(a product of experts, the prior to the power ``weight``). Measured in benchmarks/RESULTS.md,
-session 5.
+(a product of experts, the prior to the power ``weight``). Measured in benchmarks/RESULTS.md
+(#type-prior).
 """
 import logging
-from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy
 
+from ..errors import Errors
 from ..ensemble import NONE_LABEL
+from ..ty import EntityPrior, TypePrior  # noqa: F401  (the Protocols, importable from here too)
 
 logger = logging.getLogger("spacy_el4ner")
 
@@ -36,39 +38,16 @@ def nearest(query: numpy.ndarray, keys: numpy.ndarray, k: int, temperature: floa
 
 def _check(name: str, k: int, temperature: float, weight: float) -> None:
     if k < 1:
-        raise ValueError(f"{name}: k must be >= 1")
+        raise ValueError(Errors.E024.format(part=name, key="k", rule=">= 1", value=k))
     if temperature <= 0:
-        raise ValueError(f"{name}: temperature must be > 0")
+        raise ValueError(Errors.E024.format(part=name, key="temperature", rule="> 0", value=temperature))
     if weight < 0:
-        raise ValueError(f"{name}: weight must be >= 0 (0 turns it off)")
+        raise ValueError(Errors.E024.format(part=name, key="weight", rule=">= 0 (0 turns it off)", value=weight))
 
 
 def _usable(texts: Sequence[str], store: "object", weight: float) -> bool:
     """Whether a prior has work to do and a store that can answer (labelled spans, an encoder)."""
     return bool(texts) and weight != 0 and getattr(store, "embedder", None) is not None and bool(getattr(store, "n_spans", 0))
-
-
-@runtime_checkable
-class TypePrior(Protocol):
-    """A distribution over the labels for each span text, from the store."""
-
-    weight: float
-
-    def __call__(self, texts: Sequence[str], store: "object", labels: Sequence[str]) -> Optional[List[Dict[str, float]]]:
-        """RETURNS: one label -> probability dict per text (summing to 1 over ``labels``), or None
-        when the store cannot give one (no labelled spans, no encoder)."""
-        ...
-
-
-@runtime_checkable
-class EntityPrior(Protocol):
-    """P(entity) for each span text, from the store."""
-
-    weight: float
-
-    def __call__(self, texts: Sequence[str], store: "object") -> Optional[List[float]]:
-        """RETURNS: P(entity) per text, or None when the store cannot give one."""
-        ...
 
 
 class StoreKNNPrior:
@@ -86,7 +65,7 @@ class StoreKNNPrior:
     def __init__(self, k: int = 5, temperature: float = 0.05, mix: float = 0.3, weight: float = 1.0) -> None:
         _check("StoreKNNPrior", k, temperature, weight)
         if not 0.0 <= mix <= 1.0:
-            raise ValueError("StoreKNNPrior: mix must be between 0 and 1")
+            raise ValueError(Errors.E024.format(part="StoreKNNPrior", key="mix", rule="between 0 and 1", value=mix))
         self.k = k
         self.temperature = temperature
         self.mix = mix
@@ -149,7 +128,7 @@ class StoreEntityPrior:
     def __init__(self, k: int = 10, temperature: float = 0.05, max_negatives: int = 4000, weight: float = 1.0, seed: int = 0) -> None:
         _check("StoreEntityPrior", k, temperature, weight)
         if max_negatives < 1:
-            raise ValueError("StoreEntityPrior: max_negatives must be >= 1")
+            raise ValueError(Errors.E024.format(part="StoreEntityPrior", key="max_negatives", rule=">= 1", value=max_negatives))
         self.k = k
         self.temperature = temperature
         self.max_negatives = max_negatives

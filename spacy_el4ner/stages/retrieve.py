@@ -3,28 +3,23 @@ span-level sentence similarity (SpanSim, the EL4NER paper's method) or at random
 import hashlib
 import logging
 import random
-from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from spacy.tokens import Doc
 
 from ..models.protocol import Embedder, Model
 from ..similarity import DEFAULT_OTHER_WEIGHT, DEFAULT_POS_WEIGHTS, span_sim_many, span_weight
 from ..store import DemoStore
+from ..errors import Errors
+from ..runner import run_with
+from ..ty import Retriever, Step  # noqa: F401  (Retriever: the Protocol, importable from here too)
 from ..types import Demo, Unit
 from .common import Settings
-from .extract import extract_spans
+from .extract import extract_spans_steps
 
 logger = logging.getLogger("spacy_el4ner")
 
 PRE_EXTRACTION = ("llm", "heuristic", "llm+heuristic")
-
-
-class Retriever(Protocol):
-    """Sets ``unit.demos`` (and ``unit.demo_views`` when ``settings.demo_views`` > 1) for every unit."""
-
-    def __call__(
-        self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], store: DemoStore, settings: Settings
-    ) -> None: ...
 
 
 def to_demo(doc: Doc, n_negatives: int = 1) -> Demo:
@@ -100,17 +95,17 @@ class SpanSimRetriever:
         pre_extraction_prefix: str = "",
     ) -> None:
         if pre_extraction not in PRE_EXTRACTION:
-            raise ValueError(f"pre_extraction must be one of {PRE_EXTRACTION}, not '{pre_extraction}'")
+            raise ValueError(Errors.E024.format(part="SpanSimRetriever", key="pre_extraction", rule=f"one of {PRE_EXTRACTION}", value=pre_extraction))
         if k < 0:
-            raise ValueError("k must be >= 0")
+            raise ValueError(Errors.E024.format(part="retriever", key="k", rule=">= 0", value=k))
         if max_empty is not None and max_empty < 0:
-            raise ValueError("max_empty must be >= 0 (or None for no limit)")
+            raise ValueError(Errors.E024.format(part="retriever", key="max_empty", rule=">= 0 (or null for no limit)", value=max_empty))
         self.max_empty = max_empty
         if isinstance(pre_extraction_by, str):
             if pre_extraction_by not in ("all", "first"):
-                raise ValueError(f"pre_extraction_by must be 'all', 'first' or a list of member names, not '{pre_extraction_by}'")
+                raise ValueError(Errors.E024.format(part="SpanSimRetriever", key="pre_extraction_by", rule="'all', 'first' or a list of member names", value=pre_extraction_by))
         elif not pre_extraction_by or not all(isinstance(m, str) for m in pre_extraction_by):
-            raise ValueError("pre_extraction_by must be 'all', 'first' or a non-empty list of member names")
+            raise ValueError(Errors.E024.format(part="SpanSimRetriever", key="pre_extraction_by", rule="'all', 'first' or a non-empty list of member names", value=pre_extraction_by))
         self.pre_extraction_by: Union[str, List[str]] = (
             pre_extraction_by if isinstance(pre_extraction_by, str) else list(pre_extraction_by)
         )
@@ -123,12 +118,14 @@ class SpanSimRetriever:
         self.pos_weights = dict(pos_weights or DEFAULT_POS_WEIGHTS)
         self.other_weight = other_weight
 
-    def pre_extract(self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], settings: Settings) -> None:
+    def pre_extract(self, docs: List[Doc], units: List[Unit], members: Sequence[str], settings: Settings) -> Step[None]:
+        """Set each unit's query spans (and their weights); a step: the zero-shot answers are
+        requests to the members of ``pre_extraction_by``."""
         kinds = self.pre_extraction.split("+")
         for unit in units:
             unit.query_spans = []
         if "llm" in kinds:
-            found = extract_spans(
+            found = yield from extract_spans_steps(
                 docs, units, self._pre_members(members), settings, with_demos=False, answer_prefix=self.pre_extraction_prefix
             )
             for unit, spans in zip(units, found):
@@ -147,14 +144,14 @@ class SpanSimRetriever:
                 weights.append(span_weight(tags, self.pos_weights, self.other_weight))
             unit.query_weights = weights
 
-    def _pre_members(self, members: Mapping[str, Model]) -> Mapping[str, Model]:
+    def _pre_members(self, members: Sequence[str]) -> List[str]:
         """The members that pre-extract (see ``pre_extraction_by``)."""
+        members = list(members)
         if self.pre_extraction_by == "all" or not members:
             return members
         if self.pre_extraction_by == "first":
-            name = next(iter(members))
-            return {name: members[name]}
-        chosen = {n: m for n, m in members.items() if n in self.pre_extraction_by}
+            return members[:1]
+        chosen = [n for n in members if n in self.pre_extraction_by]
         if not chosen and not self._warned_missing:
             self._warned_missing = True  # once: the fallback holds for every batch
             logger.warning(
@@ -166,9 +163,14 @@ class SpanSimRetriever:
     def __call__(
         self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], store: DemoStore, settings: Settings
     ) -> None:
+        """``steps`` with ``members``' models answering."""
+        run_with(members, self.steps(docs, units, list(members), store, settings))
+
+    def steps(self, docs: List[Doc], units: List[Unit], members: Sequence[str], store: DemoStore, settings: Settings) -> Step[None]:
+        """Set ``unit.demos`` (and ``unit.demo_views``) for every unit."""
         if not units or self.k == 0 or len(store) == 0:
             return
-        self.pre_extract(docs, units, members, settings)
+        yield from self.pre_extract(docs, units, members, settings)
         cands, owners = store.span_index()
         doc_emb = store.doc_embeddings()
         for unit in units:
@@ -220,11 +222,13 @@ class SentenceSimRetriever(SpanSimRetriever):
     def __init__(self, k: int, embedder: Embedder, max_empty: Optional[int] = 1) -> None:
         super().__init__(k, embedder, pre_extraction="heuristic", max_empty=max_empty)
 
-    def pre_extract(self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], settings: Settings) -> None:
+    def pre_extract(self, docs: List[Doc], units: List[Unit], members: Sequence[str], settings: Settings) -> Step[None]:
         for unit in units:
             unit.query_spans = []
             unit.query_weights = []
         self.stats["units"] += len(units)
+        return
+        yield  # a step without requests
 
 
 class RandomRetriever:
@@ -237,6 +241,10 @@ class RandomRetriever:
     def __call__(
         self, docs: List[Doc], units: List[Unit], members: Mapping[str, Model], store: DemoStore, settings: Settings
     ) -> None:
+        run_with(members, self.steps(docs, units, list(members), store, settings))
+
+    def steps(self, docs: List[Doc], units: List[Unit], members: Sequence[str], store: DemoStore, settings: Settings) -> Step[None]:
+        """Set ``unit.demos`` (and ``unit.demo_views``) for every unit; no model call."""
         for unit in units:
             h = int(hashlib.sha256(f"{self.seed}:{unit.text}".encode("utf8")).hexdigest()[:12], 16)
             rng = random.Random(h)
@@ -244,3 +252,5 @@ class RandomRetriever:
             drawn = rng.sample(pool, min(self.k * settings.demo_views, len(pool)))
             unit.demos = [to_demo(store.docs[i]) for i in drawn[: self.k]]
             unit.demo_views = [[to_demo(store.docs[i]) for i in drawn[v * self.k : (v + 1) * self.k]] for v in range(1, settings.demo_views)]
+        return
+        yield  # a step without requests

@@ -1,10 +1,12 @@
 """Stage 4: self-validation. A verifier answers "is X a LABEL here?"; spans it rejects are dropped."""
 import logging
-from typing import List, Mapping, Tuple
+from typing import List, Mapping, Sequence, Tuple
 
 from ..ensemble import softmax
 from ..models.protocol import Model
 from ..prompts import render
+from ..runner import run_with
+from ..ty import Score, Step
 from ..types import Candidate, Unit
 from .common import Settings, prompts_per_view
 
@@ -16,6 +18,13 @@ YES_NO = ("Yes", "No")
 def validate(
     units: List[Unit], verifiers: Mapping[str, Model], settings: Settings, skip_below: float = 0.0, skip_above: float = 1.0
 ) -> None:
+    """``validate_steps`` with the ``verifiers``' models answering."""
+    run_with(verifiers, validate_steps(units, list(verifiers), settings, skip_below, skip_above))
+
+
+def validate_steps(
+    units: List[Unit], verifiers: Sequence[str], settings: Settings, skip_below: float = 0.0, skip_above: float = 1.0
+) -> Step[None]:
     """Set ``candidate.validation`` = mean P(Yes) over the verifiers, for every typed candidate.
     Each verifier sees the demonstrations of its view (``Settings.member_demo_views``), as in
     extraction and classification, so views of one model verify as different judges.
@@ -43,9 +52,9 @@ def validate(
         ),
     )
     totals = [0.0] * len(jobs)
-    for name, model in verifiers.items():
-        prompts = prompts_of(settings.view_of(name))
-        for i, logps in enumerate(model.score(prompts, [list(YES_NO)] * len(prompts))):
+    requests = [Score(name, prompts_of(settings.view_of(name)), [list(YES_NO) for _ in jobs]) for name in verifiers]
+    for answers in (yield requests):
+        for i, logps in enumerate(answers):
             totals[i] += softmax(logps)[0]
     for (_, cand), total in zip(jobs, totals):
         cand.validation = total / len(verifiers)

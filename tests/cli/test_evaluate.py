@@ -187,3 +187,14 @@ def test_evaluate_applies_the_calibration_and_set_wins(tmp_path, monkeypatch):
     assert seen == {"accept.finder_sets": [["m1"]], "accept.min_confidence": 0.2}
     res = CliRunner().invoke(app, [*args[:5], "m2", *args[6:]])
     assert res.exit_code == 1 and "does not have: ['m1']" in " ".join(res.output.split())
+
+
+def test_a_spacy_pipeline_member_spec(nlp, tmp_path):
+    path = _store(nlp, tmp_path)
+    members = ["org/a", "spacy:some/trained/model-best"]
+    nlp2 = build_pipeline(["LOC"], members, path, None, "none", SENTENCE, overrides={"member.weight": {members[1]: 2.0}})
+    blocks = nlp2.config["components"]["el4ner"]["ensemble"]["members"]
+    assert blocks[members[1]] == {"@el4ner_members": "el4ner.SpacyMember.v1", "pipeline": "some/trained/model-best", "weight": 2.0,
+                                  "label_map": {}, "score": 0.9, "spans_key": None}
+    pipe = nlp2.get_pipe("el4ner")
+    assert pipe.settings.span_members == [members[1]] and pipe.ensemble.verifiers() == ["org/a"]

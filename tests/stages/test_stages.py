@@ -5,6 +5,7 @@ import pytest
 
 from spacy_el4ner.sentences import split_units
 from spacy_el4ner.stages import RandomRetriever, Settings, SpanSimRetriever, classify, extract, validate
+from spacy_el4ner.runner import run_with
 from spacy_el4ner.stages.extract import extract_spans
 from spacy_el4ner.stages.retrieve import heuristic_spans, to_demo
 from spacy_el4ner.store import DemoStore
@@ -486,7 +487,7 @@ def test_pos_weights_used_when_tagged(nlp, store, hash_embedder, settings):
     units = units_for([doc])
     a = FakeModel("a", {doc.text: '["river", "Nile", "the"]'})
     r = SpanSimRetriever(1, hash_embedder, "llm")
-    r.pre_extract([doc], units, {"a": a}, settings)
+    run_with({"a": a}, r.pre_extract([doc], units, ["a"], settings))
     assert units[0].query_spans == [(0, 3), (4, 9), (10, 14)]
     assert units[0].query_weights == [0.1, 0.6, 1.0]
 
@@ -582,7 +583,13 @@ def test_sentence_retriever_makes_no_model_call(nlp, store, hash_embedder, setti
     # the same demonstrations as SpanSim without query spans: whole-text similarity
     expected = [d.text for d in units[0].demos]
     units2 = units_for(docs)
-    plain.pre_extract = lambda docs, units, members, settings: [setattr(u, "query_spans", []) or setattr(u, "query_weights", []) for u in units]
+    def no_query_spans(docs, units, members, settings):
+        for u in units:
+            u.query_spans, u.query_weights = [], []
+        return
+        yield
+
+    plain.pre_extract = no_query_spans
     plain(docs, units2, {"m": model}, store, settings)
     assert [d.text for d in units2[0].demos] == expected
 
@@ -784,3 +791,48 @@ def test_verifiers_with_views_see_their_own_demonstrations(nlp):
     assert units[0].candidates[next(iter(units[0].candidates))].validation == pytest.approx(0.7)
 
 
+
+
+# -- stages as steps: requests out, plain answers in -------------------------------------
+def test_stages_are_steps_driven_with_plain_answers(nlp, settings):
+    """No model: each stage yields its requests and is answered with plain strings and numbers."""
+    from spacy_el4ner.runner import drive
+    from spacy_el4ner.stages.classify import classify_steps
+    from spacy_el4ner.stages.extract import extract_steps
+    from spacy_el4ner.stages.validate import validate_steps
+    from spacy_el4ner.ty import Generate, Score
+
+    docs = [nlp(TEXT)]
+    units = units_for(docs)
+    seen = []
+
+    def answer(request):
+        seen.append(request)
+        if isinstance(request, Generate):
+            return ['["Barack Obama", "Paris"' if request.member == "a" else '["Paris", "Mars"'] * len(request.prompts)
+        if request.continuations[0] == ["Yes", "No"]:
+            return [[-0.1, -2.5]] * len(request.prompts)
+        return [[0.0 if c == ("PER" if i == 0 else "LOC") else -5.0 for c in conts] for i, conts in enumerate(request.continuations)]
+
+    assert drive(extract_steps(docs, units, ["a", "b"], settings), answer) == 0
+    assert [type(r) for r in seen] == [Generate, Generate] and [r.member for r in seen] == ["a", "b"]
+    assert {c.text: c.extracted_by for c in units[0].candidates.values()} == {"Barack Obama": {"a"}, "Paris": {"a", "b"}}
+    assert units[0].unaligned == [("b", "Mars")]  # not in the text: kept, not dropped
+    seen.clear()
+    drive(classify_steps(units, ["a", "b"], settings), answer)
+    # lazy majority: "a" decides both spans alone (ties go to the first member), "b" is never asked
+    assert [(type(r), r.member) for r in seen] == [(Score, "a")]
+    assert {c.text: c.label for c in units[0].candidates.values()} == {"Barack Obama": "PER", "Paris": "LOC"}
+    seen.clear()
+    drive(validate_steps(units, ["a"], settings), answer)
+    assert [(type(r), r.member, len(r.prompts)) for r in seen] == [(Score, "a", 3)]  # Obama, Paris twice
+    assert all(c.validation == pytest.approx(0.9168, abs=1e-3) for c in units[0].candidates.values())
+
+
+def test_a_backend_that_answers_too_few_is_a_clear_error(nlp, settings):
+    from spacy_el4ner.runner import drive
+    from spacy_el4ner.stages.extract import extract_steps
+
+    docs = [nlp(TEXT)]
+    with pytest.raises(ValueError, match=r"\[E021\] a answered 0 times to 1 prompts"):
+        drive(extract_steps(docs, units_for(docs), ["a"], settings), lambda request: [])
