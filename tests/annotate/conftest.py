@@ -12,24 +12,7 @@ from spacy.training import Example
 from spacy_el4ner.models import zoo
 from spacy_el4ner.readers import read_docs
 
-CORPUS = Path(__file__).resolve().parents[2] / "corpus" / "quickstart.jsonl"
-LABELS = ["person", "location", "corporation"]
-MEMBER = "smollm2-135m-instruct"
-TEXTS = [
-    "Tim Cook visited Berlin to meet Siemens executives.",
-    "Elon Musk said Tesla will open a factory near Austin.",
-    "Jeff Bezos flew from Seattle to London on Monday.",
-    "Satya Nadella met engineers in Paris.",
-    "Mary Barra said General Motors will hire in Detroit.",
-    "Sundar Pichai spoke about Google in Tokyo.",
-]
-CONFIG = {
-    "labels": LABELS,
-    "ensemble": {"@el4ner_members": "el4ner.Ensemble.v1", "models": [MEMBER]},
-    "retriever": {"@el4ner_retrievers": "el4ner.SentenceSimRetriever.v1", "k": 2, "max_empty": 1},
-    "extract": {"max_new_tokens": 32},
-    "validate": None,
-}
+from .annotate_helpers import CONFIG, CORPUS, MEMBER, TEXTS, free_port
 
 
 def models_ready() -> bool:
@@ -69,14 +52,6 @@ def texts_file(tmp_path) -> Path:
     path = tmp_path / "texts.txt"
     path.write_text("\n".join(TEXTS) + "\n", encoding="utf8")
     return path
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from spacy_el4ner.cli import app as cli
 from spacy_el4ner.readers import read_docs
 from spacy_el4ner.store import DemoStore
 
-from conftest import TEXTS
+from .annotate_helpers import TEXTS
 
 
 @pytest.mark.slow

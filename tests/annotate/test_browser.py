@@ -14,7 +14,7 @@ from spacy_el4ner.annotate.app import LOOPBACK_NAMES, make_app
 from spacy_el4ner.annotate.db import Database
 from spacy_el4ner.annotate.review import Review
 
-from conftest import TEXTS
+from .annotate_helpers import TEXTS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")

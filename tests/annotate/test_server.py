@@ -19,7 +19,7 @@ from spacy_el4ner.annotate.review import Review
 from spacy_el4ner.cli import app as cli
 from spacy_el4ner.store import DemoStore
 
-from conftest import TEXTS, free_port
+from .annotate_helpers import TEXTS, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
