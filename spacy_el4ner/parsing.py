@@ -68,16 +68,15 @@ def parse_answer(answer: str, prefix: str = "[") -> Parsed:
     else:
         quoted = list(_QUOTED.finditer(text))
         if quoted:
-            # the quoted strings, and any unquoted text between them (["A", B, "C"]: B too), in
-            # order; text before the first one and after the list ends is not an item (a preamble)
-            items = []
-            for n, m in enumerate(quoted):
-                if n:
-                    items.extend(_bare(text[quoted[n - 1].end() : m.start()]))
-                items.append(_unescape(m.group(1)))
+            # the quoted strings; unquoted text between them (["A", B, "C"]: B) is broken output,
+            # left out but listed (dropped), never silently; text before the first one and after
+            # the list ends is not an item (a preamble)
+            items = [_unescape(m.group(1)) for m in quoted]
+            for n in range(1, len(quoted)):
+                dropped.extend(_bare(text[quoted[n - 1].end() : quoted[n].start()]))
             tail = text[quoted[-1].end() :]
             if "]" in tail:
-                items.extend(_bare(tail.split("]", 1)[0]))
+                dropped.extend(_bare(tail.split("]", 1)[0]))
         else:
             body = text.strip("[]")
             if body.strip().lower() in ("", "none", "n/a", "no entities"):
