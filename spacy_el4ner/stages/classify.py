@@ -73,11 +73,19 @@ def classify_steps(
     names = list(members)
     if voting == "first":
         names = names[:1]
+    def voters_left(i: int, pos: int) -> int:
+        """The members from ``pos`` on that can vote on candidate ``i``: a spaCy member that did
+        not predict the span abstains, and that is known before asking anyone."""
+        unit, cand = pairs[i]
+        return sum(
+            1 for n in names[pos:] if n not in settings.span_members or unit.predicted.get(cand.key, {}).get(n)
+        )
+
     for pos, name in enumerate(names):
         todo = [
             i
             for i, cand in enumerate(jobs)
-            if not (lazy and voting == "majority" and decided(cand.label_probs, names[:pos], len(names) - pos))
+            if not (lazy and voting == "majority" and decided(cand.label_probs, names[:pos], voters_left(i, pos)))
         ]
         if not todo:
             break

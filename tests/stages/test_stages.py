@@ -836,3 +836,26 @@ def test_a_backend_that_answers_too_few_is_a_clear_error(nlp, settings):
     docs = [nlp(TEXT)]
     with pytest.raises(ValueError, match=r"\[E021\] a answered 0 times to 1 prompts"):
         drive(extract_steps(docs, units_for(docs), ["a"], settings), lambda request: [])
+
+
+def test_a_spacy_member_that_abstains_does_not_make_the_others_ask_more(nlp, settings):
+    """Lazy majority with a spaCy member: where it predicted nothing it cannot vote, so the second
+    LLM is asked no more than in the pair alone (a tie goes to the first member either way)."""
+    from spacy_el4ner.runner import drive
+    from spacy_el4ner.stages.classify import classify_steps
+    from spacy_el4ner.ty import Score
+
+    docs, units = extracted(nlp, settings, '["Barack Obama", "Paris"]')
+    paris = next(c for c in units[0].candidates.values() if c.text == "Paris")
+    units[0].predicted[paris.key] = {"sp": {"LOC": 0.9}}  # the spaCy member found only (the first) Paris
+    settings.span_members = ["sp"]
+    asked = []
+
+    def answer(request):
+        asked.append((request.member, len(request.prompts)))
+        return [[0.0 if c == "PER" else -5.0 for c in conts] for conts in request.continuations]
+
+    drive(classify_steps(units, ["a", "b", "sp"], settings), answer)
+    # "b" is asked only about the Paris the spaCy member can still vote on (2 voters left)
+    assert asked == [("a", 3), ("b", 1)]
+    assert paris.votes == {"a": "PER", "b": "PER"}  # decided before the spaCy member's turn
