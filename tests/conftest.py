@@ -336,6 +336,16 @@ def make_hash_embedder(dim: int = 64) -> HashEmbedder:
     return HashEmbedder(dim)
 
 
+def fake_config(script_name, settings=None, verifiers=None, **kw):
+    """A config of the scripted ensemble ``script_name``; ``settings``: member -> Member fields."""
+    ensemble = {"@el4ner_members": "test.Fake.v1", "script": script_name, "settings": settings or {}}
+    if verifiers is not None:
+        ensemble["verifiers"] = verifiers
+    cfg = {"ensemble": ensemble, "encoder": {"@el4ner_encoders": "test.HashEmbedder.v1"}}
+    cfg.update(kw)
+    return cfg
+
+
 @pytest.fixture
 def scripts():
     """Register scripted ensembles for the test (removed afterwards)."""

@@ -8,7 +8,7 @@ from spacy.training import Example
 from spacy_el4ner import EL4NER, DemoStore
 from spacy_el4ner.stages.retrieve import SpanSimRetriever
 
-from conftest import FakeModel, HashEmbedder, TunedModel, extracts, make_doc
+from conftest import fake_config as config, FakeModel, HashEmbedder, TunedModel, extracts, make_doc
 
 LABELS = ["PER", "ORG", "LOC"]
 GOLD = {"Tim Cook": "PER", "Apple": "ORG", "Paris": "LOC", "Angela Merkel": "PER", "Berlin": "LOC", "Google": "ORG"}
@@ -28,14 +28,6 @@ def script(scripts):
     return scripts("two", two_members)
 
 
-def config(script_name, settings=None, verifiers=None, **kw):
-    """A config of the scripted ensemble ``script_name``; ``settings``: member -> Member fields."""
-    ensemble = {"@el4ner_members": "test.Fake.v1", "script": script_name, "settings": settings or {}}
-    if verifiers is not None:
-        ensemble["verifiers"] = verifiers
-    cfg = {"ensemble": ensemble, "encoder": {"@el4ner_encoders": "test.HashEmbedder.v1"}}
-    cfg.update(kw)
-    return cfg
 
 
 def examples(nlp, labelled_docs):

@@ -42,6 +42,7 @@ import srsly
 from conftest import (
     SCRIPTS,
     FakeModel,
+    fake_config,
     extracts,
     make_doc,
     make_labelled_docs,
@@ -99,13 +100,8 @@ def script(scripts):
 
 
 def config(script_name: str = "hostile", settings=None, verifiers=None, **kw) -> dict[str, Any]:
-    """A config of the scripted ensemble ``script_name``; ``settings``: member -> Member fields."""
-    ensemble = {"@el4ner_members": "test.Fake.v1", "script": script_name, "settings": settings or {}}
-    if verifiers is not None:
-        ensemble["verifiers"] = verifiers
-    cfg = {"ensemble": ensemble, "encoder": {"@el4ner_encoders": "test.HashEmbedder.v1"}}
-    cfg.update(kw)
-    return cfg
+    """``conftest.fake_config`` with this module's scripted ensemble by default."""
+    return fake_config(script_name, settings, verifiers, **kw)
 
 
 def examples(nlp, docs) -> list[Example]:
