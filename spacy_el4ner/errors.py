@@ -15,7 +15,7 @@ class Warnings(metaclass=ErrorsWithCodes):
     W002 = ("{name}: prompt of {n} tokens cut to {limit} (its first {head} and last {tail}; the context "
             "limit): use fewer or shorter demonstrations, a smaller max_unit_tokens, or a larger context")
     W003 = ("{name}: constrained extraction is not applied on this engine ({engine}); its answers are parsed "
-            "and aligned as usual. Run the member on transformers (el4ner.HFModel.v2) to constrain it.")
+            "and aligned as usual. Run the member on transformers (el4ner.HFModel.v1) or llama.cpp (el4ner.LlamaCppModel.v1) to constrain it.")
     W004 = "A token of {n} characters (at character {at}) is left out: no prompt can hold it"
     W005 = "{path}: line {line} skipped: {reason}"
     # annotation (W4xx)

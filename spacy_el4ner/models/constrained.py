@@ -198,12 +198,15 @@ _CANDIDATES: "weakref.WeakKeyDictionary[Any, OrderedDict]" = weakref.WeakKeyDict
 _CANDIDATES_PER_TOKENIZER = 256
 
 
-def candidate_tokens(tokenizer: Any, text: str, separators: Sequence[str]) -> Tuple[int, ...]:
+def candidate_tokens(tokenizer: Any, text: str, separators: Sequence[str], table: Optional[List[Optional[bytes]]] = None) -> Tuple[int, ...]:
     """The token ids that can ever be generated for this text: substrings of the text, or
     tokens that read as separator and text pieces from some state (e.g. " >>>", "o >>>").
     Computed once per (tokenizer, text, separators); the last 256 per tokenizer are cached.
+    ``table``: the tokens' bytes (default: ``token_bytes(tokenizer)``, for a transformers
+    tokenizer; another engine passes its own, with its vocabulary object as ``tokenizer``).
     """
-    table = token_bytes(tokenizer)
+    if table is None:
+        table = token_bytes(tokenizer)
     key = (text.encode("utf-8"), tuple(s.encode("utf-8") for s in separators))
     try:
         cache = _CANDIDATES.setdefault(tokenizer, OrderedDict())
@@ -219,8 +222,76 @@ def candidate_tokens(tokenizer: Any, text: str, separators: Sequence[str]) -> Tu
     return out
 
 
+class SubstringConstraint:
+    """Which token may come next in answers that must stay separators and copies of their texts;
+    the same rule for every engine (transformers masks logits with it, llama.cpp picks its
+    greedy token with it).
+
+    table (List[Optional[bytes]]): The bytes of every token id (None: a special token).
+    texts (Sequence[str]): The input text of each answer.
+    separators (Sequence[str]): The separator strings.
+    eos_ids (Sequence[int]): The ids that end the answer. EOS is allowed only at a boundary
+        (after a complete separator, or as the first token), or when no other token fits.
+    eos_in_text (bool): Also allow EOS right after a text piece.
+    owner: What ``table`` belongs to (a tokenizer, an engine), for the per-text candidate cache.
+    """
+
+    def __init__(
+        self,
+        table: List[Optional[bytes]],
+        texts: Sequence[str],
+        separators: Sequence[str],
+        eos_ids: Sequence[int],
+        *,
+        eos_in_text: bool = False,
+        owner: Any = None,
+    ) -> None:
+        if not texts:
+            raise ValueError(Errors.E113)
+        self.table = table
+        self.texts = list(texts)
+        self.eos_ids = list(eos_ids)
+        self.eos_in_text = eos_in_text
+        self._automata = [SubstringAutomaton(t.encode("utf-8"), [s.encode("utf-8") for s in separators]) for t in self.texts]
+        self._candidates = [candidate_tokens(owner, t, separators, table) for t in self.texts]
+        self._states: List[Dict[Tuple[int, ...], States]] = [{(): a.start} for a in self._automata]
+        self._allowed: List[Dict[States, List[int]]] = [{} for _ in self.texts]
+
+    def states(self, index: int, generated: Tuple[int, ...]) -> States:
+        """RETURNS (States): The automaton states after the generated tokens (memoized by prefix)."""
+        memo = self._states[index]
+        if generated in memo:
+            return memo[generated]
+        prev = self.states(index, generated[:-1])
+        data = self.table[generated[-1]] if generated[-1] < len(self.table) else None
+        states = self._automata[index].advance(prev, data) if (prev and data) else frozenset()
+        memo[generated] = states
+        return states
+
+    def allowed(self, index: int, states: States) -> List[int]:
+        """RETURNS (List[int]): The token ids allowed next (EOS included when the answer may end)."""
+        cache = self._allowed[index]
+        if states in cache:
+            return cache[states]
+        auto = self._automata[index]
+        ids = [t for t in self._candidates[index] if auto.advance(states, self.table[t])]  # type: ignore[arg-type]
+        if not states or not ids or auto.at_boundary(states) or (self.eos_in_text and auto.in_text(states)):
+            ids = ids + self.eos_ids
+        cache[states] = ids
+        return ids
+
+    def next_ids(self, index: int, generated: Sequence[int]) -> List[int]:
+        """RETURNS (List[int]): The token ids allowed after ``generated`` (only EOS once it ended)."""
+        done = tuple(int(t) for t in generated)
+        eos = set(self.eos_ids)
+        if any(t in eos for t in done):
+            return self.eos_ids
+        return self.allowed(index, self.states(index, done))
+
+
 class SubstringLogitsProcessor(LogitsProcessor):
-    """Masks every next token that would make the answer leave the separator/substring language.
+    """Masks every next token that would make the answer leave the separator/substring language
+    (a ``SubstringConstraint`` over a transformers tokenizer).
 
     tokenizer: The model's tokenizer.
     texts (Sequence[str]): The input text of each batch row (one text: all rows; with beams or
@@ -249,43 +320,18 @@ class SubstringLogitsProcessor(LogitsProcessor):
             eos_token_id = tokenizer.eos_token_id
         if eos_token_id is None:
             raise ValueError(Errors.E114)
-        self.eos_ids: List[int] = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
-        self.table = token_bytes(tokenizer)
-        self.texts = list(texts)
-        self.eos_in_text = eos_in_text
+        eos_ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+        self.constraint = SubstringConstraint(
+            token_bytes(tokenizer), texts, separators, eos_ids, eos_in_text=eos_in_text, owner=tokenizer
+        )
+        self.texts = self.constraint.texts
+        self.eos_ids = self.constraint.eos_ids
         self.prompt_length = prompt_length
-        self._automata = [SubstringAutomaton(t.encode("utf-8"), [s.encode("utf-8") for s in separators]) for t in self.texts]
-        self._candidates = [candidate_tokens(tokenizer, t, separators) for t in self.texts]
-        self._states: List[Dict[Tuple[int, ...], States]] = [{(): a.start} for a in self._automata]
-        self._allowed: List[Dict[States, List[int]]] = [{} for _ in self.texts]
 
     def _row_text(self, row: int, n_rows: int) -> int:
         if n_rows % len(self.texts):
             raise ValueError(Errors.E115.format(n_rows=n_rows, n_texts=len(self.texts)))
         return row // (n_rows // len(self.texts))
-
-    def states(self, index: int, generated: Tuple[int, ...]) -> States:
-        """RETURNS (States): The automaton states after the generated tokens (memoized by prefix)."""
-        memo = self._states[index]
-        if generated in memo:
-            return memo[generated]
-        prev = self.states(index, generated[:-1])
-        data = self.table[generated[-1]] if generated[-1] < len(self.table) else None
-        states = self._automata[index].advance(prev, data) if (prev and data) else frozenset()
-        memo[generated] = states
-        return states
-
-    def allowed(self, index: int, states: States) -> List[int]:
-        """RETURNS (List[int]): The token ids allowed next (EOS included when the answer may end)."""
-        cache = self._allowed[index]
-        if states in cache:
-            return cache[states]
-        auto = self._automata[index]
-        ids = [t for t in self._candidates[index] if auto.advance(states, self.table[t])]  # type: ignore[arg-type]
-        if not states or not ids or auto.at_boundary(states) or (self.eos_in_text and auto.in_text(states)):
-            ids = ids + self.eos_ids
-        cache[states] = ids
-        return ids
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.prompt_length is None:
@@ -301,14 +347,8 @@ class SubstringLogitsProcessor(LogitsProcessor):
         """Mask the next-token ``scores`` (one row per entry of ``indices``): row i continues
         ``generated[i]``, an answer to the text ``self.texts[indices[i]]``."""
         mask = torch.full_like(scores, float("-inf"))
-        eos = set(self.eos_ids)
         for row, (index, gen) in enumerate(zip(indices, generated)):
-            done = tuple(int(t) for t in gen)
-            if any(t in eos for t in done):
-                ids = self.eos_ids  # finished: only EOS (generate pads these rows anyway)
-            else:
-                ids = self.allowed(index, self.states(index, done))
-            ids = [t for t in ids if t < scores.shape[1]]
+            ids = [t for t in self.constraint.next_ids(index, gen) if t < scores.shape[1]]
             mask[row, ids] = 0.0
         return scores + mask
 

@@ -76,6 +76,8 @@ class Engine:
         self.kept: List[int] = []  # the tokens sequence 0 holds
         self.lock = threading.Lock()
         self.passes = 0
+        self._table: Optional[List[Optional[bytes]]] = None
+        self._ends: Optional[List[int]] = None
 
     # -- vocabulary --------------------------------------------------------------------------
     def meta(self, key: str) -> Optional[str]:
@@ -114,6 +116,24 @@ class Engine:
             buf = ctypes.create_string_buffer(n)
             n = self.L.llama_token_to_piece(self.vocab, token, buf, n, 0, special)
         return buf.raw[: max(n, 0)]
+
+    def token_table(self) -> List[Optional[bytes]]:
+        """The bytes each token id adds to an answer (None for control and unused tokens), for
+        constrained decoding; built once per engine."""
+        if self._table is None:
+            L = self.L
+            special = (L.LLAMA_TOKEN_ATTR_CONTROL | L.LLAMA_TOKEN_ATTR_UNKNOWN | L.LLAMA_TOKEN_ATTR_UNUSED)
+            self._table = [
+                None if L.llama_vocab_get_attr(self.vocab, t) & special else (self.piece(t) or None)
+                for t in range(self.n_vocab)
+            ]
+        return self._table
+
+    def end_tokens(self) -> List[int]:
+        """RETURNS (List[int]): The ids that end generation (end of generation / turn)."""
+        if self._ends is None:
+            self._ends = [t for t in range(self.n_vocab) if self.is_end(t)]
+        return self._ends
 
     def text(self, tokens: Sequence[int]) -> str:
         """The answer text of generated tokens (control tokens left out)."""

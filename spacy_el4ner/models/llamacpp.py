@@ -18,7 +18,7 @@ wheel fits: cmake and a C++ compiler, a few minutes).
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -26,7 +26,6 @@ from ..errors import Errors
 from . import zoo
 from .base import (
     CachedModel,
-    warn_unconstrained,
     Rendered,
     check_positive,
     common_prefix,
@@ -41,6 +40,9 @@ from .base import (
 from .cache import ResponseCache
 from .llama_engine import Engine, default_threads
 from .protocol import ModelLoadError, Prompt, as_messages
+
+if TYPE_CHECKING:
+    from .constrained import SubstringConstraint
 
 logger = logging.getLogger("spacy_el4ner")
 
@@ -162,13 +164,24 @@ class LlamaCppModel(CachedModel):
         separators: Sequence[str],
     ) -> Iterator[Tuple[int, str]]:
         """Greedy answers, ``parallel`` prompts at a time, one ``llama_decode`` call per step for
-        all unfinished answers. ``constrain_to`` is not applied on this engine (see ``Model``)."""
-        warn_unconstrained(self, constrain_to)
+        all unfinished answers. With ``constrain_to`` each answer may only be made of
+        ``separators`` and copies of its text: the same rule, on the same bytes, as on
+        transformers (``constrained.SubstringConstraint``)."""
         engine = self.engine
         with engine.lock:
             encoded = [self.encode(t, max_new_tokens) for t in texts]
+            constraint = None
+            if constrain_to is not None:
+                from .constrained import SubstringConstraint
+
+                if len(constrain_to) != len(texts):
+                    raise ValueError(Errors.E110.format(n_texts=len(constrain_to), n_prompts=len(texts)))
+                constraint = SubstringConstraint(
+                    engine.token_table(), constrain_to, separators, engine.end_tokens(), owner=engine
+                )
             for group in self._groups(encoded, [max_new_tokens] * len(texts), join_tokens=None):
-                yield from zip(group, self._generate_group([encoded[i] for i in group], max_new_tokens, stop))
+                answers = self._generate_group([encoded[i] for i in group], max_new_tokens, stop, constraint, group)
+                yield from zip(group, answers)
 
     def _groups(self, encoded: List[List[int]], extra: List[int], join_tokens: Optional[int] = _JOIN_TOKENS) -> Iterator[List[int]]:
         """Consecutive prompts that go through the context together: at most ``parallel``, while
@@ -215,7 +228,16 @@ class LlamaCppModel(CachedModel):
         self._stats["forward_passes"] += engine.passes - before
         return {last[i]: row for i, row in out.items()}
 
-    def _generate_group(self, prompts: List[List[int]], max_new_tokens: int, stop: Sequence[str]) -> List[str]:
+    def _generate_group(
+        self,
+        prompts: List[List[int]],
+        max_new_tokens: int,
+        stop: Sequence[str],
+        constraint: Optional["SubstringConstraint"] = None,
+        texts: Sequence[int] = (),
+    ) -> List[str]:
+        """Greedy answers to ``prompts``; under ``constraint`` the answer to prompt n may only
+        continue as ``constraint.next_ids(texts[n], ...)`` allows."""
         engine = self._engine
         assert engine is not None
         logits = self._start(prompts)
@@ -226,7 +248,11 @@ class LlamaCppModel(CachedModel):
                 step: List[Tuple[int, int, int, bool]] = []
                 rows: List[int] = []
                 for n in active:
-                    token = int(np.argmax(logits[n]))
+                    if constraint is None:
+                        token = int(np.argmax(logits[n]))
+                    else:
+                        ids = np.asarray(constraint.next_ids(texts[n], answers[n]), dtype=np.int64)
+                        token = int(ids[np.argmax(logits[n][ids])])
                     if engine.is_end(token):
                         continue
                     answers[n].append(token)

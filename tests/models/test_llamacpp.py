@@ -159,10 +159,59 @@ def test_bad_settings_and_sources(tmp_path):
         LlamaCppModel(SMOL).generate(["x"], max_new_tokens=0)
 
 
-def test_constrained_extraction_is_reported_not_applied(smol, caplog):
-    import logging
+def _segmentable(answer: str, text: str, seps) -> bool:
+    """Whether ``answer`` cuts into separators and copies of ``text``, never two copies in a row,
+    the last piece possibly an unfinished separator (an answer cut at its token limit): an
+    independent brute-force check of the constrained language."""
+    from functools import lru_cache
 
-    with caplog.at_level(logging.WARNING, logger="spacy_el4ner"):
-        smol.generate(["Name a city."], max_new_tokens=4, constrain_to=["Paris is nice."], separators=[", "])
-        smol.generate(["Name a town."], max_new_tokens=4, constrain_to=["Lyon is nice."], separators=[", "])
-    assert caplog.text.count("constrained extraction is not applied") == 1
+    @lru_cache(maxsize=None)
+    def ok(i: int, after_text: bool) -> bool:
+        if i == len(answer):
+            return True
+        if any(answer.startswith(sep, i) and ok(i + len(sep), False) for sep in seps):
+            return True
+        if any(sep.startswith(answer[i:]) for sep in seps):
+            return True
+        return not after_text and any(answer[i:j] in text and ok(j, True) for j in range(len(answer), i, -1))
+
+    return ok(0, False)
+
+
+def test_token_table_holds_each_tokens_bytes(smol):
+    engine = smol.engine
+    table = engine.token_table()
+    assert len(table) == engine.n_vocab and engine.token_table() is table
+    ids = engine.tokenize("Tim Cook visited Zürich.", special=False)
+    assert b"".join(table[t] for t in ids) == "Tim Cook visited Zürich.".encode("utf-8")
+    ends = engine.end_tokens()
+    assert ends and all(table[t] is None for t in ends)  # control tokens are never text
+
+
+def test_constrained_extraction_copies_the_text(smol):
+    """A member with ``constrained = true`` on llama.cpp: every answer is JSON-list syntax and
+    copies of its own text, in a batch of prompts about different texts; a prompt that invites
+    an answer from outside the text gets none."""
+    from spacy_el4ner.stages.extract import SEPARATORS
+
+    texts = [
+        "Tim Cook visited Berlin to meet Siemens executives.",
+        "Angela Merkel spoke in Paris on Monday.",
+        "The weather was mild.",
+    ]
+    prompts = [
+        [MESSAGES[0], {"role": "user", "content": f'List the names in: {t}\nAnswer as a JSON list of strings.'}]
+        for t in texts
+    ]
+    prompts.append([MESSAGES[0], {"role": "user", "content": "Name three cities in Japan as a JSON list of strings."}])
+    texts.append("Tim Cook visited Berlin.")
+    free = smol.generate(prompts, max_new_tokens=24)
+    bound = smol.generate(prompts, max_new_tokens=24, constrain_to=texts, separators=SEPARATORS)
+    assert not _segmentable(free[-1], texts[-1], SEPARATORS)  # unconstrained: Japanese cities
+    for answer, text in zip(bound, texts):
+        assert _segmentable(answer, text, SEPARATORS), (answer, text)
+    assert bound != free
+    # one prompt alone is constrained the same way as in a batch
+    assert smol.generate(prompts[:1], max_new_tokens=24, constrain_to=texts[:1], separators=SEPARATORS)[0] == bound[0]
+    with pytest.raises(ValueError, match="one text per prompt"):
+        smol.generate(prompts[:2], max_new_tokens=4, constrain_to=texts[:1], separators=SEPARATORS)
