@@ -120,6 +120,17 @@ class Errors(metaclass=ErrorsWithCodes):
     E134 = ("Could not load encoder '{name}': {err}. Run `python -m spacy_el4ner models pull all-minilm-l6-v2` or "
             "give a local encoder folder.")
 
+    # E140-E149: LoRA adapters on llama.cpp (spacy_el4ner/models/lora_gguf.py)
+    E140 = ("Adapter {adapter} lacks {missing}: give the folder `finetune` (or peft's save_pretrained) wrote")
+    E141 = ("Adapter {adapter} is not a plain LoRA (DoRA, trained biases or whole saved modules), which llama.cpp "
+            "cannot apply: run this member on transformers (el4ner.HFModel.v1)")
+    E142 = ("Adapter {adapter} holds {key}, not a LoRA update of one of {modules}: llama.cpp cannot apply it; run "
+            "this member on transformers (el4ner.HFModel.v1)")
+    E143 = ("Adapter {adapter} does not fit {base}: its update of {name} has another shape than the base layer "
+            "({shape}, or no such layer). Give the adapter of this base model")
+    E144 = ("llama.cpp could not load the LoRA {path} over {base}: the adapter was trained on another model, or "
+            "this llama.cpp build cannot read it")
+
     # E190-E199: spaCy pipelines as members (spacy_el4ner/models/spacy_ner.py)
     E190 = ("Could not load the spaCy pipeline '{name}' of a member ({err}): give an installed package name or a "
             "pipeline folder (python -m spacy_el4ner train-member writes one)")

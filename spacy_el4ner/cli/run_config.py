@@ -108,8 +108,8 @@ def ensemble_block(
     members: Sequence[str], settings: Dict[str, Dict[str, Any]], engine: str, dtype: str, cache: Optional[Dict[str, Any]]
 ) -> Dict[str, Any]:
     """The ``ensemble`` block: ``el4ner.Ensemble.v1`` for plain names with default settings, else
-    ``el4ner.Members.v1`` (``NAME+ADAPTER_DIR``: a member with a CLLMFS / LoRA adapter, which runs
-    on transformers whatever the engine; ``NAME@VIEW``: a copy that sees demonstration view VIEW;
+    ``el4ner.Members.v1`` (``NAME+ADAPTER_DIR``: a member with a CLLMFS / LoRA adapter, on either
+    engine; ``NAME@VIEW``: a copy that sees demonstration view VIEW;
     ``spacy:PATH``: a trained spaCy pipeline, ``el4ner.SpacyMember.v1``)."""
     first_only = all(s == {} for s in settings.values())
     if first_only and not any("+" in m or "@" in m or m.startswith(SPACY) for m in members):
@@ -129,12 +129,12 @@ def ensemble_block(
             continue
         base, _, adapter = (m.rpartition("@")[0] if "@" in m and m.rpartition("@")[2].isdigit() else m).partition("+")
         model: Dict[str, Any]
-        if engine == "llama.cpp" and not adapter:
+        if engine == "llama.cpp":
             model = {"@el4ner_models": "el4ner.LlamaCppModel.v1", "name": base}
         else:
             model = {"@el4ner_models": "el4ner.HFModel.v1", "name": base, "dtype": dtype}
-            if adapter:
-                model["adapter"] = adapter
+        if adapter:
+            model["adapter"] = adapter
         if cache:
             model["cache"] = cache
         member = {"@el4ner_members": "el4ner.Member.v1", "model": model, **settings.get(m, {})}

@@ -115,9 +115,11 @@ class CachedModel:
     cache (Optional[ResponseCache]): On-disk cache of answers and scores.
     """
 
-    def __init__(self, name: str, cache: Optional[ResponseCache] = None) -> None:
+    def __init__(self, name: str, cache: Optional[ResponseCache] = None, adapter: Optional[str] = None) -> None:
         self.name = name
         self.cache = cache
+        self.adapter = adapter  # a peft LoRA folder (``spacy.load`` may repoint it at its saved copy)
+        self._adapter_ids: Dict[str, Optional[str]] = {}  # adapter folder -> its name in the cache
         self._stats: Dict[str, int] = {
             "calls": 0,
             "forward_passes": 0,
@@ -137,8 +139,13 @@ class CachedModel:
         return self.name
 
     def cache_adapter(self) -> Optional[str]:
-        """The adapter's name in cache keys (None: no adapter)."""
-        return None
+        """RETURNS (Optional[str]): The adapter's name in the response cache keys (None: no adapter;
+        by content, see ``ResponseCache.adapter_id``); looked up once per folder."""
+        if not self.adapter or self.cache is None:
+            return self.adapter
+        if self.adapter not in self._adapter_ids:
+            self._adapter_ids[self.adapter] = self.cache.adapter_id(self.adapter)
+        return self._adapter_ids[self.adapter]
 
     def format(self, prompt: Prompt, answer_prefix: str = "") -> str:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -108,7 +108,7 @@ class HFModel(HFDecoding, HFScoring, CachedModel):
         if isinstance(max_context, bool) or not isinstance(max_context, int) or max_context < 16:
             raise ValueError(Errors.E117.format(key="max_context", rule="an integer >= 16 (tokens)", value=max_context))
         zoo.check_name(name)
-        super().__init__(name, cache)
+        super().__init__(name, cache, adapter)
         self.dtype = dtype
         self._resolved_dtype: Optional[str] = None
         self.device = device
@@ -116,7 +116,6 @@ class HFModel(HFDecoding, HFScoring, CachedModel):
         self.batch_size = batch_size
         self.max_context = max_context
         self.trust_remote_code = trust_remote_code
-        self.adapter = adapter
         self.merge_adapter = merge_adapter
         self.share_prefix = share_prefix
         self.score_batching = score_batching
@@ -141,7 +140,6 @@ class HFModel(HFDecoding, HFScoring, CachedModel):
         self.draft_tokens = draft_tokens
         self._model: Any = None
         self._tokenizer: Any = None
-        self._adapter_ids: Dict[str, Optional[str]] = {}  # adapter folder -> its name in the cache
 
     @property
     def resolved_dtype(self) -> str:
@@ -257,12 +255,3 @@ class HFModel(HFDecoding, HFScoring, CachedModel):
 
     def _device(self) -> Any:
         return next(self.model.parameters()).device
-
-    def cache_adapter(self) -> Optional[str]:
-        """RETURNS (Optional[str]): The adapter's name in the response cache keys (by content, see
-        ``ResponseCache.adapter_id``); looked up once per folder (``spacy.load`` may repoint it)."""
-        if not self.adapter or self.cache is None:
-            return self.adapter
-        if self.adapter not in self._adapter_ids:
-            self._adapter_ids[self.adapter] = self.cache.adapter_id(self.adapter)
-        return self._adapter_ids[self.adapter]

@@ -44,7 +44,7 @@ class Engine:
     Not thread-safe on its own: :class:`LlamaCppModel` holds ``lock`` around each call.
     """
 
-    def __init__(self, path: Path, n_ctx: int, n_batch: int, n_threads: int, n_seq: int) -> None:
+    def __init__(self, path: Path, n_ctx: int, n_batch: int, n_threads: int, n_seq: int, lora: Optional[Path] = None) -> None:
         L = _llama()
         L.llama_backend_init()
         self.L = L
@@ -67,6 +67,14 @@ class Engine:
         if not self.ctx:
             L.llama_model_free(self.model)
             raise ModelLoadError(Errors.E106.format(n_ctx=n_ctx, path=path))
+        if lora is not None:
+            adapter = L.llama_adapter_lora_init(self.model, str(lora).encode("utf-8"))
+            if not adapter:
+                L.llama_free(self.ctx)
+                L.llama_model_free(self.model)
+                raise ModelLoadError(Errors.E144.format(path=lora, base=path.name))
+            # freed with the model; applied to every sequence of this context
+            L.llama_set_adapters_lora(self.ctx, (L.llama_adapter_lora_p_ctypes * 1)(adapter), 1, (ctypes.c_float * 1)(1.0))
         self.memory = L.llama_get_memory(self.ctx)
         self.n_ctx = L.llama_n_ctx(self.ctx)
         self.n_batch = n_batch

@@ -73,6 +73,8 @@ class LlamaCppModel(CachedModel):
     n_threads (Optional[int]): CPU threads (None: the cores this process may use).
     parallel (int): Prompts decoded side by side (greedy generation), and prompts scored together.
     cache (Optional[ResponseCache]): On-disk cache of responses.
+    adapter (Optional[str]): Folder of a peft LoRA adapter (``finetune``'s output) to apply, converted
+        once to a llama.cpp LoRA GGUF (``lora_gguf.py``).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class LlamaCppModel(CachedModel):
         n_threads: Optional[int] = None,
         parallel: int = 8,
         cache: Optional[ResponseCache] = None,
+        adapter: Optional[str] = None,
     ) -> None:
         check_positive(n_ctx=n_ctx, n_batch=n_batch, parallel=parallel)
         if n_threads is not None:
@@ -91,7 +94,7 @@ class LlamaCppModel(CachedModel):
         if n_ctx < 256:
             raise ValueError(Errors.E004.format(value=n_ctx))
         _check_source(name)
-        super().__init__(name, cache)
+        super().__init__(name, cache, adapter)
         self.n_ctx = n_ctx
         self.n_batch = n_batch
         self.n_threads = n_threads
@@ -101,7 +104,8 @@ class LlamaCppModel(CachedModel):
         self._specials: Dict[str, str] = {}
 
     def __repr__(self) -> str:
-        return f"LlamaCppModel({self.name!r}, loaded={self._engine is not None})"
+        extra = f", adapter={self.adapter!r}" if self.adapter else ""
+        return f"LlamaCppModel({self.name!r}{extra}, loaded={self._engine is not None})"
 
     def cache_name(self) -> str:
         return f"{self.name}|llama.cpp"
@@ -116,10 +120,15 @@ class LlamaCppModel(CachedModel):
             return
         path = self.gguf_file()
         threads = self.n_threads or default_threads()
-        key = (str(path.resolve()), self.n_ctx, self.n_batch, threads, self.parallel)
+        lora = None
+        if self.adapter:
+            from .lora_gguf import lora_gguf
+
+            lora = lora_gguf(self.adapter, path, zoo.cache_root() / "lora")
+        key = (str(path.resolve()), self.n_ctx, self.n_batch, threads, self.parallel, str(lora))
         with _ENGINES_LOCK:
             if key not in _ENGINES:
-                _ENGINES[key] = Engine(path, self.n_ctx, self.n_batch, threads, 1 + self.parallel + _SCRATCH)
+                _ENGINES[key] = Engine(path, self.n_ctx, self.n_batch, threads, 1 + self.parallel + _SCRATCH, lora)
                 logger.info("Loaded %s on llama.cpp from %s (%d threads)", self.name, path, threads)
             engine = _ENGINES[key]
         self._template = engine.meta("tokenizer.chat_template")
