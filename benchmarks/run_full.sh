@@ -9,6 +9,10 @@
 #                                                                           -> results/headline/DATASET-test-adapter-views.json
 #         two-gemmas          two CLLMFS-adapted Gemma 3 270M (train sentences 0-499 and 500-999), calibrated on dev
 #                                                                           -> results/headline/DATASET-test-two-gemmas.json
+#         spacy-ner           spaCy's own NER trained on the store's sentences (train-member), alone
+#                                                                           -> results/headline/DATASET-test-spacy-ner.json
+#         with-spacy-ner      the default pair with that spaCy NER as a third member (last), calibrated on dev
+#                                                                           -> results/headline/DATASET-test-with-spacy-ner.json
 #         quality             quality mode (Qwen2.5-Coder-1.5B first), WNUT-17 test first 100
 #                                                                           -> results/subsets/wnut17-test100-quality.json
 #         speed               naive vs fast vs spacy-llm NER.v2, first 100 WNUT-17 test sentences (benchmarks/speed_modes.py)
@@ -76,6 +80,11 @@ adapter() {  # DIR TRAIN [BASE ARGS...]: train a CLLMFS adapter unless there is 
   [ -f "$dir/adapter_model.safetensors" ] || $FT --train "$train" --dev "$DEV" --output "$dir" "$@"
 }
 
+member() {  # sets MEMBER: spaCy's NER trained on the store's sentences (20% of them held out for early stopping)
+  MEMBER=members/$ds-ner/model-best
+  [ -f "$MEMBER/meta.json" ] || python -m spacy_el4ner train-member --store "$STORE" --output "members/$ds-ner"
+}
+
 slice() {  # the training sentences 500-999, for a second adapter
   mkdir -p corpus/slices
   [ -f "corpus/slices/$ds-train-500-999.spacy" ] || python -m spacy_el4ner convert "$TRAIN" "corpus/slices/$ds-train-500-999.spacy" --skip 500 --limit 500
@@ -105,6 +114,13 @@ for ds in $DATASETS; do
       keep "$ds-test-default" "headline/$ds-test-default.json" ;;
     default-calibrated)
       calibrated default-calibrated "$Q,smollm2-135m-instruct" "alone:$Q" ;;
+    spacy-ner)
+      member
+      $E "$TEST" --store "$STORE" --members "spacy:$MEMBER" --set validate=null --variants none --output "$RUNS/$ds-test-spacy-ner"
+      keep "$ds-test-spacy-ner" "headline/$ds-test-spacy-ner.json" ;;
+    with-spacy-ner)
+      member
+      calibrated with-spacy-ner "$Q,smollm2-135m-instruct,spacy:$MEMBER" none ;;
     adapter-views)
       A="$Q+adapters/$ds-cllmfs"
       adapter "adapters/$ds-cllmfs" "$TRAIN"
