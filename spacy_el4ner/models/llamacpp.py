@@ -183,8 +183,6 @@ class LlamaCppModel(CachedModel):
             if constrain_to is not None:
                 from .constrained import SubstringConstraint
 
-                if len(constrain_to) != len(texts):
-                    raise ValueError(Errors.E110.format(n_texts=len(constrain_to), n_prompts=len(texts)))
                 constraint = SubstringConstraint(
                     engine.token_table(), constrain_to, separators, engine.end_tokens(), owner=engine
                 )
