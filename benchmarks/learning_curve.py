@@ -102,7 +102,10 @@ def collect() -> Dict:
             entry[system]["train_seconds"] = int(seconds.read_text())
         entry["_test_sentences"] = run["n_sentences"]
         entry["_gold_entities"] = run.get("stages", {}).get("gold")
-    return {ds: {int(n): v for n, v in sorted(sizes.items(), key=lambda kv: int(kv[0]))} for ds, sizes in table.items()}
+    return {
+        ds: {int(n): v for n, v in sorted(table[ds].items(), key=lambda kv: int(kv[0]))}
+        for ds in FILES if ds in table  # in FILES' order
+    }
 
 
 def report(args: argparse.Namespace) -> None:
@@ -146,6 +149,8 @@ def report(args: argparse.Namespace) -> None:
         n_test = max(e["_test_sentences"] for e in sizes.values())
         ax.set_title(f"{FILES[ds][2]} (test, first {n_test})")
         ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xlim(8, 620)
         ax.set_xticks(list(sizes))
         ax.set_xticklabels([str(n) for n in sizes])
         ax.set_xlabel("labelled sentences")
