@@ -32,6 +32,17 @@ def test_member_with_adapter(nlp, tmp_path):
     assert nlp2.config["components"]["el4ner"]["ensemble"]["@el4ner_members"] == "el4ner.Members.v1"
 
 
+def test_member_with_adapter_on_llama_cpp():
+    """--engine llama.cpp puts adapter members on llama.cpp too (the adapter converted there)."""
+    from spacy_el4ner.cli.run_config import ensemble_block
+
+    members = ["qwen2.5-coder-0.5b-instruct", "gemma-3-270m+adapters/x"]
+    block = ensemble_block(members, {m: {} for m in members}, "llama.cpp", "fastest", None)
+    models = {m: b["model"] for m, b in block["members"].items()}
+    assert models["qwen2.5-coder-0.5b-instruct"] == {"@el4ner_models": "el4ner.LlamaCppModel.v1", "name": "qwen2.5-coder-0.5b-instruct"}
+    assert models["gemma-3-270m+adapters/x"] == {"@el4ner_models": "el4ner.LlamaCppModel.v1", "name": "gemma-3-270m", "adapter": "adapters/x"}
+
+
 def test_member_with_a_demonstration_view(nlp, tmp_path):
     import typer
 
