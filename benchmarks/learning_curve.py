@@ -125,7 +125,8 @@ def report(args: argparse.Namespace) -> None:
     for ds, sizes in table.items():
         for n, entry in sizes.items():
             cells = [f"{entry[s]['f']:.1f}" if s in entry else "–" for s in SYSTEMS]
-            best = max((entry[s]["f"] for s in SYSTEMS if s in entry), default=None)
+            done = all(s in entry for s in SYSTEMS)
+            best = max(entry[s]["f"] for s in SYSTEMS) if done else None  # bold only among all three
             cells = [f"**{c}**" if best is not None and c != "–" and float(c) == best else c for c in cells]
             lines.append(f"| {FILES[ds][2]} | {entry['_test_sentences']} ({entry['_gold_entities']}) | {n} | " + " | ".join(cells) + " |")
     (OUT / "learning-curve.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
