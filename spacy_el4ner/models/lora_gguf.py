@@ -8,8 +8,9 @@ models (Qwen2, Llama/SmolLM2, Gemma 3), without the base model's Hugging Face fo
   linear layer, named as the base GGUF names the layer;
 - for Llama, the rows of the query and key updates reordered as llama.cpp's converter reorders the
   base weights for its rotary embedding;
-- peft's scaling (``lora_alpha / r``, or ``/ sqrt(r)`` with rsLoRA, per-module patterns) folded into
-  ``lora_b``, and ``adapter.lora.alpha = 0`` (llama.cpp then scales by 1).
+- peft's scaling (``lora_alpha / r``, or ``/ sqrt(r)`` with rsLoRA; ``r`` each update's own rank,
+  ``alpha_pattern`` matched as peft matches it) folded into ``lora_b``, and
+  ``adapter.lora.alpha = 0`` (llama.cpp then scales by 1).
 
 The file is written once per adapter content and base file, under the model cache.
 """
@@ -48,10 +49,15 @@ def _permute(rows: np.ndarray, n_head: int) -> np.ndarray:
     return rows.reshape(n_head, 2, rows.shape[0] // n_head // 2, *rows.shape[1:]).swapaxes(1, 2).reshape(rows.shape)
 
 
-def _scaling(config: Dict[str, Any], module: str) -> float:
-    r = config.get("rank_pattern", {}).get(module, config["r"])
-    alpha = config.get("alpha_pattern", {}).get(module, config.get("lora_alpha", r))
-    return alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
+def _scaling(config: Dict[str, Any], module_path: str, rank: int) -> float:
+    """peft's scaling of one module's update: its alpha (``alpha_pattern`` matched as peft matches
+    it, against the end of the module's path) over its rank (over its square root with rsLoRA)."""
+    alpha = config.get("lora_alpha", rank)
+    for pattern, value in (config.get("alpha_pattern") or {}).items():
+        if re.match(rf"(.*\.)?({pattern})$", module_path):
+            alpha = value
+            break
+    return alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
 
 
 def _base_info(base: Path) -> Tuple[str, Dict[str, Tuple[int, ...]], int, int]:
@@ -86,26 +92,28 @@ def convert(adapter: Path, base: Path, out: Path) -> Path:
     if config.get("peft_type", "LORA") != "LORA" or config.get("use_dora") or config.get("bias", "none") != "none" or config.get("modules_to_save"):
         raise ModelLoadError(Errors.E141.format(adapter=adapter))
     weights = load_file(str(adapter / "adapter_model.safetensors"))
-    pairs: Dict[str, Dict[str, np.ndarray]] = {}
+    updates: Dict[str, Dict[str, np.ndarray]] = {}  # GGUF layer name -> {"A": ..., "B": ...}
+    sources: Dict[str, Tuple[str, str]] = {}  # GGUF layer name -> (peft module, its path)
     for key, value in weights.items():
         m = _KEY.search(key)
         if m is None or m.group(2) not in MODULES:
             raise ModelLoadError(Errors.E142.format(adapter=adapter, key=key, modules=", ".join(MODULES)))
         layer, module, side = m.groups()
         name = f"blk.{layer}.{MODULES[module]}.weight"
-        pairs.setdefault(name, {"module": module})[side] = value.astype(np.float32)  # type: ignore[assignment]
+        updates.setdefault(name, {})[side] = value.astype(np.float32)
+        sources[name] = (module, key[: m.end(2)])
     arch, shapes, n_head, n_kv = _base_info(base)
     writer = gguf.GGUFWriter(str(out), arch)
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 0.0)
-    for name, pair in sorted(pairs.items()):
-        module = pair.pop("module")  # type: ignore[arg-type]
+    for name, pair in sorted(updates.items()):
+        module, path = sources[name]
         a, b = pair.get("A"), pair.get("B")
         base_shape = shapes.get(name)
         if a is None or b is None or base_shape is None or base_shape[:2] != (a.shape[1], b.shape[0]):
             raise ModelLoadError(Errors.E143.format(adapter=adapter, name=name, base=base.name, shape=base_shape))
-        b = b * np.float32(_scaling(config, str(module)))
+        b = b * np.float32(_scaling(config, path, a.shape[0]))
         if arch in PERMUTED and module in ("q_proj", "k_proj"):
             b = _permute(b, n_head if module == "q_proj" else n_kv)
         writer.add_tensor(f"{name}.lora_a", np.ascontiguousarray(a))
@@ -128,7 +136,7 @@ def lora_gguf(adapter: str, base: Path, cache_dir: Path) -> Path:
     digest = hashlib.sha256()
     for f in files:
         digest.update(f.read_bytes())
-    digest.update(base.name.encode("utf-8"))
+    digest.update(f"{base.name}\t{base.stat().st_size}".encode("utf-8"))  # conversion reads the base's layout
     target = cache_dir / f"lora-{digest.hexdigest()[:20]}.gguf"
     if not target.is_file():
         cache_dir.mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,7 @@ def classify_steps(
     names = list(members)
     if voting == "first":
         names = names[:1]
+
     def voters_left(i: int, pos: int) -> int:
         """The members from ``pos`` on that can vote on candidate ``i``: a spaCy member that did
         not predict the span abstains, and that is known before asking anyone."""

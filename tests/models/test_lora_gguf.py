@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from spacy_el4ner.models import zoo
-from spacy_el4ner.models.lora_gguf import MODULES, convert, lora_gguf
+from spacy_el4ner.models.lora_gguf import MODULES, _scaling, convert, lora_gguf
 from spacy_el4ner.models.protocol import ModelLoadError
 
 SMOL = "smollm2-135m-instruct"
@@ -151,3 +151,14 @@ def test_adapter_member_on_llama_cpp_in_a_saved_pipeline(random_adapter, tmp_pat
     again = loaded(text)
     assert Path(loaded.get_pipe("el4ner").members["smol"].adapter).parent == copies[0].parent.parent
     assert [(e.text, e.label_) for e in again.ents] == [(e.text, e.label_) for e in doc.ents]
+
+
+def test_scaling_follows_peft():
+    """alpha / r, each update's own rank, rsLoRA's square root, alpha_pattern matched against the
+    end of the module's path as peft matches it."""
+    path = "base_model.model.model.layers.3.self_attn.q_proj"
+    assert _scaling({"lora_alpha": 16}, path, 8) == 2.0
+    assert _scaling({"lora_alpha": 16, "use_rslora": True}, path, 16) == 4.0
+    assert _scaling({"lora_alpha": 16, "alpha_pattern": {"q_proj": 4}}, path, 8) == 0.5
+    assert _scaling({"lora_alpha": 16, "alpha_pattern": {r"layers\.3\.self_attn\.q_proj": 32}}, path, 8) == 4.0
+    assert _scaling({"lora_alpha": 16, "alpha_pattern": {"k_proj": 4}}, path, 8) == 2.0
