@@ -238,6 +238,9 @@ class OpenAIModel(CachedModel):
                 tokens, logps = self._echo_tokens(choice, answer.get("usage") or {})
             else:
                 tokens, logps = _prompt_logprob_tokens(choice.get("prompt_logprobs") or answer.get("prompt_logprobs"))
+                # the first token's text is not given: it is what the others leave of the prompt
+                # (anchored at the end, where the continuation is)
+                tokens[0] = "x" * max(0, len(text) + len(cont) - sum(len(t) for t in tokens[1:]))
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise ServerError(Errors.E206.format(url=self.base_url, err=err, scoring=self.scoring)) from err
         return _sum_from(tokens, logps, len(text), len(text) + len(cont))
@@ -258,8 +261,9 @@ class OpenAIModel(CachedModel):
 
 
 def _prompt_logprob_tokens(entries: Any) -> Tuple[List[str], List[Optional[float]]]:
-    """vLLM's ``prompt_logprobs``: per prompt token, None (the first) or {token_id: {logprob,
-    decoded_token, rank}} holding the actual token (and the top ones when asked)."""
+    """vLLM's ``prompt_logprobs``: per prompt token, None (the first, whose text is not given:
+    "" here) or {token_id: {logprob, decoded_token, rank}} holding the actual token (and the top
+    ones when asked)."""
     if not isinstance(entries, list):
         raise ValueError(Errors.E210)
     tokens: List[str] = []

@@ -182,3 +182,18 @@ def test_sum_from_counts_the_tokens_over_the_continuation():
     assert _sum_from(["ab", "cd", "ef"], [None, -1.0, -2.0], 3, 4) == -1.0  # a token across the boundary counts
     with pytest.raises(ValueError):
         _sum_from(["ab"], [None], 0, 2)
+
+
+def test_prompt_logprobs_find_the_continuation_whatever_the_first_token(monkeypatch):
+    """vLLM gives no text for the first prompt token (None): the continuation is found from the
+    end of the prompt, so a first token of any length (a BOS, "<|im_start|>") does not shift it."""
+    model = OpenAIModel("m", scoring="prompt_logprobs")
+
+    def entry(text, logp):
+        return {"7": {"logprob": logp, "decoded_token": text, "rank": 1}}
+
+    answer = {"choices": [{"text": "", "prompt_logprobs": [None, entry("ab", -1.0), entry("c", -2.0), entry("de", -4.0)]}]}
+    monkeypatch.setattr(model, "_post", lambda body: answer)
+    # prompt "<|im_start|>abc" + continuation "de": the first token is the 12 characters before "ab"
+    assert model._score_one("<|im_start|>abc", "de") == -4.0
+    assert model._score_one("<|im_start|>ab", "cde") == -6.0
