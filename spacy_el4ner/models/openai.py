@@ -237,10 +237,8 @@ class OpenAIModel(CachedModel):
             if self.scoring == "echo":
                 tokens, logps = self._echo_tokens(choice, answer.get("usage") or {})
             else:
-                tokens, logps = _prompt_logprob_tokens(choice.get("prompt_logprobs") or answer.get("prompt_logprobs"))
-                # the first token's text is not given: it is what the others leave of the prompt
-                # (anchored at the end, where the continuation is)
-                tokens[0] = "x" * max(0, len(text) + len(cont) - sum(len(t) for t in tokens[1:]))
+                entries = choice.get("prompt_logprobs") or answer.get("prompt_logprobs")
+                tokens, logps = _prompt_logprob_tokens(entries, len(text) + len(cont))
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise ServerError(Errors.E206.format(url=self.base_url, err=err, scoring=self.scoring)) from err
         return _sum_from(tokens, logps, len(text), len(text) + len(cont))
@@ -260,10 +258,11 @@ class OpenAIModel(CachedModel):
         return tokens, logps
 
 
-def _prompt_logprob_tokens(entries: Any) -> Tuple[List[str], List[Optional[float]]]:
-    """vLLM's ``prompt_logprobs``: per prompt token, None (the first, whose text is not given:
-    "" here) or {token_id: {logprob, decoded_token, rank}} holding the actual token (and the top
-    ones when asked)."""
+def _prompt_logprob_tokens(entries: Any, prompt_len: int) -> Tuple[List[str], List[Optional[float]]]:
+    """vLLM's ``prompt_logprobs``: per prompt token, None (the first) or {token_id: {logprob,
+    decoded_token, rank}} holding the actual token (and the top ones when asked). The first token's
+    text is not given: it stands for what the others leave of the ``prompt_len`` characters, so the
+    offsets are anchored at the end of the prompt, where the continuation is."""
     if not isinstance(entries, list):
         raise ValueError(Errors.E210)
     tokens: List[str] = []
@@ -278,6 +277,8 @@ def _prompt_logprob_tokens(entries: Any) -> Tuple[List[str], List[Optional[float
         actual = next(iter(entry.values()))
         tokens.append(str(actual.get("decoded_token", "")))
         logps.append(float(actual["logprob"]))
+    if tokens:
+        tokens[0] = "x" * max(0, prompt_len - sum(len(t) for t in tokens[1:]))
     return tokens, logps
 
 
