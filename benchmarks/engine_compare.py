@@ -1,10 +1,13 @@
 """Engines side by side: the same pipeline, data and store through `evaluate` once per engine,
 each in its own process (fresh response cache), alternating, repeated; medians.
 
+An engine written ENGINE@COMMIT runs that engine with the package as it was at COMMIT (a
+temporary git worktree), e.g. `--engines transformers@HEAD~1,transformers` measures a change.
+
 Reports per engine: seconds per sentence, F1, forward passes and prompt tokens per sentence, and
 the process's peak RSS; and how many sentences got the same entities as the first engine.
 
-Usage: python benchmarks/engine_compare.py DATA --store DIR [--engines transformers,llama.cpp]
+Usage: python benchmarks/engine_compare.py DATA --store DIR [--engines transformers,llama.cpp,transformers@COMMIT]
        [--members a,b] [--limit 100] [--repeats 1] [--dtype fastest] [--output benchmarks/results/speed/engines-NAME.json]
 """
 import argparse
@@ -19,18 +22,29 @@ import time
 from pathlib import Path
 
 
-def run_once(engine: str, args: argparse.Namespace, work: Path) -> dict:
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_once(spec: str, args: argparse.Namespace, work: Path, trees: dict) -> dict:
+    engine, _, commit = spec.partition("@")
     out = work / f"{engine}-{time.time_ns()}"
     cmd = [
-        sys.executable, "-m", "spacy_el4ner", "evaluate", str(args.data), "--store", str(args.store),
+        sys.executable, "-m", "spacy_el4ner", "evaluate", str(args.data.resolve()), "--store", str(args.store.resolve()),
         "--output", str(out), "--variants", "none", "--cache", str(out / "cache"), "--engine", engine,
         "--members", args.members, "--limit", str(args.limit), "--save-predictions",
     ] + (["--dtype", args.dtype] if engine == "transformers" else [])
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cwd = None
+    if commit:  # the package from a worktree at COMMIT: first on sys.path (before the installed one)
+        if commit not in trees:
+            trees[commit] = work / f"tree-{len(trees)}"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(trees[commit]), commit], check=True, capture_output=True)
+        cwd = trees[commit]
+    env = {**os.environ, "PYTHONPATH": str(cwd)} if cwd else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{engine}: evaluate failed:\n{err[-3000:]}")
+        raise SystemExit(f"{spec}: evaluate failed:\n{err[-3000:]}")
     res = json.loads((out / "results.json").read_text())["results"]["ensemble"]
     preds = [json.loads(line)["predicted"] for line in (out / "predictions-ensemble.jsonl").open()]
     return {
@@ -62,11 +76,16 @@ def main() -> None:
     args = ap.parse_args()
     engines = args.engines.split(",")
     runs = {e: [] for e in engines}
+    trees: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.repeats):
-            for engine in engines:
-                runs[engine].append(run_once(engine, args, Path(tmp)))
-                print(engine, {k: v for k, v in runs[engine][-1].items() if k != "predicted"}, flush=True)
+        try:
+            for _ in range(args.repeats):
+                for engine in engines:
+                    runs[engine].append(run_once(engine, args, Path(tmp), trees))
+                    print(engine, {k: v for k, v in runs[engine][-1].items() if k != "predicted"}, flush=True)
+        finally:
+            for tree in trees.values():
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
     ref = runs[engines[0]][0]["predicted"]
     summary = {}
     for engine, rs in runs.items():
@@ -80,6 +99,7 @@ def main() -> None:
         summary[engine]["speedup_vs_first"] = round(first / summary[engine]["sec_per_sentence"], 2)
     result = {
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "members": args.members, "n": args.limit,
+        "commits": {c: subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", c], capture_output=True, text=True).stdout.strip() for c in trees},
         "transformers_dtype": args.dtype,
         "repeats": args.repeats, "machine": platform.machine(), "cpus": os.cpu_count(),
         "cpu_flags": sorted({f for f in Path("/proc/cpuinfo").read_text().split() if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")}) if Path("/proc/cpuinfo").exists() else [],

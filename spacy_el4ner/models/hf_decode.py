@@ -191,30 +191,87 @@ class HFDecoding:
         return out
 
     def _prefill_padded(self, batch: List[List[int]], common: int) -> Tuple[Any, Any, Any, Any]:
-        """One forward pass over the left-padded prompt tails (after their ``common`` prefix,
-        computed once). RETURNS: (cache, attention mask, the position of each row's last prompt
+        """The prompts' key/value cache for decoding, left-padded: their ``common`` prefix
+        computed once, then the tails after it. On a CPU the tails go through in groups of
+        nearly equal length (``prefill_groups``), so that padding does not cost a full pass's
+        worth of tokens when the prompts differ in length (demonstrations differ per sentence); on a GPU, in one
+        padded pass. RETURNS: (cache, attention mask, the position of each row's last prompt
         token, its logits)."""
         import torch
         from transformers import DynamicCache
 
         dev = self._device()
         pad = self.tokenizer.pad_token_id
-        cache = DynamicCache()
         tails = [ids[common:] for ids in batch]
         width = max(len(t) for t in tails)
-        ids = torch.tensor([[pad] * (width - len(t)) + list(t) for t in tails], device=dev)
         mask = torch.tensor([[1] * common + [0] * (width - len(t)) + [1] * len(t) for t in tails], device=dev)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, common:]
+        shared = None
         if common:
-            self.model(input_ids=torch.tensor([batch[0][:common]], device=dev), past_key_values=cache, use_cache=True, logits_to_keep=1)
+            shared = DynamicCache()
+            self.model(input_ids=torch.tensor([batch[0][:common]], device=dev), past_key_values=shared, use_cache=True, logits_to_keep=1)
             self._stats["forward_passes"] += 1
-            cache.batch_repeat_interleave(len(batch))
+            shared = shared.to_legacy_cache()
         self._stats["prompt_tokens"] += common + sum(len(t) for t in tails)
-        logits = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1
-        ).logits[:, -1]
-        self._stats["forward_passes"] += 1
-        return cache, mask, positions[:, -1:], logits
+        lengths = [len(t) for t in tails]
+        groups = [list(range(len(batch)))] if dev.type != "cpu" else prefill_groups(lengths)
+        layers: List[List[Tuple[Any, Any]]] = []  # per group, per layer: keys and values padded to `width`
+        logits = []
+        for group in groups:
+            w = max(lengths[i] for i in group)
+            index = torch.tensor(group, device=dev)
+            ids = torch.tensor([[pad] * (w - lengths[i]) + list(tails[i]) for i in group], device=dev)
+            group_mask = torch.cat([mask[index, :common], mask[index, common + width - w :]], dim=1)
+            cache = DynamicCache()
+            if shared is not None:
+                cache = DynamicCache.from_legacy_cache(
+                    tuple((k.expand(len(group), -1, -1, -1).clone(), v.expand(len(group), -1, -1, -1).clone()) for k, v in shared)
+                )
+            out = self.model(
+                input_ids=ids, attention_mask=group_mask, position_ids=positions[index, width - w :],
+                past_key_values=cache, use_cache=True, logits_to_keep=1,
+            )
+            self._stats["forward_passes"] += 1
+            logits.append(out.logits[:, -1])
+            layers.append([(_left_pad(k, common, width - w), _left_pad(v, common, width - w)) for k, v in cache.to_legacy_cache()])
+        order = torch.tensor([i for group in groups for i in group], device=dev)
+        back = torch.empty_like(order)
+        back[order] = torch.arange(len(order), device=dev)
+        if len(groups) == 1:
+            legacy = tuple(layers[0])
+        else:
+            legacy = tuple(
+                (torch.cat([g[n][0] for g in layers])[back], torch.cat([g[n][1] for g in layers])[back]) for n in range(len(layers[0]))
+            )
+        return DynamicCache.from_legacy_cache(legacy), mask, positions[:, -1:], torch.cat(logits)[back]
+
+
+def prefill_groups(lengths: Sequence[int], slack: float = 1.1) -> List[List[int]]:
+    """Rows (indices into ``lengths``, prompt tail lengths) grouped for prefill passes: the
+    longest first, each group taking the next longest rows while its padded size (rows x
+    longest) stays within ``slack`` x its tokens. Equal lengths make one group.
+    RETURNS (List[List[int]]): The groups, longest rows first."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups: List[List[int]] = []
+    for i in order:
+        if groups:
+            group = groups[-1]
+            longest = lengths[group[0]]
+            if longest * (len(group) + 1) <= slack * (sum(lengths[j] for j in group) + lengths[i]):
+                group.append(i)
+                continue
+        groups.append([i])
+    return groups
+
+
+def _left_pad(x: Any, common: int, n: int) -> Any:
+    """``x`` (batch, heads, positions, dim) with ``n`` zero positions after its first ``common``."""
+    if n == 0:
+        return x
+    import torch
+
+    zeros = x.new_zeros(x.shape[0], x.shape[1], n, x.shape[3])
+    return torch.cat([x[:, :, :common], zeros, x[:, :, common:]], dim=2)
 
 
 def _shared_prefix(prompts: Sequence[Sequence[int]]) -> int:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import spacy
-from spacy.tokens import Span, SpanGroup
+from spacy.tokens import SpanGroup
 
 from spacy_el4ner.annotate.colors import label_colors
 from spacy_el4ner.annotate.tasks import (

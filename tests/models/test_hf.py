@@ -11,6 +11,7 @@ from spacy_el4ner.models.cache import ResponseCache
 from spacy_el4ner.models.base import cut_at_stop
 from spacy_el4ner.models.hf import HFModel
 from spacy_el4ner.models.protocol import Model, ModelLoadError
+from spacy_el4ner.models import hf_decode
 
 PROMPTS = [
     "Text: Apple hired Tim Cook.",
@@ -96,6 +97,35 @@ def test_shrinking_batches_decode_like_generate(tiny_llm_path, constrained):
         answers[shrink] = [model.generate(prompts, max_new_tokens=n, stop=stop, **kwargs) for n, stop in ((12, ()), (12, ("a",)), (3, ()), (12, ("Paris", "the")))]
     assert answers[True] == answers[False]
     assert len({a for batch in answers[True] for a in batch}) > 3  # answers of different lengths
+
+
+def test_shrinking_batches_with_a_shared_instruction_decode_like_generate(tiny_llm_path):
+    # the instruction computed once, tails of different lengths prefilled in groups, then padded together
+    instruction = "You are a named entity recognizer. List every mention of a person, place or company. "
+    texts = ["Apple hired Tim Cook.", "Paris", "Barack Obama visited London last year and then flew home.", "Hi", "Hi"]
+    prompts = [instruction + f"Text: {t}" for t in texts]
+    model = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=5)
+    ids = [model._encode(p, 12) for p in prompts]
+    common = hf_decode._shared_prefix(ids)
+    assert common >= hf_decode._MIN_SHARED and len(hf_decode.prefill_groups([len(x) - common for x in ids])) > 1
+    answers = {}
+    for shrink in (False, True):
+        model = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=5)
+        model.shrink_batches = shrink
+        answers[shrink] = model.generate(prompts, max_new_tokens=12)
+    assert answers[True] == answers[False]
+    alone = HFModel(tiny_llm_path, dtype="float32", device="cpu", batch_size=1)
+    assert [alone.generate([p], max_new_tokens=12)[0] for p in prompts] == answers[True]
+
+
+def test_prefill_groups_bound_padding():
+    assert hf_decode.prefill_groups([5, 5, 5]) == [[0, 1, 2]]
+    assert hf_decode.prefill_groups([10, 100, 50, 98]) == [[1, 3], [2], [0]]
+    for lengths in ([3, 400, 17, 399, 250, 251, 1], [7] * 9, [1]):
+        groups = hf_decode.prefill_groups(lengths)
+        assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+        for g in groups:
+            assert max(lengths[i] for i in g) * len(g) <= 1.1 * sum(lengths[i] for i in g)
 
 
 def test_looping():
@@ -591,6 +621,13 @@ def _truth_drafts(monkeypatch, truth, wrong=False):
     monkeypatch.setattr(hf, "lookup_draft", draft)
 
 
+def _prefill_passes(batch):
+    """The forward passes of the prefill of ``batch`` (token id lists) on a CPU."""
+    common = hf_decode._shared_prefix(batch)
+    common = common if len(batch) > 1 and common >= hf_decode._MIN_SHARED else 0
+    return len(hf_decode.prefill_groups([len(ids) - common for ids in batch])) + (common > 0)
+
+
 @pytest.mark.parametrize("n", [1, 3])
 def test_drafted_tokens_give_greedy_answers_in_fewer_passes(tiny_llm_path, monkeypatch, n):
     prompts = ["Text: Apple hired Tim Cook.", "Text: Paris", "Text: Obama", "Paris", "a"]
@@ -610,9 +647,9 @@ def test_drafted_tokens_give_greedy_answers_in_fewer_passes(tiny_llm_path, monke
         assert model.stats["drafted_tokens"] > 0
         if wrong:  # every draft rejected: one token a pass, as without drafts
             assert model.stats["forward_passes"] == plain.stats["forward_passes"]
-        else:  # up to n + 1 tokens a pass
+        else:  # up to n + 1 tokens a pass, after the prefill's passes
             longest = max(len(a) for _, a in truth)
-            assert model.stats["forward_passes"] <= 1 + -(-(longest - 1) // (n + 1))
+            assert model.stats["forward_passes"] <= _prefill_passes(captured[0][0]) + -(-(longest - 1) // (n + 1))
 
 
 def test_prompt_lookup_drafts_keep_the_answers(tiny_llm_path):

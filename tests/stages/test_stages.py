@@ -843,7 +843,6 @@ def test_a_spacy_member_that_abstains_does_not_make_the_others_ask_more(nlp, set
     LLM is asked no more than in the pair alone (a tie goes to the first member either way)."""
     from spacy_el4ner.runner import drive
     from spacy_el4ner.stages.classify import classify_steps
-    from spacy_el4ner.ty import Score
 
     docs, units = extracted(nlp, settings, '["Barack Obama", "Paris"]')
     paris = next(c for c in units[0].candidates.values() if c.text == "Paris")
