@@ -15,6 +15,8 @@
 #                                                                           -> results/headline/DATASET-test-with-spacy-ner.json
 #         quality             quality mode (Qwen2.5-Coder-1.5B first), WNUT-17 test first 100
 #                                                                           -> results/subsets/wnut17-test100-quality.json
+#         quality-full        quality mode on the full test split (hours on 2 cores: resume with the same command)
+#                                                                           -> results/headline/DATASET-test-quality.json
 #         speed               naive vs fast vs spacy-llm NER.v2, first 100 WNUT-17 test sentences (benchmarks/speed_modes.py)
 #                                                                           -> results/speed/benchmark-wnut17-n100.json
 #   DATASET  wnut17 politics ncbi (default: all three)
@@ -40,6 +42,8 @@ DATASETS=${*:-wnut17 politics ncbi}
 E="python -m spacy_el4ner evaluate --dtype ${EL4NER_DTYPE:-fastest} --cache .el4ner_cache --save-predictions"
 FT="python -m spacy_el4ner finetune --max-train 500 --dev-limit 20 --epochs 1 --dtype ${FT_DTYPE:-fastest} --no-checkpoints --seed 0 --lambda 0.1"
 Q=qwen2.5-coder-0.5b-instruct
+Q15=qwen2.5-coder-1.5b-instruct
+QUALITY=(--set "member.weight={\"$Q15\": 2.0}" --set accept.extraction_quorum=2.0 --set classify.voting=soft --set classify.type_prior=null)
 RUNS=benchmarks/runs
 mkdir -p $RUNS benchmarks/results/headline benchmarks/results/subsets benchmarks/results/speed
 
@@ -93,11 +97,9 @@ slice() {  # the training sentences 500-999, for a second adapter
 case $STEP in
   quality)
     dataset wnut17
-    Q15=qwen2.5-coder-1.5b-instruct
     python -m spacy_el4ner models pull $Q15
     $E "$TEST" --store "$STORE" --limit 100 --members "$Q15,$Q,smollm2-135m-instruct" --variants "alone:$Q15" \
-      --set "member.weight={\"$Q15\": 2.0}" --set accept.extraction_quorum=2.0 --set classify.voting=soft --set classify.type_prior=null \
-      --output $RUNS/wnut17-test100-quality
+      "${QUALITY[@]}" --output $RUNS/wnut17-test100-quality
     keep wnut17-test100-quality subsets/wnut17-test100-quality.json
     exit 0 ;;
   speed)
@@ -114,6 +116,10 @@ for ds in $DATASETS; do
       keep "$ds-test-default" "headline/$ds-test-default.json" ;;
     default-calibrated)
       calibrated default-calibrated "$Q,smollm2-135m-instruct" "alone:$Q" ;;
+    quality-full)
+      python -m spacy_el4ner models pull $Q15
+      $E "$TEST" --store "$STORE" "${PRE[@]}" --members "$Q15,$Q,smollm2-135m-instruct" --variants none "${QUALITY[@]}" --output "$RUNS/$ds-test-quality"
+      keep "$ds-test-quality" "headline/$ds-test-quality.json" ;;
     spacy-ner)
       member
       $E "$TEST" --store "$STORE" --members "spacy:$MEMBER" --set validate=null --variants none --output "$RUNS/$ds-test-spacy-ner"
