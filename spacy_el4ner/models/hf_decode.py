@@ -193,8 +193,8 @@ class HFDecoding:
     def _prefill_padded(self, batch: List[List[int]], common: int) -> Tuple[Any, Any, Any, Any]:
         """The prompts' key/value cache for decoding, left-padded: their ``common`` prefix
         computed once, then the tails after it. On a CPU the tails go through in groups of
-        nearly equal length (``prefill_groups``), so that padding does not cost a full pass's
-        worth of tokens when the prompts differ in length (demonstrations differ per sentence); on a GPU, in one
+        nearly equal length (``prefill_groups``), so that prompts of different lengths (each
+        sentence has its own demonstrations) do not cost a pass of padding; on a GPU, in one
         padded pass. RETURNS: (cache, attention mask, the position of each row's last prompt
         token, its logits)."""
         import torch
