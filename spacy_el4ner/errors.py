@@ -162,6 +162,12 @@ class Errors(metaclass=ErrorsWithCodes):
             "mode or server")
     E213 = ("the continuation's tokens are not in the answer: the server's echoed prompt does not match the one "
             "sent; use another scoring mode or server")
+    E214 = ("{n} answers for {m} prompts sent in one request: the server does not take a list of prompts "
+            "(the OpenAI API's prompt array); use vLLM, or run this member locally")
+    E215 = ("{err}. Scoring sends each prompt's {m} continuations in one request, as a list of prompts (the OpenAI "
+            "API's prompt array): a server that scores must take one (vLLM does; llama-cpp-python's server does "
+            "not, nor can it score: its echo is shifted by one token); or run this member locally "
+            "(el4ner.LlamaCppModel.v1 or el4ner.HFModel.v2).")
 
     # data and saved pipelines (E3xx)
     E301 = ("DemoStore.add takes an iterable of labelled spaCy Docs, not one {type}: wrap it in a list")

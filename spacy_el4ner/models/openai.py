@@ -212,50 +212,64 @@ class OpenAIModel(CachedModel):
             yield from enumerate(pool.map(ask, texts))
 
     def _score_uncached(self, texts: List[str], continuations: List[Sequence[str]]) -> List[List[float]]:
-        jobs = [(n, text, cont) for n, (text, conts) in enumerate(zip(texts, continuations)) for cont in conts]
-        for _, _, cont in jobs:
-            if not cont:
-                raise ValueError(Errors.E109.format(value=cont))
-        scores: List[List[float]] = [[] for _ in texts]
+        """One request per prompt, ``concurrency`` at a time: its continuations go as a list of
+        prompts (the OpenAI API's ``prompt`` array), which the server scores as one batch."""
+        for conts in continuations:
+            for cont in conts:
+                if not cont:
+                    raise ValueError(Errors.E109.format(value=cont))
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            values = list(pool.map(lambda job: self._score_one(job[1], job[2]), jobs))
-        for (n, _, _), value in zip(jobs, values):
-            scores[n].append(value)
-        return scores
+            return list(pool.map(lambda job: self._score_prompt(*job), zip(texts, continuations)))
 
-    def _score_one(self, text: str, cont: str) -> float:
-        """The summed log-probability of the tokens of ``cont`` after ``text``."""
-        body: Dict[str, Any] = {"prompt": text + cont, "max_tokens": 1, "temperature": 0.0}
+    def _score_prompt(self, text: str, conts: Sequence[str]) -> List[float]:
+        """The summed log-probability of the tokens of each of ``conts`` after ``text``."""
+        if not conts:
+            return []
+        body: Dict[str, Any] = {"prompt": [text + cont for cont in conts], "max_tokens": 1, "temperature": 0.0}
         if self.scoring == "echo":
             body.update(echo=True, logprobs=0)
         else:
             body.update(prompt_logprobs=0)
-        answer = self._post(body)
+        try:
+            answer = self._post(body)
+        except ServerError as err:
+            if len(conts) == 1:
+                raise
+            raise ServerError(Errors.E215.format(err=str(err).rstrip("."), m=len(conts))) from err
         self._count(answer)
         try:
-            choice = answer["choices"][0]
+            choices = sorted(answer["choices"], key=lambda c: int(c.get("index", 0)))
+            if len(choices) != len(conts):
+                raise ValueError(Errors.E214.format(n=len(choices), m=len(conts)))
             if self.scoring == "echo":
-                tokens, logps = self._echo_tokens(choice, answer.get("usage") or {})
+                aligned = self._echo_tokens(choices, answer.get("usage") or {})
             else:
-                entries = choice.get("prompt_logprobs") or answer.get("prompt_logprobs")
-                tokens, logps = _prompt_logprob_tokens(entries, len(text) + len(cont))
+                aligned = [
+                    _prompt_logprob_tokens(c.get("prompt_logprobs") or (answer.get("prompt_logprobs") if len(conts) == 1 else None), len(text) + len(cont))
+                    for c, cont in zip(choices, conts)
+                ]
+            return [_sum_from(tokens, logps, len(text), len(text) + len(cont)) for (tokens, logps), cont in zip(aligned, conts)]
         except (KeyError, IndexError, TypeError, ValueError) as err:
             raise ServerError(Errors.E206.format(url=self.base_url, err=err, scoring=self.scoring)) from err
-        return _sum_from(tokens, logps, len(text), len(text) + len(cont))
 
-    def _echo_tokens(self, choice: Dict[str, Any], usage: Dict[str, Any]) -> Tuple[List[str], List[Optional[float]]]:
-        logprobs = choice["logprobs"]
-        tokens = [str(t) for t in logprobs["tokens"]]
-        logps = logprobs["token_logprobs"]
+    def _echo_tokens(self, choices: List[Dict[str, Any]], usage: Dict[str, Any]) -> List[Tuple[List[str], List[Optional[float]]]]:
+        """Each choice's echoed tokens (their texts, or spans of the right length from
+        ``text_offset``) and log-probabilities; their count must be the request's tokens."""
+        aligned = []
+        for choice in choices:
+            logprobs = choice["logprobs"]
+            tokens = [str(t) for t in logprobs["tokens"]]
+            offsets = logprobs.get("text_offset")
+            if isinstance(offsets, list) and len(offsets) == len(tokens) and offsets and offsets[0] == 0:
+                # spans between offsets: exact even where a token's text is a partial character
+                ends = list(offsets[1:]) + [offsets[-1] + len(tokens[-1])]
+                tokens = ["x" * max(0, b - a) for a, b in zip(offsets, ends)]
+            aligned.append((tokens, logprobs["token_logprobs"]))
         expected = int(usage.get("prompt_tokens", 0)) + int(usage.get("completion_tokens", 0))
-        if usage and len(tokens) != expected:
-            raise ValueError(Errors.E209.format(n=len(tokens), expected=expected))
-        offsets = logprobs.get("text_offset")
-        if isinstance(offsets, list) and len(offsets) == len(tokens) and offsets and offsets[0] == 0:
-            # spans between offsets: exact even where a token's text is a partial character
-            ends = list(offsets[1:]) + [offsets[-1] + len(tokens[-1])]
-            tokens = ["x" * max(0, b - a) for a, b in zip(offsets, ends)]
-        return tokens, logps
+        n = sum(len(tokens) for tokens, _ in aligned)
+        if usage and n != expected:
+            raise ValueError(Errors.E209.format(n=n, expected=expected))
+        return aligned
 
 
 def _prompt_logprob_tokens(entries: Any, prompt_len: int) -> Tuple[List[str], List[Optional[float]]]:

@@ -112,7 +112,10 @@ def test_response_cache_answers_without_the_server(server, tmp_path):
 
 def test_scoring_on_a_server_without_aligned_echo_is_a_clear_error(server):
     with pytest.raises(ServerError, match="shifted by one token.*LlamaCppModel"):
-        _model(server).score([MESSAGES], [["person", "location"]])
+        _model(server).score([MESSAGES], [["person"]])
+    # several continuations go as a list of prompts, which llama-cpp-python's server refuses
+    with pytest.raises(ServerError, match="2 continuations in one request.*shifted by one token.*LlamaCppModel"):
+        _model(server, max_retries=0).score([MESSAGES], [["person", "location"]])
 
 
 def test_bad_requests_and_keys(server, monkeypatch):
@@ -135,9 +138,11 @@ def test_bad_requests_and_keys(server, monkeypatch):
 
 
 class _Flaky(http.server.BaseHTTPRequestHandler):
-    """Fails with 503 twice, then answers like a server with aligned echo log-probabilities."""
+    """Fails with 503 twice, then answers like a server with aligned echo log-probabilities
+    (the choices of a list of prompts in reverse order: their ``index`` says which is which)."""
 
     calls = 0
+    bodies: list = []
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -147,11 +152,15 @@ class _Flaky(http.server.BaseHTTPRequestHandler):
             self.send_header("Retry-After", "0")
             self.end_headers()
             return
-        prompt = body["prompt"]
-        tokens = [prompt[i : i + 3] for i in range(0, len(prompt), 3)] + ["!"]
-        logprobs = {"tokens": tokens, "token_logprobs": [None] + [-1.0] * (len(tokens) - 1)}
-        answer = {"choices": [{"text": prompt + "!" if body.get("echo") else "ok]", "logprobs": logprobs}],
-                  "usage": {"prompt_tokens": len(tokens) - 1, "completion_tokens": 1}}
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        choices, n = [], 0
+        for i, prompt in enumerate(prompts):
+            tokens = [prompt[i : i + 3] for i in range(0, len(prompt), 3)] + ["!"]
+            logprobs = {"tokens": tokens, "token_logprobs": [None] + [-1.0] * (len(tokens) - 1)}
+            choices.append({"index": i, "text": prompt + "!" if body.get("echo") else "ok]", "logprobs": logprobs})
+            n += len(tokens) - 1
+        type(self).bodies.append(body)
+        answer = {"choices": choices[::-1], "usage": {"prompt_tokens": n, "completion_tokens": len(prompts)}}
         data = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -173,6 +182,9 @@ def test_retries_with_backoff_then_scores_from_echo():
         assert _Flaky.calls == 3
         # "abcdef" + "ghi": tokens abc|def|ghi|! -> the continuation is one token of logprob -1
         assert model.score(["abcdef"], [["ghi", "ghijkl"]]) == [[-1.0, -2.0]]
+        # one request per prompt, its continuations as a list of prompts
+        sent = _Flaky.bodies[-1]["prompt"]
+        assert len(sent) == 2 and sent[0].endswith("ghi") and sent[1].endswith("ghijkl") and model.stats["forward_passes"] == 2
     finally:
         httpd.shutdown()
 
@@ -195,5 +207,7 @@ def test_prompt_logprobs_find_the_continuation_whatever_the_first_token(monkeypa
     answer = {"choices": [{"text": "", "prompt_logprobs": [None, entry("ab", -1.0), entry("c", -2.0), entry("de", -4.0)]}]}
     monkeypatch.setattr(model, "_post", lambda body: answer)
     # prompt "<|im_start|>abc" + continuation "de": the first token is the 12 characters before "ab"
-    assert model._score_one("<|im_start|>abc", "de") == -4.0
-    assert model._score_one("<|im_start|>ab", "cde") == -6.0
+    assert model._score_prompt("<|im_start|>abc", ["de"]) == [-4.0]
+    assert model._score_prompt("<|im_start|>ab", ["cde"]) == [-6.0]
+    with pytest.raises(ServerError, match="1 answers for 2 prompts"):
+        model._score_prompt("<|im_start|>ab", ["cde", "c"])
