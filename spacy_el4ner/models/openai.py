@@ -244,8 +244,10 @@ class OpenAIModel(CachedModel):
             if self.scoring == "echo":
                 aligned = self._echo_tokens(choices, answer.get("usage") or {})
             else:
+                # one prompt: some servers put prompt_logprobs beside the choices
+                alone = answer.get("prompt_logprobs") if len(conts) == 1 else None
                 aligned = [
-                    _prompt_logprob_tokens(c.get("prompt_logprobs") or (answer.get("prompt_logprobs") if len(conts) == 1 else None), len(text) + len(cont))
+                    _prompt_logprob_tokens(c.get("prompt_logprobs") or alone, len(text) + len(cont))
                     for c, cont in zip(choices, conts)
                 ]
             return [_sum_from(tokens, logps, len(text), len(text) + len(cont)) for (tokens, logps), cont in zip(aligned, conts)]
