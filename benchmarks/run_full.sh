@@ -13,9 +13,11 @@
 #                                                                           -> results/headline/DATASET-test-spacy-ner.json
 #         with-spacy-ner      the default pair with that spaCy NER as a third member (last), calibrated on dev
 #                                                                           -> results/headline/DATASET-test-with-spacy-ner.json
-#         quality             quality mode (Qwen2.5-Coder-1.5B first), WNUT-17 test first 100
+#         quality             quality mode (Qwen2.5-Coder-1.5B first) as examples/quality runs it (retrieval from
+#                             the 1.5B's zero-shot answer), WNUT-17 test first 100
 #                                                                           -> results/subsets/wnut17-test100-quality.json
-#         quality-full        quality mode on the full test split (hours on 2 cores: resume with the same command)
+#         quality-full        quality mode on the full test split, retrieval as the default pair's rows (the 0.5B's
+#                             zero-shot answer; hours on 2 cores: resume with the same command)
 #                                                                           -> results/headline/DATASET-test-quality.json
 #         speed               naive vs fast vs spacy-llm NER.v2, first 100 WNUT-17 test sentences (benchmarks/speed_modes.py)
 #                                                                           -> results/speed/benchmark-wnut17-n100.json
