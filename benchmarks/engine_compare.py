@@ -8,7 +8,7 @@ Reports per engine: seconds per sentence, F1, forward passes and prompt tokens p
 the process's peak RSS; and how many sentences got the same entities as the first engine.
 
 Usage: python benchmarks/engine_compare.py DATA --store DIR [--engines transformers,llama.cpp,transformers@COMMIT]
-       [--members a,b] [--limit 100] [--repeats 1] [--dtype fastest] [--output benchmarks/results/speed/engines-NAME.json]
+       [--members a,b] [--limit 100] [--repeats 1] [--dtype fastest] [--set KEY=VALUE ...] [--output benchmarks/results/speed/engines-NAME.json]
 """
 import argparse
 import json
@@ -32,7 +32,7 @@ def run_once(spec: str, args: argparse.Namespace, work: Path, trees: dict) -> di
         sys.executable, "-m", "spacy_el4ner", "evaluate", str(args.data.resolve()), "--store", str(args.store.resolve()),
         "--output", str(out), "--variants", "none", "--cache", str(out / "cache"), "--engine", engine,
         "--members", args.members, "--limit", str(args.limit), "--save-predictions",
-    ] + (["--dtype", args.dtype] if engine == "transformers" else [])
+    ] + (["--dtype", args.dtype] if engine == "transformers" else []) + [a for kv in args.set for a in ("--set", kv)]
     cwd = None
     if commit:  # the package from a worktree at COMMIT: first on sys.path (before the installed one)
         if commit not in trees:
@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--dtype", default="fastest", help="the transformers engine's weights (fastest, float32, bfloat16, int8)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for evaluate (repeatable)")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
     engines = args.engines.split(",")
@@ -98,7 +99,7 @@ def main() -> None:
     for engine in engines:
         summary[engine]["speedup_vs_first"] = round(first / summary[engine]["sec_per_sentence"], 2)
     result = {
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "members": args.members, "n": args.limit,
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "members": args.members, "n": args.limit, "settings": args.set,
         "commits": {c: subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", c], capture_output=True, text=True).stdout.strip() for c in trees},
         "transformers_dtype": args.dtype,
         "repeats": args.repeats, "machine": platform.machine(), "cpus": os.cpu_count(),

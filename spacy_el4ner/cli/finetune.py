@@ -99,4 +99,7 @@ def finetune(
         msg.text(f"before fine-tuning: dev P {b['precision']:.3f} R {b['recall']:.3f} F1 {b['f1']:.3f}")
     for entry in meta["dev"]:
         msg.text(f"epoch {entry['epoch']}: dev P {entry['precision']:.3f} R {entry['recall']:.3f} F1 {entry['f1']:.3f}")
-    msg.good(f"Adapter saved to {out}; use it with el4ner.HFModel.v1: name = \"{base}\", adapter = \"{out}\"")
+    msg.good(
+        f"Adapter saved to {out}; use it with el4ner.HFModel.v1 or el4ner.LlamaCppModel.v1: "
+        f"name = \"{base}\", adapter = \"{out}\""
+    )
